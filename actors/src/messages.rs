@@ -1,0 +1,271 @@
+//! The typed mailbox vocabulary: every message an actor accepts, and the views it answers with.
+//!
+//! Stages send with `send().await` (or `try_send`) so a full mailbox pushes back; only
+//! [`WorkAvailable`] is a droppable notice (`do_send`).
+
+use crate::queue::QueueError;
+use crate::record::{FilmData, NewItem};
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+// ---- serial link -> queue ----------------------------------------------------------------
+
+/// Frames read from one link, to be written to the queue in the next group commit.
+///
+/// Answered once the items are in the open transaction (not yet committed): the answer is
+/// back-pressure, not durability. Items beyond `queue.max_items` are refused and counted.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<EnqueueOutcome, QueueError>")]
+pub struct Enqueue {
+    /// The items, in read order.
+    pub items: Vec<NewItem>,
+}
+
+/// How many items of an [`Enqueue`] were taken and how many were refused (queue full).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EnqueueOutcome {
+    /// Items written to the open transaction.
+    pub accepted: usize,
+    /// Items refused because the queue holds `max_items` already.
+    pub refused: usize,
+}
+
+// ---- queue <-> poster --------------------------------------------------------------------
+
+/// Notice from the queue to its subscriber that committed items are ready to lease.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct WorkAvailable;
+
+/// Registers the recipient of [`WorkAvailable`] notices (the poster).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Subscribe(pub Recipient<WorkAvailable>);
+
+/// Asks the queue for up to `max_items` committed items that are due, oldest first.
+/// Leased items are in flight until an [`Ack`] names them (in memory only: a restart makes
+/// them pending again).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Vec<LeasedItem>, QueueError>")]
+pub struct Lease {
+    /// The most items to return.
+    pub max_items: usize,
+}
+
+/// A film handed to the poster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeasedItem {
+    /// Queue row id.
+    pub id: i64,
+    /// The item's uid (`uid` in the body, `Idempotency-Key` header).
+    pub uid: String,
+    /// The link it was read from.
+    pub source: String,
+    /// When its last byte was read, epoch milliseconds.
+    pub received_at_ms: i64,
+    /// The frame as text (films are valid UTF-8 by construction).
+    pub raw: String,
+    /// The parsed fields.
+    pub data: FilmData,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// The film's sequence.
+    pub sequence: LeasedSequence,
+}
+
+/// The sequence of a leased film, with its upstream id once known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeasedSequence {
+    /// Local row id in the queue store's `sequences` table.
+    pub id: i64,
+    /// Local uid.
+    pub uid: String,
+    /// The link it belongs to.
+    pub source: String,
+    /// The key value that started it, if any.
+    pub key: Option<String>,
+    /// The id the upstream gave it, once posted.
+    pub upstream_id: Option<Value>,
+}
+
+/// The outcome of posting leased items; ends their lease.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), QueueError>")]
+pub struct Ack {
+    /// `(queue row id, outcome)` per item.
+    pub outcomes: Vec<(i64, Outcome)>,
+}
+
+/// What happened to one posted item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A 2xx: moved to the posted history with the upstream's id (if it gave one).
+    Delivered { upstream_id: Option<Value> },
+    /// Retryable failure: pending again, due after `delay_ms`.
+    Retry { error: String, delay_ms: u64 },
+    /// Permanent failure (a 4xx other than 408/429): dead until an operator acts.
+    Dead { error: String },
+}
+
+/// Stores the upstream id of a sequence so every later film and retry reuses it.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), QueueError>")]
+pub struct SequencePosted {
+    /// Local sequence row id.
+    pub sequence_id: i64,
+    /// The id the upstream answered with.
+    pub upstream_id: Value,
+}
+
+/// Commits whatever is in the open transaction now (used at shutdown).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), QueueError>")]
+pub struct Flush;
+
+// ---- web -> queue (inspection and control) -----------------------------------------------
+
+/// The state of a queue item as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemState {
+    Pending,
+    InFlight,
+    Dead,
+    Posted,
+}
+
+impl ItemState {
+    /// The API name (`pending`, `in_flight`, `dead`, `posted`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Pending => "pending",
+            ItemState::InFlight => "in_flight",
+            ItemState::Dead => "dead",
+            ItemState::Posted => "posted",
+        }
+    }
+}
+
+/// Lists queue items, newest first within a state (or all states).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<ItemPage, QueueError>")]
+pub struct ListItems {
+    /// Only items in this state; `None` for all.
+    pub state: Option<ItemState>,
+    /// Page size.
+    pub limit: usize,
+    /// Items to skip.
+    pub offset: usize,
+}
+
+/// One page of queue items with the total count for the filter.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemPage {
+    /// Items matching the filter.
+    pub count: u64,
+    /// This page.
+    pub results: Vec<ItemView>,
+}
+
+/// A queue item as the inspection API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ItemView {
+    pub id: i64,
+    pub uid: String,
+    pub source: String,
+    pub state: ItemState,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// RFC 3339; `null` when due now.
+    pub next_attempt_at: Option<String>,
+    /// RFC 3339.
+    pub received_at: String,
+    /// The frame as text (invalid UTF-8 replaced by U+FFFD; see `raw_hex`).
+    pub raw: String,
+    /// The exact bytes as hex, present only when the frame is not valid UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_hex: Option<String>,
+    /// Parsed fields; `null` for a rejected frame.
+    pub data: Option<FilmData>,
+    pub sequence_uid: Option<String>,
+    /// The upstream's id of the posted film (posted items only).
+    pub upstream_id: Option<Value>,
+}
+
+/// Fetches one item.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<ItemView, QueueError>")]
+pub struct GetItem {
+    pub id: i64,
+}
+
+/// Makes a dead item pending again, re-parsing its raw frame with the current config.
+/// A frame that still does not parse stays dead with the new reason
+/// (answered with the item; check its state).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<ItemView, QueueError>")]
+pub struct RetryItem {
+    pub id: i64,
+}
+
+/// Retries every dead item; answers how many became pending.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<RetryAllOutcome, QueueError>")]
+pub struct RetryAllDead;
+
+/// The result of [`RetryAllDead`].
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct RetryAllOutcome {
+    /// Items now pending.
+    pub retried: u64,
+    /// Items still dead because their frame still does not parse.
+    pub still_dead: u64,
+}
+
+/// Deletes a dead item (only dead items can be deleted).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), QueueError>")]
+pub struct DeleteItem {
+    pub id: i64,
+}
+
+/// Asks for the queue's counts and rates.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<QueueStats, QueueError>")]
+pub struct GetStats;
+
+/// Counts by state, oldest pending age and rates.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct QueueStats {
+    pub pending: u64,
+    pub in_flight: u64,
+    pub dead: u64,
+    pub posted: u64,
+    /// Age of the oldest pending (or in-flight) item, milliseconds; 0 when none.
+    pub oldest_pending_age_ms: i64,
+    /// Frames accepted per second over the last few seconds.
+    pub read_rate_per_s: f64,
+    /// Items delivered per second over the last few seconds.
+    pub post_rate_per_s: f64,
+    /// Frames accepted since start.
+    pub enqueued_total: u64,
+    /// Items delivered since start.
+    pub delivered_total: u64,
+    /// Frames refused since start because the queue was full.
+    pub refused_total: u64,
+    /// Whether the last store operation succeeded (false makes `/readyz` answer 503).
+    pub store_ok: bool,
+}
+
+// ---- web -> serial link --------------------------------------------------------------------
+
+/// Asks a link to close its port and reopen it (counts as a restart, without backoff).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct RestartLink;
+
+/// Asks a link to stop reading for good (shutdown).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct StopLink;

@@ -1,0 +1,46 @@
+//! [`QueueClient`]: the queue's inspection and control mailboxes, as recipients, so the web
+//! frontend depends on the messages rather than on the actor type.
+
+use crate::messages::{DeleteItem, GetItem, GetStats, ListItems, RetryAllDead, RetryItem};
+use actix::dev::ToEnvelope;
+use actix::prelude::*;
+
+/// The recipients the web side uses to inspect and control the queue.
+#[derive(Clone)]
+pub struct QueueClient {
+    pub list: Recipient<ListItems>,
+    pub get: Recipient<GetItem>,
+    pub retry: Recipient<RetryItem>,
+    pub retry_all: Recipient<RetryAllDead>,
+    pub delete: Recipient<DeleteItem>,
+    pub stats: Recipient<GetStats>,
+}
+
+impl QueueClient {
+    /// Recipients of one actor that handles every inspection message.
+    pub fn new<A>(addr: &Addr<A>) -> Self
+    where
+        A: Actor
+            + Handler<ListItems>
+            + Handler<GetItem>
+            + Handler<RetryItem>
+            + Handler<RetryAllDead>
+            + Handler<DeleteItem>
+            + Handler<GetStats>,
+        A::Context: ToEnvelope<A, ListItems>
+            + ToEnvelope<A, GetItem>
+            + ToEnvelope<A, RetryItem>
+            + ToEnvelope<A, RetryAllDead>
+            + ToEnvelope<A, DeleteItem>
+            + ToEnvelope<A, GetStats>,
+    {
+        QueueClient {
+            list: addr.clone().recipient(),
+            get: addr.clone().recipient(),
+            retry: addr.clone().recipient(),
+            retry_all: addr.clone().recipient(),
+            delete: addr.clone().recipient(),
+            stats: addr.clone().recipient(),
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The plain data a frame becomes on its way into the queue, and the time helpers every stage
+//! uses (epoch milliseconds inside, RFC 3339 with milliseconds outside).
+
+use serde_json::{Map, Value};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The parsed fields of a film: JSON numbers where the text parses as a number, else strings.
+pub type FilmData = Map<String, Value>;
+
+/// One frame read from a link, ready to be written to the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewItem {
+    /// Globally unique id; sent upstream in the body and as `Idempotency-Key`.
+    pub uid: String,
+    /// The link (`[[serial]].name`) the frame was read from.
+    pub source: String,
+    /// When the frame's last byte was read, in milliseconds since the Unix epoch.
+    pub received_at_ms: i64,
+    /// The frame's bytes without the delimiter, exactly as read (lossless).
+    pub raw: Vec<u8>,
+    /// What parsing made of the frame.
+    pub body: ItemBody,
+    /// The sequence the film belongs to; `None` only for a rejected frame read before any
+    /// sequence started on its link.
+    pub sequence: Option<SequenceRef>,
+}
+
+/// The outcome of parsing one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemBody {
+    /// A film with its fields.
+    Film(FilmData),
+    /// A frame that could not be parsed; it is stored as a dead item with this reason.
+    Rejected { reason: String },
+}
+
+/// A sequence as the link knows it: a local uid and the key value that started it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SequenceRef {
+    /// Locally made uid; sent upstream in the sequence body and as `Idempotency-Key`.
+    pub uid: String,
+    /// The `sequence_key` field's value that started this sequence, if a key is configured.
+    pub key: Option<String>,
+}
+
+/// A new time-ordered unique id (UUID v7) as a string.
+pub fn new_uid() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 text (UTC, milliseconds) for epoch milliseconds, e.g. `2026-11-22T05:03:05.123Z`.
+pub fn rfc3339_ms(epoch_ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(epoch_ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_ms_formats_utc_with_milliseconds() {
+        assert_eq!(rfc3339_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn new_uids_are_unique_and_ordered() {
+        let a = new_uid();
+        let b = new_uid();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+    }
+}

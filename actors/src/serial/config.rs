@@ -1,0 +1,215 @@
+//! `[[serial]]` and `[serial.record]`: one link's line settings, framing and record format.
+
+use crate::invalid::InvalidConfig;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// One serial link (`[[serial]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SerialConfig {
+    /// Link name; the `source` of its films and the key in `/api/links/`.
+    pub name: String,
+    /// Device path (`/dev/ttyUSB0`, `/dev/serial/by-id/...`) or `sim`.
+    pub port: String,
+    pub baud_rate: u32,
+    /// 5, 6, 7 or 8.
+    pub data_bits: u8,
+    pub parity: Parity,
+    /// 1 or 2.
+    pub stop_bits: u8,
+    pub flow_control: FlowControl,
+    /// Bytes that end a frame (TOML escapes allowed: `"\r"`, `"\r\n"`).
+    pub delimiter: String,
+    /// Longest frame accepted; a longer one becomes a dead item.
+    pub max_frame_bytes: usize,
+    /// > 0: restart the link after this long without a byte.
+    pub idle_timeout_ms: u64,
+    /// First restart backoff.
+    pub reconnect_initial_ms: u64,
+    /// Longest restart backoff.
+    pub reconnect_max_ms: u64,
+    /// Records per second written by the simulated machine (`port = "sim"` only).
+    pub sim_rate_hz: f64,
+    /// How frames become films.
+    pub record: RecordConfig,
+}
+
+impl Default for SerialConfig {
+    fn default() -> Self {
+        SerialConfig {
+            name: String::new(),
+            port: String::new(),
+            baud_rate: 9600,
+            data_bits: 8,
+            parity: Parity::None,
+            stop_bits: 1,
+            flow_control: FlowControl::None,
+            delimiter: "\r".into(),
+            max_frame_bytes: 4096,
+            idle_timeout_ms: 0,
+            reconnect_initial_ms: 200,
+            reconnect_max_ms: 5000,
+            sim_rate_hz: 5.0,
+            record: RecordConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Parity {
+    None,
+    Even,
+    Odd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowControl {
+    None,
+    Software,
+    Hardware,
+}
+
+/// `[serial.record]`: how a frame's text becomes fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordConfig {
+    pub format: RecordFormat,
+    /// Field names, in order (`csv` only).
+    pub fields: Vec<String>,
+    /// Between values (`csv`) or between `k=v` pairs (`kv`).
+    pub separator: String,
+    /// A change of this field's value starts a new sequence; empty: one sequence per connection.
+    pub sequence_key: String,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        RecordConfig {
+            format: RecordFormat::Csv,
+            fields: ["lot", "film_no", "thickness_um", "width_mm", "defects"]
+                .map(String::from)
+                .to_vec(),
+            separator: ",".into(),
+            sequence_key: "lot".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordFormat {
+    Csv,
+    Kv,
+    Json,
+    Raw,
+}
+
+impl SerialConfig {
+    /// Whether this link uses the built-in simulated machine.
+    pub fn is_sim(&self) -> bool {
+        self.port == "sim"
+    }
+
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.idle_timeout_ms > 0).then(|| Duration::from_millis(self.idle_timeout_ms))
+    }
+
+    pub fn reconnect_initial(&self) -> Duration {
+        Duration::from_millis(self.reconnect_initial_ms)
+    }
+
+    pub fn reconnect_max(&self) -> Duration {
+        Duration::from_millis(self.reconnect_max_ms)
+    }
+
+    /// Checks values serde cannot; `prefix` is the table's key, e.g. `serial[0]`.
+    pub fn validate(&self, prefix: &str) -> Result<(), InvalidConfig> {
+        let bad = |key: &str, expected: String| Err(InvalidConfig::new(prefix, key, expected));
+        if self.name.trim().is_empty() {
+            return bad("name", "a non-empty link name".into());
+        }
+        if self.port.trim().is_empty() {
+            return bad("port", "a device path (e.g. /dev/ttyUSB0) or \"sim\"".into());
+        }
+        if self.baud_rate == 0 {
+            return bad("baud_rate", "a positive baud rate, e.g. 9600".into());
+        }
+        if !(5..=8).contains(&self.data_bits) {
+            return bad("data_bits", format!("5, 6, 7 or 8, found {}", self.data_bits));
+        }
+        if !(1..=2).contains(&self.stop_bits) {
+            return bad("stop_bits", format!("1 or 2, found {}", self.stop_bits));
+        }
+        if self.delimiter.is_empty() {
+            return bad("delimiter", "at least one byte, e.g. \"\\r\"".into());
+        }
+        if self.max_frame_bytes == 0 {
+            return bad("max_frame_bytes", "a positive byte count".into());
+        }
+        if self.reconnect_initial_ms == 0 || self.reconnect_initial_ms > self.reconnect_max_ms {
+            return bad(
+                "reconnect_initial_ms",
+                "a positive number of ms not above reconnect_max_ms".into(),
+            );
+        }
+        if self.is_sim() && !(self.sim_rate_hz > 0.0 && self.sim_rate_hz <= 100_000.0) {
+            return bad("sim_rate_hz", "a rate above 0 and at most 100000".into());
+        }
+        self.record.validate(&format!("{prefix}.record"))
+    }
+}
+
+impl RecordConfig {
+    /// The sequence key, if one is configured.
+    pub fn sequence_key(&self) -> Option<&str> {
+        (!self.sequence_key.is_empty()).then_some(self.sequence_key.as_str())
+    }
+
+    pub fn validate(&self, prefix: &str) -> Result<(), InvalidConfig> {
+        let bad = |key: &str, expected: &str| Err(InvalidConfig::new(prefix, key, expected));
+        match self.format {
+            RecordFormat::Csv if self.fields.is_empty() => {
+                bad("fields", "at least one field name for format \"csv\"")
+            }
+            RecordFormat::Csv | RecordFormat::Kv if self.separator.is_empty() => {
+                bad("separator", "a non-empty separator")
+            }
+            RecordFormat::Csv
+                if self.sequence_key().is_some_and(|k| !self.fields.iter().any(|f| f == k)) =>
+            {
+                bad("sequence_key", "one of `fields`, or \"\" for one sequence per connection")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> SerialConfig {
+        SerialConfig { name: "line-1".into(), port: "sim".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn defaults_with_name_and_port_are_valid() {
+        assert_eq!(valid().validate("serial[0]"), Ok(()));
+    }
+
+    #[test]
+    fn missing_port_names_the_key() {
+        let cfg = SerialConfig { port: String::new(), ..valid() };
+        assert_eq!(cfg.validate("serial[1]").unwrap_err().key, "serial[1].port");
+    }
+
+    #[test]
+    fn sequence_key_must_be_a_csv_field() {
+        let mut cfg = valid();
+        cfg.record.sequence_key = "batch".into();
+        assert_eq!(cfg.validate("serial[0]").unwrap_err().key, "serial[0].record.sequence_key");
+    }
+}
