@@ -13,7 +13,14 @@ pub struct InvalidConfig {
 impl InvalidConfig {
     /// An error for `key` (under `prefix`, which may be empty) expecting `expected`.
     pub fn new(prefix: &str, key: &str, expected: impl Into<String>) -> Self {
-        let key = if prefix.is_empty() { key.to_owned() } else { format!("{prefix}.{key}") };
-        InvalidConfig { key, expected: expected.into() }
+        let key = if prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        InvalidConfig {
+            key,
+            expected: expected.into(),
+        }
     }
 }

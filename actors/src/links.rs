@@ -108,7 +108,10 @@ impl LinkRegistry {
 
     /// The stop handles of every link (for shutdown).
     pub fn stop_handles(&self) -> Vec<Recipient<StopLink>> {
-        self.lock().values().filter_map(|e| e.stop.clone()).collect()
+        self.lock()
+            .values()
+            .filter_map(|e| e.stop.clone())
+            .collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, LinkEntry>> {

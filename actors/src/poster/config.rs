@@ -83,13 +83,22 @@ impl UpstreamConfig {
     pub fn validate(&self, prefix: &str) -> Result<(), InvalidConfig> {
         let bad = |key: &str, expected: &str| Err(InvalidConfig::new(prefix, key, expected));
         if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
-            return bad("base_url", "an http:// or https:// URL, e.g. http://127.0.0.1:8080/api/");
+            return bad(
+                "base_url",
+                "an http:// or https:// URL, e.g. http://127.0.0.1:8080/api/",
+            );
         }
         if self.base_url.starts_with("https://") {
-            return bad("base_url", "an http:// URL (https upstreams are not supported yet)");
+            return bad(
+                "base_url",
+                "an http:// URL (https upstreams are not supported yet)",
+            );
         }
         if self.id_field.is_empty() {
-            return bad("id_field", "the response field holding the created id, e.g. \"id\"");
+            return bad(
+                "id_field",
+                "the response field holding the created id, e.g. \"id\"",
+            );
         }
         if self.timeout_ms == 0 {
             return bad("timeout_ms", "a positive number of milliseconds");
@@ -101,7 +110,10 @@ impl UpstreamConfig {
             return bad("batch_size", "1 to 1000 films per request");
         }
         if self.retry_initial_ms == 0 || self.retry_initial_ms > self.retry_max_ms {
-            return bad("retry_initial_ms", "a positive number of ms not above retry_max_ms");
+            return bad(
+                "retry_initial_ms",
+                "a positive number of ms not above retry_max_ms",
+            );
         }
         if self.token.chars().any(|c| c.is_control() || c == ' ') {
             return bad("token", "a token without spaces or control characters");
@@ -112,7 +124,11 @@ impl UpstreamConfig {
 
 /// `base` and a relative `path` with exactly one `/` between them.
 fn join_url(base: &str, path: &str) -> String {
-    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
 }
 
 #[cfg(test)]
@@ -121,10 +137,16 @@ mod tests {
 
     #[test]
     fn urls_join_with_one_slash() {
-        let cfg = UpstreamConfig { base_url: "http://h:1/api".into(), ..Default::default() };
+        let cfg = UpstreamConfig {
+            base_url: "http://h:1/api".into(),
+            ..Default::default()
+        };
         assert_eq!(cfg.sequences_url(), "http://h:1/api/sequences/");
         assert_eq!(cfg.films_batch_url(), "http://h:1/api/films/batch/");
-        let cfg = UpstreamConfig { films_path: "/films".into(), ..cfg };
+        let cfg = UpstreamConfig {
+            films_path: "/films".into(),
+            ..cfg
+        };
         assert_eq!(cfg.films_batch_url(), "http://h:1/api/films/batch/");
     }
 }

@@ -36,10 +36,18 @@ impl QueueConfig {
 
     pub fn validate(&self, prefix: &str) -> Result<(), InvalidConfig> {
         if self.path.as_os_str().is_empty() {
-            return Err(InvalidConfig::new(prefix, "path", "a file path for the queue database"));
+            return Err(InvalidConfig::new(
+                prefix,
+                "path",
+                "a file path for the queue database",
+            ));
         }
         if self.max_items == 0 {
-            return Err(InvalidConfig::new(prefix, "max_items", "a positive item count"));
+            return Err(InvalidConfig::new(
+                prefix,
+                "max_items",
+                "a positive item count",
+            ));
         }
         Ok(())
     }

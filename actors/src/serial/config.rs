@@ -132,13 +132,19 @@ impl SerialConfig {
             return bad("name", "a non-empty link name".into());
         }
         if self.port.trim().is_empty() {
-            return bad("port", "a device path (e.g. /dev/ttyUSB0) or \"sim\"".into());
+            return bad(
+                "port",
+                "a device path (e.g. /dev/ttyUSB0) or \"sim\"".into(),
+            );
         }
         if self.baud_rate == 0 {
             return bad("baud_rate", "a positive baud rate, e.g. 9600".into());
         }
         if !(5..=8).contains(&self.data_bits) {
-            return bad("data_bits", format!("5, 6, 7 or 8, found {}", self.data_bits));
+            return bad(
+                "data_bits",
+                format!("5, 6, 7 or 8, found {}", self.data_bits),
+            );
         }
         if !(1..=2).contains(&self.stop_bits) {
             return bad("stop_bits", format!("1 or 2, found {}", self.stop_bits));
@@ -178,9 +184,14 @@ impl RecordConfig {
                 bad("separator", "a non-empty separator")
             }
             RecordFormat::Csv
-                if self.sequence_key().is_some_and(|k| !self.fields.iter().any(|f| f == k)) =>
+                if self
+                    .sequence_key()
+                    .is_some_and(|k| !self.fields.iter().any(|f| f == k)) =>
             {
-                bad("sequence_key", "one of `fields`, or \"\" for one sequence per connection")
+                bad(
+                    "sequence_key",
+                    "one of `fields`, or \"\" for one sequence per connection",
+                )
             }
             _ => Ok(()),
         }
@@ -192,7 +203,11 @@ mod tests {
     use super::*;
 
     fn valid() -> SerialConfig {
-        SerialConfig { name: "line-1".into(), port: "sim".into(), ..Default::default() }
+        SerialConfig {
+            name: "line-1".into(),
+            port: "sim".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -202,7 +217,10 @@ mod tests {
 
     #[test]
     fn missing_port_names_the_key() {
-        let cfg = SerialConfig { port: String::new(), ..valid() };
+        let cfg = SerialConfig {
+            port: String::new(),
+            ..valid()
+        };
         assert_eq!(cfg.validate("serial[1]").unwrap_err().key, "serial[1].port");
     }
 
@@ -210,6 +228,9 @@ mod tests {
     fn sequence_key_must_be_a_csv_field() {
         let mut cfg = valid();
         cfg.record.sequence_key = "batch".into();
-        assert_eq!(cfg.validate("serial[0]").unwrap_err().key, "serial[0].record.sequence_key");
+        assert_eq!(
+            cfg.validate("serial[0]").unwrap_err().key,
+            "serial[0].record.sequence_key"
+        );
     }
 }

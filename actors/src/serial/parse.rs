@@ -10,9 +10,8 @@ use serde_json::{Number, Value};
 /// Values become JSON numbers when they parse as finite numbers, else strings (trimmed).
 /// The error is a short human reason, stored with the dead item.
 pub fn parse_frame(cfg: &RecordConfig, raw: &[u8]) -> Result<FilmData, String> {
-    let text = std::str::from_utf8(raw).map_err(|e| {
-        format!("invalid UTF-8 at byte {} of {}", e.valid_up_to(), raw.len())
-    })?;
+    let text = std::str::from_utf8(raw)
+        .map_err(|e| format!("invalid UTF-8 at byte {} of {}", e.valid_up_to(), raw.len()))?;
     match cfg.format {
         RecordFormat::Csv => parse_csv(cfg, text),
         RecordFormat::Kv => parse_kv(cfg, text),
@@ -40,12 +39,20 @@ fn parse_csv(cfg: &RecordConfig, text: &str) -> Result<FilmData, String> {
             values.len()
         ));
     }
-    Ok(cfg.fields.iter().cloned().zip(values.into_iter().map(typed_value)).collect())
+    Ok(cfg
+        .fields
+        .iter()
+        .cloned()
+        .zip(values.into_iter().map(typed_value))
+        .collect())
 }
 
 fn parse_kv(cfg: &RecordConfig, text: &str) -> Result<FilmData, String> {
     let mut data = FilmData::new();
-    for pair in text.split(cfg.separator.as_str()).filter(|p| !p.trim().is_empty()) {
+    for pair in text
+        .split(cfg.separator.as_str())
+        .filter(|p| !p.trim().is_empty())
+    {
         let (key, value) = pair
             .split_once('=')
             .ok_or_else(|| format!("expected key=value, found {:?}", truncate(pair, 40)))?;
@@ -77,8 +84,15 @@ fn typed_value(text: &str) -> Value {
     }
     // Only plain decimal text counts as a number: "inf", "NaN" and "1e5x" stay strings.
     let looks_numeric = text.bytes().any(|b| b.is_ascii_digit())
-        && text.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
-    match text.parse::<f64>().ok().filter(|_| looks_numeric).and_then(Number::from_f64) {
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
+    match text
+        .parse::<f64>()
+        .ok()
+        .filter(|_| looks_numeric)
+        .and_then(Number::from_f64)
+    {
         Some(n) => Value::Number(n),
         None => Value::String(text.to_owned()),
     }
@@ -120,23 +134,43 @@ mod tests {
 
     #[test]
     fn kv_pairs_are_split_by_separator() {
-        let cfg = RecordConfig { format: RecordFormat::Kv, separator: ";".into(), ..csv() };
+        let cfg = RecordConfig {
+            format: RecordFormat::Kv,
+            separator: ";".into(),
+            ..csv()
+        };
         let data = parse_frame(&cfg, b"lot=A;n=3;;note=ok 1").unwrap();
-        assert_eq!(Value::Object(data), json!({"lot": "A", "n": 3, "note": "ok 1"}));
+        assert_eq!(
+            Value::Object(data),
+            json!({"lot": "A", "n": 3, "note": "ok 1"})
+        );
         assert!(parse_frame(&cfg, b"lot=A;broken").is_err());
     }
 
     #[test]
     fn json_needs_an_object() {
-        let cfg = RecordConfig { format: RecordFormat::Json, ..csv() };
-        assert_eq!(Value::Object(parse_frame(&cfg, br#"{"a":1}"#).unwrap()), json!({"a": 1}));
+        let cfg = RecordConfig {
+            format: RecordFormat::Json,
+            ..csv()
+        };
+        assert_eq!(
+            Value::Object(parse_frame(&cfg, br#"{"a":1}"#).unwrap()),
+            json!({"a": 1})
+        );
         assert!(parse_frame(&cfg, b"[1]").is_err());
-        assert!(parse_frame(&cfg, b"{nope").unwrap_err().starts_with("bad JSON"));
+        assert!(
+            parse_frame(&cfg, b"{nope")
+                .unwrap_err()
+                .starts_with("bad JSON")
+        );
     }
 
     #[test]
     fn raw_has_no_fields_but_needs_utf8() {
-        let cfg = RecordConfig { format: RecordFormat::Raw, ..csv() };
+        let cfg = RecordConfig {
+            format: RecordFormat::Raw,
+            ..csv()
+        };
         assert!(parse_frame(&cfg, b"anything, at all").unwrap().is_empty());
         assert!(parse_frame(&cfg, b"\xff").is_err());
     }
@@ -152,7 +186,10 @@ mod tests {
     fn sequence_key_value_reads_the_configured_field() {
         let data = parse_frame(&csv(), b"L7,12,25.4,1200,0").unwrap();
         assert_eq!(sequence_key_value(&csv(), &data).as_deref(), Some("L7"));
-        let cfg = RecordConfig { sequence_key: String::new(), ..csv() };
+        let cfg = RecordConfig {
+            sequence_key: String::new(),
+            ..csv()
+        };
         assert_eq!(sequence_key_value(&cfg, &data), None);
     }
 }

@@ -1,0 +1,99 @@
+//! Request bodies for the upstream, and reading the created id out of its answers. Pure.
+
+use super::config::BodyShape;
+use crate::messages::{LeasedItem, LeasedSequence};
+use crate::record::rfc3339_ms;
+use serde_json::{Map, Value, json};
+
+/// The body that creates a sequence: `{uid, source, key}`.
+pub fn sequence_body(sequence: &LeasedSequence) -> Value {
+    json!({ "uid": sequence.uid, "source": sequence.source, "key": sequence.key })
+}
+
+/// The body of one film, in the configured shape, pointing at the sequence's upstream id.
+///
+/// `flat` puts the data fields beside the others; a data field named like one of them
+/// (`uid`, `sequence`, ...) is not allowed to overwrite it and stays only in `nested`.
+pub fn film_body(item: &LeasedItem, sequence_upstream_id: &Value, shape: BodyShape) -> Value {
+    let mut body = Map::new();
+    body.insert("uid".into(), Value::String(item.uid.clone()));
+    body.insert("sequence".into(), sequence_upstream_id.clone());
+    body.insert("source".into(), Value::String(item.source.clone()));
+    body.insert(
+        "received_at".into(),
+        Value::String(rfc3339_ms(item.received_at_ms)),
+    );
+    body.insert("raw".into(), Value::String(item.raw.clone()));
+    match shape {
+        BodyShape::Nested => {
+            body.insert("data".into(), Value::Object(item.data.clone()));
+        }
+        BodyShape::Flat => {
+            for (key, value) in &item.data {
+                body.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+    }
+    Value::Object(body)
+}
+
+/// The created row's id in a response body, at `id_field` (a top-level key).
+pub fn created_id(response: &Value, id_field: &str) -> Option<Value> {
+    response.get(id_field).filter(|v| !v.is_null()).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item() -> LeasedItem {
+        LeasedItem {
+            id: 7,
+            uid: "u-1".into(),
+            source: "line-1".into(),
+            received_at_ms: 1_700_000_000_123,
+            raw: "L7,1".into(),
+            data: serde_json::from_value(json!({"lot": "L7", "film_no": 1, "uid": "evil"}))
+                .unwrap(),
+            attempts: 0,
+            sequence: LeasedSequence {
+                id: 1,
+                uid: "s-1".into(),
+                source: "line-1".into(),
+                key: Some("L7".into()),
+                upstream_id: None,
+            },
+        }
+    }
+
+    #[test]
+    fn nested_body_keeps_data_apart() {
+        let body = film_body(&item(), &json!(42), BodyShape::Nested);
+        assert_eq!(
+            body,
+            json!({"uid": "u-1", "sequence": 42, "source": "line-1",
+                   "received_at": "2023-11-14T22:13:20.123Z", "raw": "L7,1",
+                   "data": {"lot": "L7", "film_no": 1, "uid": "evil"}})
+        );
+    }
+
+    #[test]
+    fn flat_body_lifts_data_without_overwriting_the_envelope() {
+        let body = film_body(&item(), &json!(42), BodyShape::Flat);
+        assert_eq!(body["uid"], "u-1");
+        assert_eq!(body["lot"], "L7");
+        assert_eq!(body["film_no"], 1);
+        assert!(body.get("data").is_none());
+    }
+
+    #[test]
+    fn created_id_reads_the_configured_field() {
+        assert_eq!(created_id(&json!({"id": 5}), "id"), Some(json!(5)));
+        assert_eq!(created_id(&json!({"pk": "a"}), "pk"), Some(json!("a")));
+        assert_eq!(created_id(&json!({"id": null}), "id"), None);
+        assert_eq!(
+            sequence_body(&item().sequence),
+            json!({"uid": "s-1", "source": "line-1", "key": "L7"})
+        );
+    }
+}

@@ -1,0 +1,361 @@
+//! Settings: the whole configuration (`[web]`, `[queue]`, `[upstream]`, `[[serial]]`), loaded
+//! from a TOML file (or the embedded default), overridden by `FILMGATE__SECTION__KEY`
+//! environment variables, validated, and printed with secrets redacted.
+//!
+//! Every error names the key: TOML errors carry the line and the offending text, environment
+//! errors the variable, and semantic checks the full key path (`serial[0].parity`).
+
+use filmgate_actors::invalid::InvalidConfig;
+use filmgate_actors::poster::UpstreamConfig;
+use filmgate_actors::queue::QueueConfig;
+use filmgate_actors::serial::SerialConfig;
+use filmgate_web::WebConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// The configuration shipped in the repository, used when no file is given and `./config.toml`
+/// does not exist.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config.toml");
+
+/// Prefix of environment overrides; sections and keys follow, separated by `__`.
+pub const ENV_PREFIX: &str = "FILMGATE__";
+
+const REDACTED: &str = "<redacted>";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub web: WebConfig,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub upstream: UpstreamConfig,
+    /// One entry per link; none at all runs filmgate as a records service only.
+    #[serde(default)]
+    pub serial: Vec<SerialConfig>,
+}
+
+/// Why a configuration could not be loaded; each names where to look.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("{origin}: {source}")]
+    Invalid {
+        origin: String,
+        source: InvalidConfig,
+    },
+}
+
+/// Where settings came from, for messages.
+fn origin_of(path: Option<&Path>) -> String {
+    path.map_or_else(
+        || "embedded default config".to_owned(),
+        |p| p.display().to_string(),
+    )
+}
+
+impl Settings {
+    /// Loads `path` (or `./config.toml`, or the embedded default), applies the environment
+    /// overrides from `env`, and validates.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let default_path = Path::new("config.toml");
+        let path = path.or_else(|| default_path.exists().then_some(default_path));
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.to_owned(),
+                source,
+            })?,
+            None => EMBEDDED_DEFAULT.to_owned(),
+        };
+        Self::from_toml(&text, &origin_of(path), env)
+    }
+
+    /// Parses TOML text, applies overrides, validates. `origin` names the text in errors.
+    pub fn from_toml(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let parse_err = |e: toml::de::Error| ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        };
+        // Deserialize the file as written first, so its errors point at its lines.
+        let mut settings: Settings = toml::from_str(text).map_err(parse_err)?;
+        let overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        if !overrides.is_empty() {
+            let mut table: toml::Table = toml::from_str(text).map_err(parse_err)?;
+            for (var, value) in &overrides {
+                apply_override(&mut table, var, value)?;
+            }
+            let last_var = overrides.last().map(|(k, _)| k.clone()).unwrap_or_default();
+            settings =
+                Settings::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Env {
+                    var: last_var,
+                    message: e.to_string(),
+                })?;
+        }
+        settings.validate().map_err(|source| ConfigError::Invalid {
+            origin: if overrides.is_empty() {
+                origin.to_owned()
+            } else {
+                format!("{origin} with {ENV_PREFIX}* overrides")
+            },
+            source,
+        })?;
+        Ok(settings)
+    }
+
+    /// Checks every value serde cannot, naming the full key of the first bad one.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        self.web.validate("web")?;
+        self.queue.validate("queue")?;
+        self.upstream.validate("upstream")?;
+        let mut names = HashSet::new();
+        for (i, link) in self.serial.iter().enumerate() {
+            let prefix = format!("serial[{i}]");
+            link.validate(&prefix)?;
+            if !names.insert(link.name.as_str()) {
+                return Err(InvalidConfig::new(
+                    &prefix,
+                    "name",
+                    format!("a name not used by another link ({:?} is)", link.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, with every secret replaced by `<redacted>`.
+    pub fn redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        for token in [&mut shown.web.token, &mut shown.upstream.token] {
+            if !token.is_empty() {
+                *token = REDACTED.to_owned();
+            }
+        }
+        toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+/// Sets one `FILMGATE__...` variable's value in the TOML table, typed like the key's default.
+fn apply_override(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), ConfigError> {
+    let env_err = |message: String| ConfigError::Env {
+        var: var.to_owned(),
+        message,
+    };
+    let path: Vec<String> = var[ENV_PREFIX.len()..]
+        .split("__")
+        .map(|p| p.to_ascii_lowercase())
+        .collect();
+    // The default value of the key tells the type the text must become.
+    let defaults = toml::Value::try_from(Settings {
+        serial: vec![SerialConfig::default()],
+        ..Settings::default()
+    })
+    .map_err(|e| env_err(e.to_string()))?;
+    let mut default = &defaults;
+    for part in &path {
+        let next = match (default, part.parse::<usize>()) {
+            (toml::Value::Array(items), Ok(_)) => items.first(),
+            (toml::Value::Table(t), _) => t.get(part.as_str()),
+            _ => None,
+        };
+        default = next.ok_or_else(|| env_err(format!("no such key `{}`", path.join("."))))?;
+    }
+    let value = match default {
+        toml::Value::String(_) => toml::Value::String(raw.to_owned()),
+        toml::Value::Table(_) | toml::Value::Array(_) if path.len() < 3 && path[0] == "serial" => {
+            return Err(env_err(
+                "name a key of a link, e.g. FILMGATE__SERIAL__0__PORT".into(),
+            ));
+        }
+        _ => format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .ok_or_else(|| {
+                env_err(format!(
+                    "`{raw}` is not a valid value for `{}`",
+                    path.join(".")
+                ))
+            })?,
+    };
+    // Walk the table, creating sections (and serial entries) as needed.
+    let mut node = table;
+    let (last, parents) = path
+        .split_last()
+        .expect("at least one part after the prefix");
+    let mut parts = parents.iter().peekable();
+    while let Some(part) = parts.next() {
+        let entry = node.entry(part.clone()).or_insert_with(|| {
+            if part == "serial" {
+                toml::Value::Array(vec![])
+            } else {
+                toml::Value::Table(toml::Table::new())
+            }
+        });
+        node = match entry {
+            toml::Value::Array(items) => {
+                let index: usize = parts
+                    .next()
+                    .and_then(|i| i.parse().ok())
+                    .ok_or_else(|| env_err("expected a link index after SERIAL".into()))?;
+                if index > items.len() {
+                    return Err(env_err(format!(
+                        "no link with index {index}; there are {}",
+                        items.len()
+                    )));
+                }
+                if index == items.len() {
+                    items.push(toml::Value::Table(toml::Table::new()));
+                }
+                items[index]
+                    .as_table_mut()
+                    .ok_or_else(|| env_err("not a table".into()))?
+            }
+            toml::Value::Table(t) => t,
+            _ => return Err(env_err(format!("`{part}` is not a section"))),
+        };
+    }
+    node.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::from_toml(
+            text,
+            "test.toml",
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn embedded_default_is_valid_and_runs_one_sim_link() {
+        let s = load(EMBEDDED_DEFAULT, &[]).unwrap();
+        assert_eq!(s.serial.len(), 1);
+        assert_eq!(s.serial[0].port, "sim");
+        assert_eq!(s.serial[0].delimiter, "\r");
+        assert_eq!(s.web.bind, "127.0.0.1:8080");
+        assert_eq!(s.upstream.base_url, "http://127.0.0.1:8080/api/");
+    }
+
+    #[test]
+    fn empty_file_means_records_service_only() {
+        let s = load("", &[]).unwrap();
+        assert!(s.serial.is_empty());
+    }
+
+    #[test]
+    fn typo_key_is_named_with_its_line() {
+        let err = load("[queue]\ncomit_interval_ms = 5\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("comit_interval_ms"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.starts_with("test.toml"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_what_was_expected() {
+        let err = load("[upstream]\ntimeout_ms = \"soon\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("timeout_ms") && err.contains("line 2"),
+            "{err}"
+        );
+        assert!(err.contains("expected"), "{err}");
+    }
+
+    #[test]
+    fn unknown_parity_is_named() {
+        let text = "[[serial]]\nname = \"a\"\nport = \"sim\"\nparity = \"mark\"\n";
+        let err = load(text, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("parity = \"mark\"") && err.contains("`none`, `even`, `odd`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn serial_without_port_is_named() {
+        let err = load("[[serial]]\nname = \"a\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("serial[0].port"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_link_names_are_refused() {
+        let text = "[[serial]]\nname = \"a\"\nport = \"sim\"\n[[serial]]\nname = \"a\"\nport = \"/dev/x\"\n";
+        let err = load(text, &[]).unwrap_err().to_string();
+        assert!(err.contains("serial[1].name"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_keys_with_their_types() {
+        let s = load(
+            EMBEDDED_DEFAULT,
+            &[
+                ("FILMGATE__UPSTREAM__TOKEN", "12345"),
+                ("FILMGATE__UPSTREAM__CONCURRENCY", "8"),
+                ("FILMGATE__SERIAL__0__PORT", "/dev/ttyUSB0"),
+                ("FILMGATE__SERIAL__0__RECORD__FIELDS", "[\"a\", \"b\"]"),
+                ("FILMGATE__SERIAL__0__RECORD__SEQUENCE_KEY", ""),
+                ("OTHER", "ignored"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.upstream.token, "12345");
+        assert_eq!(s.upstream.concurrency, 8);
+        assert_eq!(s.serial[0].port, "/dev/ttyUSB0");
+        assert_eq!(s.serial[0].record.fields, ["a", "b"]);
+    }
+
+    #[test]
+    fn bad_env_values_name_the_variable() {
+        let err = load("", &[("FILMGATE__QUEUE__MAX_ITEMS", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("FILMGATE__QUEUE__MAX_ITEMS"), "{err}");
+        let err = load("", &[("FILMGATE__WEB__TOKN", "x")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("FILMGATE__WEB__TOKN") && err.contains("web.tokn"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn redacted_output_hides_tokens_and_round_trips() {
+        let s = load(EMBEDDED_DEFAULT, &[("FILMGATE__WEB__TOKEN", "s3cret")]).unwrap();
+        let shown = s.redacted_toml();
+        assert!(!shown.contains("s3cret"));
+        assert!(shown.contains(REDACTED));
+        let back = load(&shown, &[]).unwrap();
+        assert_eq!(back.serial, s.serial);
+    }
+}
