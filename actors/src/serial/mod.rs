@@ -3,8 +3,15 @@
 //! Bytes enter from a tokio-serial port, are cut into frames by [`codec::FrameCodec`] (which
 //! turns a bad frame into an item, never an error), parsed by [`parse::parse_frame`], given a
 //! sequence by [`sequence::SequenceTracker`], and leave as [`crate::messages::Enqueue`].
+//! [`sim`] is the built-in simulated machine on a [`pty`].
 
+pub mod actor;
+pub mod codec;
 pub mod config;
 pub mod parse;
+pub mod pty;
+pub mod sequence;
+pub mod sim;
 
+pub use actor::{SerialActor, start_link};
 pub use config::{FlowControl, Parity, RecordConfig, RecordFormat, SerialConfig};
