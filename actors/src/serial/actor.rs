@@ -60,14 +60,21 @@ pub fn start_link(
     queue: Recipient<Enqueue>,
     links: LinkRegistry,
 ) -> std::io::Result<Addr<SerialActor>> {
-    let sim = if cfg.is_sim() { Some(Simulator::start(cfg.sim_rate_hz)?) } else { None };
-    let device = sim
-        .as_ref()
-        .map_or_else(|| cfg.port.clone(), |s| s.slave_path().display().to_string());
+    let sim = if cfg.is_sim() {
+        Some(Simulator::start(cfg.sim_rate_hz)?)
+    } else {
+        None
+    };
+    let device = sim.as_ref().map_or_else(
+        || cfg.port.clone(),
+        |s| s.slave_path().display().to_string(),
+    );
     links.register(&cfg.name, &cfg.port);
     let name = cfg.name.clone();
     let actor = SerialActor {
-        tracker: Rc::new(RefCell::new(SequenceTracker::new(cfg.record.sequence_key().is_some()))),
+        tracker: Rc::new(RefCell::new(SequenceTracker::new(
+            cfg.record.sequence_key().is_some(),
+        ))),
         next_backoff: cfg.reconnect_initial(),
         cfg: Rc::new(cfg),
         device,
@@ -93,7 +100,11 @@ impl Actor for SerialActor {
             return;
         }
         self.set_state(LinkState::Connecting, None);
-        let delay = if self.open_now { Duration::ZERO } else { self.next_backoff };
+        let delay = if self.open_now {
+            Duration::ZERO
+        } else {
+            self.next_backoff
+        };
         if !self.open_now {
             self.next_backoff = (self.next_backoff * 2).min(self.cfg.reconnect_max());
         }
@@ -128,7 +139,10 @@ impl Handler<StopLink> for SerialActor {
         self.stopped = true;
         self.interrupt.notify_one();
         // Not reading yet (backoff or open pending): nothing to finish.
-        if !matches!(self.links.get(&self.cfg.name).map(|s| s.state), Some(LinkState::Up)) {
+        if !matches!(
+            self.links.get(&self.cfg.name).map(|s| s.state),
+            Some(LinkState::Up)
+        ) {
             ctx.stop();
         }
     }
@@ -164,17 +178,21 @@ impl SerialActor {
             self.got_frame.clone(),
             self.interrupt.clone(),
         );
-        ctx.spawn(reader.into_actor(self).map(|reason, act, ctx| match reason {
-            ReadEnd::Interrupted if act.stopped => {
-                act.set_state(LinkState::Down, Some("stopped".into()));
-                ctx.stop();
-            }
-            ReadEnd::Interrupted => {
-                act.set_state(LinkState::Down, Some("restart requested".into()));
-                ctx.stop();
-            }
-            ReadEnd::Failed(reason) => act.fail(ctx, reason),
-        }));
+        ctx.spawn(
+            reader
+                .into_actor(self)
+                .map(|reason, act, ctx| match reason {
+                    ReadEnd::Interrupted if act.stopped => {
+                        act.set_state(LinkState::Down, Some("stopped".into()));
+                        ctx.stop();
+                    }
+                    ReadEnd::Interrupted => {
+                        act.set_state(LinkState::Down, Some("restart requested".into()));
+                        ctx.stop();
+                    }
+                    ReadEnd::Failed(reason) => act.fail(ctx, reason),
+                }),
+        );
     }
 
     /// Records the failure and stops; the supervisor restarts the actor after the backoff.
@@ -182,7 +200,11 @@ impl SerialActor {
         log::warn!(
             "link {}: {reason}; reopening in {} ms",
             self.cfg.name,
-            if self.got_frame.get() { self.cfg.reconnect_initial_ms } else { self.next_backoff.as_millis() as u64 }
+            if self.got_frame.get() {
+                self.cfg.reconnect_initial_ms
+            } else {
+                self.next_backoff.as_millis() as u64
+            }
         );
         self.set_state(LinkState::Down, Some(reason));
         ctx.stop();
@@ -202,8 +224,11 @@ fn open_port(cfg: &SerialConfig, device: &str) -> tokio_serial::Result<tokio_ser
         Parity::Even => tokio_serial::Parity::Even,
         Parity::Odd => tokio_serial::Parity::Odd,
     };
-    let stop_bits =
-        if cfg.stop_bits == 2 { tokio_serial::StopBits::Two } else { tokio_serial::StopBits::One };
+    let stop_bits = if cfg.stop_bits == 2 {
+        tokio_serial::StopBits::Two
+    } else {
+        tokio_serial::StopBits::One
+    };
     let flow_control = match cfg.flow_control {
         FlowControl::None => tokio_serial::FlowControl::None,
         FlowControl::Software => tokio_serial::FlowControl::Software,
@@ -242,7 +267,9 @@ async fn read_port(
     loop {
         let next = async {
             match cfg.idle_timeout() {
-                Some(idle) => tokio::time::timeout(idle, bursts.next()).await.map_err(|_| idle),
+                Some(idle) => tokio::time::timeout(idle, bursts.next())
+                    .await
+                    .map_err(|_| idle),
                 None => Ok(bursts.next().await),
             }
         };
@@ -259,7 +286,12 @@ async fn read_port(
         let mut read_error = None;
         for frame in burst {
             match frame {
-                Ok(frame) => items.push(frame_to_item(&cfg, &mut tracker.borrow_mut(), frame, received_at_ms)),
+                Ok(frame) => items.push(frame_to_item(
+                    &cfg,
+                    &mut tracker.borrow_mut(),
+                    frame,
+                    received_at_ms,
+                )),
                 Err(e) => {
                     read_error = Some(e);
                     break;
@@ -267,7 +299,10 @@ async fn read_port(
             }
         }
         if !items.is_empty() {
-            let rejected = items.iter().filter(|i| matches!(i.body, ItemBody::Rejected { .. })).count() as u64;
+            let rejected = items
+                .iter()
+                .filter(|i| matches!(i.body, ItemBody::Rejected { .. }))
+                .count() as u64;
             let films = items.len() as u64 - rejected;
             enqueue(&queue, &cfg.name, Arc::new(items)).await;
             if films > 0 {
@@ -290,13 +325,21 @@ async fn read_port(
 async fn enqueue(queue: &Recipient<Enqueue>, link: &str, items: Arc<Vec<NewItem>>) {
     let mut failing = false;
     loop {
-        let error = match queue.send(Enqueue { items: items.clone() }).await {
+        let error = match queue
+            .send(Enqueue {
+                items: items.clone(),
+            })
+            .await
+        {
             Ok(Ok(outcome)) => {
                 if failing {
                     log::info!("link {link}: queue accepts frames again");
                 }
                 if outcome.refused > 0 {
-                    log::error!("link {link}: queue full, {} frame(s) refused", outcome.refused);
+                    log::error!(
+                        "link {link}: queue full, {} frame(s) refused",
+                        outcome.refused
+                    );
                 }
                 return;
             }
@@ -304,7 +347,10 @@ async fn enqueue(queue: &Recipient<Enqueue>, link: &str, items: Arc<Vec<NewItem>
             Err(e) => e.to_string(),
         };
         if !failing {
-            log::error!("link {link}: queue cannot take {} frame(s) ({error}); holding them and retrying", items.len());
+            log::error!(
+                "link {link}: queue cannot take {} frame(s) ({error}); holding them and retrying",
+                items.len()
+            );
             failing = true;
         }
         actix_rt::time::sleep(ENQUEUE_RETRY).await;
@@ -324,7 +370,11 @@ pub fn frame_to_item(
             (raw, parsed)
         }
         RawFrame::TooLong(raw) => {
-            let reason = format!("frame exceeds max_frame_bytes ({}): {} bytes", cfg.max_frame_bytes, raw.len());
+            let reason = format!(
+                "frame exceeds max_frame_bytes ({}): {} bytes",
+                cfg.max_frame_bytes,
+                raw.len()
+            );
             (raw, Err(reason))
         }
     };
@@ -336,7 +386,14 @@ pub fn frame_to_item(
         }
         Err(reason) => (ItemBody::Rejected { reason }, tracker.current()),
     };
-    NewItem { uid: new_uid(), source: cfg.name.clone(), received_at_ms, raw: raw.to_vec(), body, sequence }
+    NewItem {
+        uid: new_uid(),
+        source: cfg.name.clone(),
+        received_at_ms,
+        raw: raw.to_vec(),
+        body,
+        sequence,
+    }
 }
 
 #[cfg(test)]
@@ -346,18 +403,42 @@ mod tests {
 
     #[test]
     fn frames_become_films_or_rejected_items_with_raw_bytes() {
-        let cfg = SerialConfig { name: "l".into(), port: "sim".into(), ..Default::default() };
+        let cfg = SerialConfig {
+            name: "l".into(),
+            port: "sim".into(),
+            ..Default::default()
+        };
         let mut tracker = SequenceTracker::new(true);
-        let film = frame_to_item(&cfg, &mut tracker, RawFrame::Frame(Bytes::from_static(b"A,1,2,3,0")), 5);
+        let film = frame_to_item(
+            &cfg,
+            &mut tracker,
+            RawFrame::Frame(Bytes::from_static(b"A,1,2,3,0")),
+            5,
+        );
         assert!(matches!(film.body, ItemBody::Film(_)));
         assert_eq!(film.sequence.as_ref().unwrap().key.as_deref(), Some("A"));
-        let bad = frame_to_item(&cfg, &mut tracker, RawFrame::Frame(Bytes::from_static(b"B,1")), 6);
+        let bad = frame_to_item(
+            &cfg,
+            &mut tracker,
+            RawFrame::Frame(Bytes::from_static(b"B,1")),
+            6,
+        );
         assert!(matches!(bad.body, ItemBody::Rejected { .. }));
-        assert_eq!(bad.sequence, film.sequence, "a rejected frame does not change the sequence");
+        assert_eq!(
+            bad.sequence, film.sequence,
+            "a rejected frame does not change the sequence"
+        );
         assert_eq!(bad.raw, b"B,1");
-        let long = frame_to_item(&cfg, &mut tracker, RawFrame::TooLong(Bytes::from(vec![b'x'; 5000])), 7);
+        let long = frame_to_item(
+            &cfg,
+            &mut tracker,
+            RawFrame::TooLong(Bytes::from(vec![b'x'; 5000])),
+            7,
+        );
         match long.body {
-            ItemBody::Rejected { reason } => assert_eq!(reason, "frame exceeds max_frame_bytes (4096): 5000 bytes"),
+            ItemBody::Rejected { reason } => {
+                assert_eq!(reason, "frame exceeds max_frame_bytes (4096): 5000 bytes")
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(long.raw.len(), 5000);

@@ -31,7 +31,10 @@ pub struct FrameCodec {
 
 impl FrameCodec {
     pub fn new(delimiter: &[u8], max_frame_bytes: usize) -> FrameCodec {
-        assert!(!delimiter.is_empty(), "the config validation refuses an empty delimiter");
+        assert!(
+            !delimiter.is_empty(),
+            "the config validation refuses an empty delimiter"
+        );
         FrameCodec {
             delimiter: delimiter.to_vec(),
             max_frame_bytes,
@@ -125,7 +128,10 @@ mod tests {
     #[test]
     fn splits_on_cr_and_skips_empty_frames_and_crlf_line_feeds() {
         let mut c = FrameCodec::new(b"\r", 100);
-        assert_eq!(frames(&mut c, &[b"a,1\r\r\nb,2\r\nc"]), vec![frame(b"a,1"), frame(b"b,2")]);
+        assert_eq!(
+            frames(&mut c, &[b"a,1\r\r\nb,2\r\nc"]),
+            vec![frame(b"a,1"), frame(b"b,2")]
+        );
     }
 
     #[test]

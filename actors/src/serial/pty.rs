@@ -28,7 +28,10 @@ impl Pty {
         let slave_path = PathBuf::from(ptsname_r(&master)?);
         // Termios live on the slave: open it once to set raw mode, then close it, so the
         // link's open (which sets TIOCEXCL) is the only one and can be repeated after restarts.
-        let slave = OpenOptions::new().read(true).write(true).open(&slave_path)?;
+        let slave = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&slave_path)?;
         let mut termios = tcgetattr(slave.as_fd())?;
         cfmakeraw(&mut termios);
         tcsetattr(slave.as_fd(), SetArg::TCSANOW, &termios)?;
@@ -56,7 +59,10 @@ mod tests {
     #[test]
     fn raw_pty_passes_carriage_returns_unchanged() {
         let mut pty = Pty::open_raw().unwrap();
-        let mut slave = OpenOptions::new().read(true).open(pty.slave_path()).unwrap();
+        let mut slave = OpenOptions::new()
+            .read(true)
+            .open(pty.slave_path())
+            .unwrap();
         pty.write_all(b"a,1\r").unwrap();
         let mut buf = [0u8; 4];
         slave.read_exact(&mut buf).unwrap();

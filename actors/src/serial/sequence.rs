@@ -15,7 +15,11 @@ pub struct SequenceTracker {
 
 impl SequenceTracker {
     pub fn new(sequence_key_configured: bool) -> Self {
-        SequenceTracker { keyed: sequence_key_configured, current: None, start_new: true }
+        SequenceTracker {
+            keyed: sequence_key_configured,
+            current: None,
+            start_new: true,
+        }
     }
 
     /// A new connection of the link: without a key, the next film starts a new sequence.
@@ -31,8 +35,15 @@ impl SequenceTracker {
             (Some(_), false) => self.start_new,
         };
         if change {
-            let key = if self.keyed { key_value.map(str::to_owned) } else { None };
-            self.current = Some(SequenceRef { uid: new_uid(), key });
+            let key = if self.keyed {
+                key_value.map(str::to_owned)
+            } else {
+                None
+            };
+            self.current = Some(SequenceRef {
+                uid: new_uid(),
+                key,
+            });
         }
         self.start_new = false;
         self.current.clone().expect("set above")
