@@ -61,8 +61,9 @@ pub struct PosterActor {
     leasing: bool,
     /// No leasing before this instant (upstream backoff).
     paused_until: Option<Instant>,
-    /// Retryable failures in a row, for the backoff.
-    consecutive_failures: u32,
+    /// New work was announced since the last lease started (a lease that raced the commit
+    /// and came back empty is repeated at once instead of waiting for the idle poll).
+    work_announced: bool,
     /// Upstream ids of sequences learned this run, by local sequence id.
     sequence_ids: HashMap<i64, Value>,
     /// Set by `Drain`: lease nothing more.
@@ -81,7 +82,7 @@ impl PosterActor {
             in_flight: Rc::new(Cell::new(0)),
             leasing: false,
             paused_until: None,
-            consecutive_failures: 0,
+            work_announced: false,
             sequence_ids: HashMap::new(),
             draining: false,
             recheck_scheduled: false,
@@ -111,6 +112,7 @@ impl Handler<WorkAvailable> for PosterActor {
     type Result = ();
 
     fn handle(&mut self, _: WorkAvailable, ctx: &mut Self::Context) {
+        self.work_announced = true;
         self.fill(ctx);
     }
 }
@@ -147,6 +149,7 @@ impl PosterActor {
             self.paused_until = None;
         }
         self.leasing = true;
+        self.work_announced = false;
         let lease = self.queue.lease.send(Lease {
             max_items: self.cfg.batch_size,
         });
@@ -157,6 +160,7 @@ impl PosterActor {
                     act.start_post(items, ctx);
                     act.fill(ctx);
                 }
+                Ok(Ok(_)) if act.work_announced => act.fill(ctx),
                 Ok(Ok(_)) => act.schedule_recheck(ctx, IDLE_POLL),
                 Ok(Err(e)) => {
                     log::warn!("poster: lease failed: {e}");
@@ -234,11 +238,8 @@ impl PosterActor {
             report.sequences_learned.len() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
-        if let Some(delay) = report.upstream_failing.then_some(report.retry_delay) {
-            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-            self.paused_until = Some(Instant::now() + delay);
-        } else if !report.outcomes.is_empty() {
-            self.consecutive_failures = 0;
+        if report.upstream_failing {
+            self.paused_until = Some(Instant::now() + report.retry_delay);
         }
     }
 }

@@ -104,10 +104,10 @@ impl QueueActor {
                     log::info!("queue: store writable again; commits resumed");
                     self.failing = false;
                 }
-                if std::mem::take(&mut self.new_work) {
-                    if let Some(s) = &self.subscriber {
-                        s.do_send(WorkAvailable);
-                    }
+                if std::mem::take(&mut self.new_work)
+                    && let Some(s) = &self.subscriber
+                {
+                    s.do_send(WorkAvailable);
                 }
             }
             Err(e) => self.commit_failed(ctx, e),
