@@ -118,21 +118,22 @@ async fn films_flow_from_a_pty_through_the_queue_to_the_upstream_in_order() {
         assert!(Instant::now() < deadline, "films did not all arrive");
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
-    let r = received.lock().unwrap();
-    let numbers: Vec<u64> = r
-        .films
-        .iter()
-        .map(|f| f["data"]["film_no"].as_u64().unwrap())
-        .collect();
-    assert_eq!(
-        numbers,
-        (1..=60).collect::<Vec<_>>(),
-        "concurrency 1 keeps read order"
-    );
-    assert_eq!(r.sequences.len(), 2);
-    assert_eq!(r.films[0]["sequence"], 1);
-    assert_eq!(r.films[59]["sequence"], 2);
-    drop(r);
+    {
+        let r = received.lock().unwrap();
+        let numbers: Vec<u64> = r
+            .films
+            .iter()
+            .map(|f| f["data"]["film_no"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            numbers,
+            (1..=60).collect::<Vec<_>>(),
+            "concurrency 1 keeps read order"
+        );
+        assert_eq!(r.sequences.len(), 2);
+        assert_eq!(r.films[0]["sequence"], 1);
+        assert_eq!(r.films[59]["sequence"], 2);
+    }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let stats = queue.send(GetStats).await.unwrap().unwrap();
