@@ -1,59 +1,62 @@
-//! [`QueueActor`]: owns the [`QueueStore`] on an arbiter (thread) of its own so SQLite never
+//! [`QueueActor`]: owns the [`QueueStore`] on an arbiter (thread) of its own, so SQLite never
 //! blocks the web or poster threads, and decides when to commit.
 //!
-//! Group commit: every write goes into the open transaction and is answered at once; the
-//! commit runs as soon as the mailbox is drained (a spawned ready future runs after actix has
-//! handled every queued message), or inside a write once the transaction is older than
-//! `commit_interval_ms`. Under load, many writes share one fsync; when idle, a frame waits
-//! for just its own commit.
+//! Messages in: [`Enqueue`] from the links; [`Subscribe`], [`Lease`], [`Ack`],
+//! [`SequencePosted`] from the poster; [`Flush`] at shutdown; the inspection messages from the
+//! web side. Out: answers, and the [`WorkAvailable`] notice to the subscriber after a commit
+//! that made items leasable or when a retry falls due.
+//!
+//! Group commit: a write opens a transaction and spawns a ready future. actix's `ContextFut`
+//! drains the whole mailbox before it polls spawned futures (and timers), so that future runs —
+//! and commits — once every message that was waiting has been written: one fsync per burst.
+//! If the mailbox never drains, a write finding the transaction older than
+//! `commit_interval_ms` commits at once. A failed commit is retried every
+//! [`STORE_RETRY_INTERVAL`] without losing a write (see [`QueueStore::commit`]).
 
-use super::config::QueueConfig;
-use super::error::QueueError;
-use super::store::QueueStore;
-use crate::messages::*;
-use crate::record::{NewItem, now_ms};
+use super::{QueueConfig, QueueError, QueueStore};
+use crate::messages::{
+    Ack, DeleteItem, Enqueue, EnqueueOutcome, Flush, GetItem, GetStats, ItemPage, ItemView, Lease,
+    LeasedItem, ListItems, Outcome, QueueStats, RetryAllDead, RetryAllOutcome, RetryItem,
+    SequencePosted, Subscribe, WorkAvailable,
+};
+use crate::record::now_ms;
 use crate::serial::RecordConfig;
 use actix::prelude::*;
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// Seconds over which read and post rates are averaged.
-const RATE_WINDOW_S: usize = 10;
-/// Pause before retrying a failed commit.
-const COMMIT_RETRY: Duration = Duration::from_millis(500);
-/// At most one "queue full" error line per this interval.
-const FULL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a failing store waits before its next commit attempt.
+pub const STORE_RETRY_INTERVAL: Duration = Duration::from_millis(500);
+/// Least time between two "queue full" error logs.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The durable queue's actor.
 pub struct QueueActor {
+    /// The SQLite file and its in-memory companions (in flight set, counts).
     store: QueueStore,
+    /// `[queue]`.
     cfg: QueueConfig,
-    /// Record formats by link name, for re-parsing retried dead items.
+    /// The current record config of every link, by name, to re-parse dead items on retry.
     parsers: HashMap<String, RecordConfig>,
-    /// Told when committed items are ready to lease.
+    /// Who hears [`WorkAvailable`] (the poster).
     subscriber: Option<Recipient<WorkAvailable>>,
-    /// A commit is scheduled after the mailbox drains.
+    /// A commit future is spawned and will run once the mailbox is drained.
     commit_scheduled: bool,
-    /// When the open transaction began.
-    tx_started: Option<Instant>,
-    /// New items are in the open transaction (notify the subscriber after commit).
-    new_work: bool,
-    /// Batches in the open transaction, kept until their commit succeeds (re-inserted after
-    /// a failed one).
-    uncommitted: Vec<Arc<Vec<NewItem>>>,
-    /// The store is failing (a commit failed and has not yet succeeded again).
-    failing: bool,
-    /// Per-second (enqueued, delivered) counts, newest last, for rates.
-    rates: VecDeque<(u64, u64, u64)>,
-    enqueued_total: u64,
-    delivered_total: u64,
-    refused_total: u64,
-    last_full_log: Option<Instant>,
+    /// A commit retry of a failing store is scheduled.
+    store_retry_scheduled: bool,
+    /// The current store failure was logged (logged once per episode).
+    failure_logged: bool,
+    /// When the earliest scheduled retry wake-up fires, epoch ms.
+    retry_wake_at_ms: Option<i64>,
+    /// When "queue full" was last logged.
+    refusal_logged_at: Option<Instant>,
+    /// Frames refused since the last "queue full" log.
+    refused_unlogged: u64,
 }
 
 impl QueueActor {
-    /// Starts the actor on its own arbiter.
+    /// Starts the actor on a new arbiter (its own thread). Must be called inside a running
+    /// actix `System`. The arbiter stops when the actor does.
     pub fn start(
         store: QueueStore,
         cfg: QueueConfig,
@@ -66,116 +69,12 @@ impl QueueActor {
             parsers,
             subscriber: None,
             commit_scheduled: false,
-            tx_started: None,
-            new_work: false,
-            uncommitted: Vec::new(),
-            failing: false,
-            rates: VecDeque::new(),
-            enqueued_total: 0,
-            delivered_total: 0,
-            refused_total: 0,
-            last_full_log: None,
+            store_retry_scheduled: false,
+            failure_logged: false,
+            retry_wake_at_ms: None,
+            refusal_logged_at: None,
+            refused_unlogged: 0,
         })
-    }
-
-    /// Notes a write: schedules the group commit, or commits now if the window has passed.
-    fn wrote(&mut self, ctx: &mut Context<Self>) {
-        let started = *self.tx_started.get_or_insert_with(Instant::now);
-        if started.elapsed() >= self.cfg.commit_interval() {
-            self.commit(ctx);
-        } else if !self.commit_scheduled {
-            self.commit_scheduled = true;
-            ctx.spawn(fut::ready(()).map(|_, act: &mut Self, ctx| {
-                act.commit_scheduled = false;
-                act.commit(ctx);
-            }));
-        }
-    }
-
-    fn commit(&mut self, ctx: &mut Context<Self>) {
-        if !self.store.has_uncommitted() {
-            return;
-        }
-        match self.store.commit() {
-            Ok(()) => {
-                self.tx_started = None;
-                self.uncommitted.clear();
-                if self.failing {
-                    log::info!("queue: store writable again; commits resumed");
-                    self.failing = false;
-                }
-                if std::mem::take(&mut self.new_work)
-                    && let Some(s) = &self.subscriber
-                {
-                    s.do_send(WorkAvailable);
-                }
-            }
-            Err(e) => self.commit_failed(ctx, e),
-        }
-    }
-
-    /// Rolls back, keeps the batches of the failed transaction, and re-inserts them later.
-    fn commit_failed(&mut self, ctx: &mut Context<Self>, error: QueueError) {
-        if !self.failing {
-            log::error!(
-                "queue: commit failed, holding {} batch(es) and retrying: {error}",
-                self.uncommitted.len()
-            );
-            self.failing = true;
-        }
-        if let Err(e) = self.store.rollback() {
-            log::error!("queue: rollback failed: {e}");
-        }
-        self.tx_started = None;
-        ctx.run_later(COMMIT_RETRY, |act, ctx| {
-            let batches = std::mem::take(&mut act.uncommitted);
-            for batch in batches {
-                if let Err(e) = act.store.insert(&batch) {
-                    log::debug!("queue: re-insert failed: {e}");
-                }
-                act.uncommitted.push(batch);
-            }
-            act.new_work = true;
-            if act.store.has_uncommitted() {
-                act.commit(ctx);
-            } else if act.failing {
-                act.commit_failed(
-                    ctx,
-                    QueueError::Unavailable("nothing could be re-inserted".into()),
-                );
-            }
-        });
-    }
-
-    /// Adds to the current second's counters.
-    fn count(&mut self, enqueued: u64, delivered: u64) {
-        let second = (now_ms() / 1000) as u64;
-        match self.rates.back_mut() {
-            Some((s, e, d)) if *s == second => {
-                *e += enqueued;
-                *d += delivered;
-            }
-            _ => {
-                self.rates.push_back((second, enqueued, delivered));
-                while self.rates.len() > RATE_WINDOW_S + 1 {
-                    self.rates.pop_front();
-                }
-            }
-        }
-    }
-
-    fn rates_per_s(&self) -> (f64, f64) {
-        let now_s = (now_ms() / 1000) as u64;
-        // Whole seconds only: the current, partial second would read low.
-        let (e, d) = self
-            .rates
-            .iter()
-            .filter(|(s, _, _)| *s < now_s && *s + RATE_WINDOW_S as u64 >= now_s)
-            .fold((0, 0), |(e, d), (_, e2, d2)| (e + e2, d + d2));
-        (
-            e as f64 / RATE_WINDOW_S as f64,
-            d as f64 / RATE_WINDOW_S as f64,
-        )
     }
 }
 
@@ -183,12 +82,22 @@ impl Actor for QueueActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(64);
+        let stats = self.store.stats(now_ms());
+        log::info!(
+            "queue: {} open ({} pending, {} dead, {} posted)",
+            self.store.path(),
+            stats.pending,
+            stats.dead,
+            stats.posted,
+        );
+        self.schedule_next_wake(ctx);
     }
 
-    fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
-        self.commit(ctx);
-        Running::Stop
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        if let Err(e) = self.store.commit() {
+            log::error!("queue: final commit of {} failed: {e}", self.store.path());
+        }
+        Arbiter::current().stop();
     }
 }
 
@@ -196,65 +105,34 @@ impl Handler<Enqueue> for QueueActor {
     type Result = Result<EnqueueOutcome, QueueError>;
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Self::Context) -> Self::Result {
-        if self.failing {
-            return Err(QueueError::Unavailable(
-                "the queue store is failing; see the log".into(),
-            ));
+        let result = self
+            .store
+            .enqueue(std::sync::Arc::unwrap_or_clone(msg.items), now_ms());
+        if let Ok(outcome) = &result
+            && outcome.refused > 0
+        {
+            self.log_refusal(outcome.refused as u64);
         }
-        let outcome = match self.store.insert(&msg.items) {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                self.uncommitted.push(msg.items.clone());
-                self.commit_failed(ctx, e);
-                return Err(QueueError::Unavailable(
-                    "the queue store is failing; see the log".into(),
-                ));
-            }
-        };
-        if outcome.accepted > 0 {
-            let kept = if outcome.accepted == msg.items.len() {
-                msg.items.clone()
-            } else {
-                Arc::new(msg.items[..outcome.accepted].to_vec())
-            };
-            self.uncommitted.push(kept);
-            self.new_work = true;
-            self.enqueued_total += outcome.accepted as u64;
-            self.count(outcome.accepted as u64, 0);
-            self.wrote(ctx);
-        }
-        if outcome.refused > 0 {
-            self.refused_total += outcome.refused as u64;
-            if self
-                .last_full_log
-                .is_none_or(|t| t.elapsed() >= FULL_LOG_INTERVAL)
-            {
-                log::error!(
-                    "queue FULL: max_items = {} reached; {} frame(s) refused ({} refused since start)",
-                    self.cfg.max_items,
-                    outcome.refused,
-                    self.refused_total
-                );
-                self.last_full_log = Some(Instant::now());
-            }
-        }
-        Ok(outcome)
+        self.settle(ctx);
+        result
     }
 }
 
 impl Handler<Subscribe> for QueueActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) {
-        msg.0.do_send(WorkAvailable);
+    fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) {
         self.subscriber = Some(msg.0);
+        if self.store.has_leasable() {
+            self.notify();
+        }
     }
 }
 
 impl Handler<Lease> for QueueActor {
     type Result = Result<Vec<LeasedItem>, QueueError>;
 
-    fn handle(&mut self, msg: Lease, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Lease, _ctx: &mut Self::Context) -> Self::Result {
         self.store.lease(msg.max_items, now_ms())
     }
 }
@@ -263,10 +141,21 @@ impl Handler<Ack> for QueueActor {
     type Result = Result<(), QueueError>;
 
     fn handle(&mut self, msg: Ack, ctx: &mut Self::Context) -> Self::Result {
-        let delivered = self.store.ack(&msg.outcomes, now_ms())?;
-        self.delivered_total += delivered;
-        self.count(0, delivered);
-        self.wrote(ctx);
+        let now = now_ms();
+        let first_retry_ms = msg
+            .outcomes
+            .iter()
+            .filter_map(|(_, outcome)| match outcome {
+                Outcome::Retry { delay_ms, .. } => Some(*delay_ms),
+                _ => None,
+            })
+            .min();
+        // Kept even if the store is failing: applied by the commit that succeeds.
+        self.store.ack(msg.outcomes, now);
+        self.settle(ctx);
+        if let Some(delay_ms) = first_retry_ms {
+            self.schedule_wake(now + delay_ms as i64, ctx);
+        }
         Ok(())
     }
 }
@@ -276,8 +165,8 @@ impl Handler<SequencePosted> for QueueActor {
 
     fn handle(&mut self, msg: SequencePosted, ctx: &mut Self::Context) -> Self::Result {
         self.store
-            .set_sequence_upstream_id(msg.sequence_id, &msg.upstream_id)?;
-        self.wrote(ctx);
+            .sequence_posted(msg.sequence_id, &msg.upstream_id);
+        self.settle(ctx);
         Ok(())
     }
 }
@@ -285,28 +174,24 @@ impl Handler<SequencePosted> for QueueActor {
 impl Handler<Flush> for QueueActor {
     type Result = Result<(), QueueError>;
 
-    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
-        self.store.commit()?;
-        self.tx_started = None;
-        self.uncommitted.clear();
-        Ok(())
+    fn handle(&mut self, _msg: Flush, ctx: &mut Self::Context) -> Self::Result {
+        self.commit(ctx)
     }
 }
 
 impl Handler<ListItems> for QueueActor {
     type Result = Result<ItemPage, QueueError>;
 
-    fn handle(&mut self, msg: ListItems, _: &mut Self::Context) -> Self::Result {
-        let (count, results) = self.store.list(msg.state, msg.limit, msg.offset)?;
-        Ok(ItemPage { count, results })
+    fn handle(&mut self, msg: ListItems, _ctx: &mut Self::Context) -> Self::Result {
+        self.store.list(msg.state, msg.limit, msg.offset)
     }
 }
 
 impl Handler<GetItem> for QueueActor {
     type Result = Result<ItemView, QueueError>;
 
-    fn handle(&mut self, msg: GetItem, _: &mut Self::Context) -> Self::Result {
-        self.store.get(msg.id)
+    fn handle(&mut self, msg: GetItem, _ctx: &mut Self::Context) -> Self::Result {
+        self.store.item_view(msg.id)
     }
 }
 
@@ -314,27 +199,19 @@ impl Handler<RetryItem> for QueueActor {
     type Result = Result<ItemView, QueueError>;
 
     fn handle(&mut self, msg: RetryItem, ctx: &mut Self::Context) -> Self::Result {
-        let view = self.store.retry_dead(msg.id, &self.parsers)?;
-        self.new_work = true;
-        self.wrote(ctx);
-        Ok(view)
+        let result = self.store.retry_item(msg.id, &self.parsers, now_ms());
+        self.settle(ctx);
+        result
     }
 }
 
 impl Handler<RetryAllDead> for QueueActor {
     type Result = Result<RetryAllOutcome, QueueError>;
 
-    fn handle(&mut self, _: RetryAllDead, ctx: &mut Self::Context) -> Self::Result {
-        let mut outcome = RetryAllOutcome::default();
-        for id in self.store.dead_ids()? {
-            match self.store.retry_dead(id, &self.parsers)?.state {
-                ItemState::Dead => outcome.still_dead += 1,
-                _ => outcome.retried += 1,
-            }
-        }
-        self.new_work = true;
-        self.wrote(ctx);
-        Ok(outcome)
+    fn handle(&mut self, _msg: RetryAllDead, ctx: &mut Self::Context) -> Self::Result {
+        let result = self.store.retry_all_dead(&self.parsers, now_ms());
+        self.settle(ctx);
+        result
     }
 }
 
@@ -342,24 +219,135 @@ impl Handler<DeleteItem> for QueueActor {
     type Result = Result<(), QueueError>;
 
     fn handle(&mut self, msg: DeleteItem, ctx: &mut Self::Context) -> Self::Result {
-        self.store.delete_dead(msg.id)?;
-        self.wrote(ctx);
-        Ok(())
+        let result = self.store.delete_dead(msg.id);
+        self.settle(ctx);
+        result
     }
 }
 
 impl Handler<GetStats> for QueueActor {
     type Result = Result<QueueStats, QueueError>;
 
-    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
-        let mut stats = self.store.stats(now_ms())?;
-        let (read, post) = self.rates_per_s();
-        stats.read_rate_per_s = read;
-        stats.post_rate_per_s = post;
-        stats.enqueued_total = self.enqueued_total;
-        stats.delivered_total = self.delivered_total;
-        stats.refused_total = self.refused_total;
-        stats.store_ok = !self.failing;
-        Ok(stats)
+    fn handle(&mut self, _msg: GetStats, _ctx: &mut Self::Context) -> Self::Result {
+        Ok(self.store.stats(now_ms()))
+    }
+}
+
+impl QueueActor {
+    /// After any store call: follow up on a failure or recovery, tell the subscriber about new
+    /// work, and make sure open writes get committed.
+    fn settle(&mut self, ctx: &mut Context<Self>) {
+        if !self.store.store_ok() {
+            self.on_store_failure(ctx);
+        } else {
+            if self.failure_logged {
+                self.failure_logged = false;
+                log::info!("queue: store {} is writable again", self.store.path());
+            }
+            if self.store.has_uncommitted() {
+                self.schedule_commit(ctx);
+            }
+        }
+        if self.store.take_new_work() {
+            self.notify();
+        }
+    }
+
+    fn schedule_commit(&mut self, ctx: &mut Context<Self>) {
+        let overdue = self
+            .store
+            .uncommitted_age()
+            .is_some_and(|age| age >= self.cfg.commit_interval());
+        if overdue {
+            // The mailbox has not drained for a whole window: commit now rather than wait.
+            let _ = self.commit(ctx);
+        } else if !self.commit_scheduled {
+            self.commit_scheduled = true;
+            ctx.spawn(
+                actix::fut::ready(()).map(|(), act: &mut Self, ctx: &mut Context<Self>| {
+                    act.commit_scheduled = false;
+                    let _ = act.commit(ctx);
+                }),
+            );
+        }
+    }
+
+    /// Commits now; a failure is logged and retried by [`QueueActor::settle`].
+    fn commit(&mut self, ctx: &mut Context<Self>) -> Result<(), QueueError> {
+        let result = self.store.commit();
+        self.settle(ctx);
+        result
+    }
+
+    fn on_store_failure(&mut self, ctx: &mut Context<Self>) {
+        if !self.failure_logged {
+            self.failure_logged = true;
+            log::error!(
+                "queue: store {} is failing, new frames are held back and the commit is retried every {} ms: {}",
+                self.store.path(),
+                STORE_RETRY_INTERVAL.as_millis(),
+                self.store.failure_message().unwrap_or("unknown error"),
+            );
+        }
+        if !self.store_retry_scheduled {
+            self.store_retry_scheduled = true;
+            ctx.run_later(STORE_RETRY_INTERVAL, |act, ctx| {
+                act.store_retry_scheduled = false;
+                let _ = act.commit(ctx);
+            });
+        }
+    }
+
+    fn log_refusal(&mut self, refused: u64) {
+        self.refused_unlogged += refused;
+        if self
+            .refusal_logged_at
+            .is_some_and(|at| at.elapsed() < REFUSAL_LOG_INTERVAL)
+        {
+            return;
+        }
+        log::error!(
+            "QUEUE FULL: {} holds queue.max_items = {} items (pending, in flight, dead); \
+             {} new frames REFUSED since the last report ({} in all). Deliver or delete dead items, or raise max_items.",
+            self.store.path(),
+            self.cfg.max_items,
+            self.refused_unlogged,
+            self.store.stats(now_ms()).refused_total,
+        );
+        self.refused_unlogged = 0;
+        self.refusal_logged_at = Some(Instant::now());
+    }
+
+    fn notify(&self) {
+        if let Some(subscriber) = &self.subscriber {
+            subscriber.do_send(WorkAvailable);
+        }
+    }
+
+    /// Wakes the subscriber when a retry falls due at `due_ms` (unless an earlier wake-up is
+    /// already scheduled; that one schedules the next).
+    fn schedule_wake(&mut self, due_ms: i64, ctx: &mut Context<Self>) {
+        if self.retry_wake_at_ms.is_some_and(|at| at <= due_ms) {
+            return;
+        }
+        self.retry_wake_at_ms = Some(due_ms);
+        // +1 ms: the lease compares against the wall clock, the timer runs on the monotonic one.
+        let delay = Duration::from_millis((due_ms - now_ms()).max(0) as u64 + 1);
+        ctx.run_later(delay, move |act, ctx| {
+            if act.retry_wake_at_ms != Some(due_ms) {
+                return;
+            }
+            act.retry_wake_at_ms = None;
+            act.notify();
+            act.schedule_next_wake(ctx);
+        });
+    }
+
+    fn schedule_next_wake(&mut self, ctx: &mut Context<Self>) {
+        match self.store.next_retry_due_after(now_ms()) {
+            Ok(Some(due_ms)) => self.schedule_wake(due_ms, ctx),
+            Ok(None) => {}
+            Err(e) => log::warn!("queue: cannot find the next retry time: {e}"),
+        }
     }
 }

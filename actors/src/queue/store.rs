@@ -1,27 +1,47 @@
-//! [`QueueStore`]: the durable queue in one SQLite file (WAL, `synchronous=FULL`). Plain
-//! rusqlite code, no actix; the [`super::QueueActor`] decides when to commit.
+//! [`QueueStore`]: the queue's SQLite file and the SQL that moves items through it. Plain
+//! rusqlite, no actix: the [`super::QueueActor`] owns one and decides *when* to commit.
 //!
-//! Writes go into one open transaction that the owner commits in groups. Items are `pending`
-//! (0), `dead` (2) or `posted` (3) on disk; *in flight* exists only in memory, so a crash or
-//! restart makes every unacknowledged item pending again without a write per lease.
-//! Fresh items are leased through a cursor over the primary key, retries through a partial
-//! index on their due time, so a lease never scans the backlog and memory never holds it.
+//! Data enters as [`NewItem`]s ([`QueueStore::enqueue`]) and outcomes ([`QueueStore::ack`]),
+//! both written into one open transaction that [`QueueStore::commit`] closes (group commit).
+//! It leaves as [`LeasedItem`]s ([`QueueStore::lease`]) and as inspection views.
+//!
+//! Rules the code keeps:
+//! - Only committed rows are leased; a lease does not write. "In flight" lives in memory, so a
+//!   restart makes every unacknowledged item pending again for free.
+//! - Every write of the open transaction is also kept in `log` until its commit succeeds. When a
+//!   commit fails (disk full, I/O error) the transaction is rolled back and the log is replayed
+//!   by the next [`QueueStore::commit`]; meanwhile new frames are refused with
+//!   [`QueueError::Store`] so the links hold them. Nothing acknowledged to a link is dropped.
+//! - Memory does not grow with the backlog: counts are kept incrementally, leases and pages are
+//!   bounded queries.
 
-use super::config::QueueConfig;
-use super::error::QueueError;
+use super::{QueueConfig, QueueError};
 use crate::messages::{
-    EnqueueOutcome, ItemState, ItemView, LeasedItem, LeasedSequence, Outcome, QueueStats,
+    EnqueueOutcome, ItemPage, ItemState, ItemView, LeasedItem, LeasedSequence, Outcome, QueueStats,
+    RetryAllOutcome,
 };
 use crate::record::{FilmData, ItemBody, NewItem, SequenceRef, new_uid, now_ms, rfc3339_ms};
 use crate::serial::RecordConfig;
 use crate::serial::parse::{parse_frame, sequence_key_value};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
-const PENDING: i64 = 0;
-const DEAD: i64 = 2;
-const POSTED: i64 = 3;
+/// `items.state` of an item waiting to be posted (or in flight, which is not stored).
+const STATE_PENDING: i64 = 0;
+/// `items.state` of an item that needs an operator (rejected frame or permanent 4xx).
+const STATE_DEAD: i64 = 2;
+/// `items.state` of a delivered item kept for inspection.
+const STATE_POSTED: i64 = 3;
+
+/// Sequence uids remembered before the cache is cleared (one per lot, so it stays tiny).
+const SEQUENCE_CACHE_MAX: usize = 1024;
+/// Dead items re-parsed per transaction by [`QueueStore::retry_all_dead`].
+const RETRY_ALL_PAGE: i64 = 256;
+/// Seconds of history behind the read and post rates.
+const RATE_WINDOW_S: usize = 10;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sequences (
@@ -48,748 +68,1746 @@ CREATE TABLE IF NOT EXISTS items (
     posted_at_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS items_state_id ON items(state, id);
-CREATE INDEX IF NOT EXISTS items_due_retries ON items(next_attempt_at_ms)
+CREATE INDEX IF NOT EXISTS items_due_retry ON items(next_attempt_at_ms)
     WHERE state = 0 AND next_attempt_at_ms > 0;
 ";
 
-const LEASE_COLUMNS: &str = "i.id, i.uid, i.source, i.received_at_ms, i.raw, i.data, i.attempts,
-    s.id, s.uid, s.source, s.key, s.upstream_id FROM items i JOIN sequences s ON s.id = i.sequence_id";
+/// Retries whose time has come (`?1` = now), in the partial index's own order: no sort, and
+/// the scan stops as soon as enough are taken. `INDEXED BY` because on a young file the
+/// planner has no statistics and may choose a sort of every pending row instead.
+/// Columns as [`leased_item`] reads them.
+const DUE_RETRIES_SQL: &str = "SELECT i.id, i.uid, i.source, i.received_at_ms, i.raw, i.data,
+    i.attempts, s.id, s.uid, s.source, s.key, s.upstream_id
+    FROM items i INDEXED BY items_due_retry JOIN sequences s ON s.id = i.sequence_id
+    WHERE i.state = 0 AND i.next_attempt_at_ms > 0 AND i.next_attempt_at_ms <= ?1
+    ORDER BY i.next_attempt_at_ms, i.id";
 
+/// Fresh items after the cursor (`?1`) up to the highest committed id (`?2`), `?3` at most.
+const FRESH_SQL: &str = "SELECT i.id, i.uid, i.source, i.received_at_ms, i.raw, i.data,
+    i.attempts, s.id, s.uid, s.source, s.key, s.upstream_id
+    FROM items i JOIN sequences s ON s.id = i.sequence_id
+    WHERE i.id > ?1 AND i.id <= ?2 AND i.state = 0 AND i.next_attempt_at_ms = 0
+    ORDER BY i.id LIMIT ?3";
+
+/// The columns [`QueueStore::item_view`] reads.
 const VIEW_COLUMNS: &str = "i.id, i.uid, i.source, i.state, i.attempts, i.last_error,
-    i.next_attempt_at_ms, i.received_at_ms, i.raw, i.data, s.uid, i.upstream_id
-    FROM items i LEFT JOIN sequences s ON s.id = i.sequence_id";
+    i.next_attempt_at_ms, i.received_at_ms, i.raw, i.data, s.uid, i.upstream_id";
 
-/// Items on disk by state (pending includes those in flight).
-#[derive(Debug, Default, Clone, Copy)]
-struct Counts {
-    pending: u64,
-    dead: u64,
-    posted: u64,
-}
-
-/// The queue file and the in-memory lease state.
+/// The durable queue in one SQLite file (WAL, `synchronous=FULL`).
 pub struct QueueStore {
+    /// The only connection to the file.
     conn: Connection,
+    /// The file, for messages.
+    path: String,
+    /// Items (pending, in flight, dead) beyond which new frames are refused.
+    max_items: u64,
     /// Delivered items kept for inspection.
     posted_history: u64,
-    /// Pending + dead beyond which new frames are refused.
-    max_items: u64,
-    /// A transaction is open.
+    /// Whether a transaction is open (`BEGIN` ran, `COMMIT` not yet).
     in_tx: bool,
-    /// Highest item id inserted (committed or not).
-    last_inserted_id: i64,
-    /// Highest item id known committed; fresh leases stop there.
-    committed_max_id: i64,
-    /// Fresh items up to this id were handed out (or skipped) this run.
-    fresh_cursor: i64,
-    /// Leased and not yet acked.
-    in_flight: HashSet<i64>,
-    /// Sequence uid -> row id, for the sequences seen recently.
-    sequence_ids: HashMap<String, i64>,
+    /// When the open transaction got its first write.
+    tx_started: Option<Instant>,
+    /// The writes of the open transaction, kept until its commit succeeds (replayed if it fails).
+    log: Vec<WriteOp>,
+    /// What the open transaction changes in the counts.
+    tx_delta: Counts,
+    /// Highest item id inserted by the open transaction.
+    tx_max_id: i64,
+    /// Whether the open transaction makes items leasable (new films, revived dead items).
+    tx_new_work: bool,
+    /// Committed counts by state (in-flight items are pending here).
     counts: Counts,
+    /// Highest committed item id: fresh leases never go beyond it.
+    committed_max_id: i64,
+    /// Highest id handed out as a fresh (never attempted) item this run.
+    fresh_cursor: i64,
+    /// Leased items not yet acknowledged (memory only, by design).
+    in_flight: HashSet<i64>,
+    /// Sequence uid -> row id, so a lot's films do not each look their sequence up.
+    sequence_ids: HashMap<String, i64>,
+    /// Source -> uid of the sequence given to films that arrived without one (a link's bug).
+    orphan_sequences: HashMap<String, String>,
+    /// Set while the store is failing: commits are retried, new frames refused.
+    failure: Option<StoreFailure>,
+    /// A commit made items leasable since the last [`QueueStore::take_new_work`].
+    new_work: bool,
+    /// Frames accepted since start.
+    enqueued_total: u64,
+    /// Items delivered since start.
+    delivered_total: u64,
+    /// Frames refused since start because the queue was full.
+    refused_total: u64,
+    /// Per-second counters behind the read and post rates.
+    rates: RateRing,
+}
+
+/// A write of the open transaction, as needed to apply it again after a rollback.
+#[derive(Debug)]
+enum WriteOp {
+    /// A frame accepted by [`QueueStore::enqueue`].
+    Insert(NewItem),
+    /// An outcome from [`QueueStore::ack`], with the time it arrived.
+    Ack {
+        id: i64,
+        outcome: Outcome,
+        at_ms: i64,
+    },
+    /// An upstream id from [`QueueStore::sequence_posted`].
+    SequencePosted {
+        sequence_id: i64,
+        /// JSON text.
+        upstream_id: String,
+    },
+}
+
+/// The error that put the store into its failing state, kept to answer with it.
+#[derive(Debug, Clone)]
+struct StoreFailure {
+    /// SQLite's (extended) result code, or `SQLITE_ERROR` for a non-SQLite error.
+    code: i32,
+    /// The error as text with its cause.
+    message: String,
+}
+
+impl StoreFailure {
+    fn to_error(&self) -> QueueError {
+        QueueError::Store(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(self.code),
+            Some(self.message.clone()),
+        ))
+    }
+}
+
+/// Item counts by stored state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counts {
+    /// State 0, in flight included.
+    pending: i64,
+    /// State 2.
+    dead: i64,
+    /// State 3.
+    posted: i64,
+}
+
+impl Counts {
+    fn plus(self, d: Counts) -> Counts {
+        Counts {
+            pending: self.pending + d.pending,
+            dead: self.dead + d.dead,
+            posted: self.posted + d.posted,
+        }
+    }
 }
 
 impl QueueStore {
-    /// Opens (creating if needed) the queue file at `cfg.path`.
+    /// Opens (creating if needed) the queue file at `cfg.path` and its directory.
+    ///
+    /// Any failure — an uncreatable directory, a read-only file or directory, a locked or
+    /// corrupt file — is [`QueueError::Open`] naming the path.
     pub fn open(cfg: &QueueConfig) -> Result<QueueStore, QueueError> {
         let path = cfg.path.display().to_string();
         let open_err = |source: Box<dyn std::error::Error + Send + Sync>| QueueError::Open {
             path: path.clone(),
             source,
         };
-        if let Some(parent) = cfg.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| open_err(Box::new(e)))?;
+        if let Some(dir) = cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(dir_error(dir, e).into()))?;
         }
-        let conn = Connection::open(&cfg.path).map_err(|e| open_err(Box::new(e)))?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
-            .and_then(|_| conn.execute_batch(SCHEMA))
-            .map_err(|e| open_err(Box::new(e)))?;
-        let mut store = QueueStore {
+        let conn =
+            Connection::open(&cfg.path).map_err(|e| open_err(sqlite_open_error(&cfg.path, e)))?;
+        init_connection(&conn).map_err(|e| open_err(sqlite_open_error(&cfg.path, e)))?;
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            return Err(open_err(
+                "the file is read-only (check its permissions)".into(),
+            ));
+        }
+        let counts = load_counts(&conn).map_err(|e| open_err(e.into()))?;
+        let committed_max_id: i64 = conn
+            .query_row("SELECT coalesce(max(id), 0) FROM items", [], |r| r.get(0))
+            .map_err(|e| open_err(e.into()))?;
+        Ok(QueueStore {
             conn,
-            posted_history: cfg.posted_history,
+            path,
             max_items: cfg.max_items,
+            posted_history: cfg.posted_history,
             in_tx: false,
-            last_inserted_id: 0,
-            committed_max_id: 0,
+            tx_started: None,
+            log: Vec::new(),
+            tx_delta: Counts::default(),
+            tx_max_id: 0,
+            tx_new_work: false,
+            counts,
+            committed_max_id,
             fresh_cursor: 0,
             in_flight: HashSet::new(),
             sequence_ids: HashMap::new(),
-            counts: Counts::default(),
-        };
-        store.reload_counts()?;
-        Ok(store)
-    }
-
-    /// Re-reads the counts and the highest id from disk (at open, and after a rollback).
-    fn reload_counts(&mut self) -> Result<(), QueueError> {
-        let mut counts = Counts::default();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT state, COUNT(*) FROM items GROUP BY state")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, u64>(1)?)))?;
-        for row in rows {
-            match row? {
-                (PENDING, n) => counts.pending = n,
-                (DEAD, n) => counts.dead = n,
-                (POSTED, n) => counts.posted = n,
-                _ => {}
-            }
-        }
-        drop(stmt);
-        self.counts = counts;
-        let max: i64 = self
-            .conn
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM items", [], |r| r.get(0))?;
-        self.last_inserted_id = max;
-        self.committed_max_id = max;
-        Ok(())
-    }
-
-    fn begin(&mut self) -> Result<(), QueueError> {
-        if !self.in_tx {
-            self.conn.execute_batch("BEGIN")?;
-            self.in_tx = true;
-        }
-        Ok(())
-    }
-
-    /// Whether a transaction holds uncommitted writes.
-    pub fn has_uncommitted(&self) -> bool {
-        self.in_tx
-    }
-
-    /// Commits the open transaction; afterwards its items can be leased.
-    pub fn commit(&mut self) -> Result<(), QueueError> {
-        if self.in_tx {
-            self.conn.execute_batch("COMMIT")?;
-            self.in_tx = false;
-            self.committed_max_id = self.last_inserted_id;
-            self.trim_posted()?;
-        }
-        Ok(())
-    }
-
-    /// Abandons the open transaction (after a failed commit) and re-reads the state from disk.
-    /// Leases are re-scanned from the start; the in-flight set keeps them from being doubled.
-    pub fn rollback(&mut self) -> Result<(), QueueError> {
-        if self.in_tx {
-            self.in_tx = false;
-            if !self.conn.is_autocommit() {
-                self.conn.execute_batch("ROLLBACK")?;
-            }
-        }
-        self.fresh_cursor = 0;
-        self.sequence_ids.clear();
-        self.reload_counts()
-    }
-
-    /// Writes items to the open transaction; films as pending, rejected frames as dead.
-    /// Items beyond `max_items` are refused.
-    pub fn insert(&mut self, items: &[NewItem]) -> Result<EnqueueOutcome, QueueError> {
-        let room = self
-            .max_items
-            .saturating_sub(self.counts.pending + self.counts.dead) as usize;
-        let accepted = items.len().min(room);
-        if accepted == 0 {
-            return Ok(EnqueueOutcome {
-                accepted: 0,
-                refused: items.len(),
-            });
-        }
-        self.begin()?;
-        for item in &items[..accepted] {
-            let sequence_id = match &item.sequence {
-                Some(seq) => Some(self.sequence_id(&item.source, seq)?),
-                None => None,
-            };
-            let (state, error, data) = match &item.body {
-                ItemBody::Film(data) => {
-                    (PENDING, None, Some(Value::Object(data.clone()).to_string()))
-                }
-                ItemBody::Rejected { reason } => (DEAD, Some(reason.as_str()), None),
-            };
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO items (uid, source, sequence_id, state, last_error, received_at_ms, raw, data)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )?
-                .execute(params![item.uid, item.source, sequence_id, state, error, item.received_at_ms, item.raw, data])?;
-            self.last_inserted_id = self.conn.last_insert_rowid();
-            if state == PENDING {
-                self.counts.pending += 1;
-            } else {
-                self.counts.dead += 1;
-            }
-        }
-        Ok(EnqueueOutcome {
-            accepted,
-            refused: items.len() - accepted,
+            orphan_sequences: HashMap::new(),
+            failure: None,
+            new_work: false,
+            enqueued_total: 0,
+            delivered_total: 0,
+            refused_total: 0,
+            rates: RateRing::new(now_ms()),
         })
     }
 
-    /// The row id of a sequence, inserting it on first sight.
-    fn sequence_id(&mut self, source: &str, seq: &SequenceRef) -> Result<i64, QueueError> {
-        if let Some(id) = self.sequence_ids.get(&seq.uid) {
-            return Ok(*id);
+    /// The queue file's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether the last commit succeeded (false while a failure is being retried).
+    pub fn store_ok(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// The error the store is failing with, as text with its cause.
+    pub fn failure_message(&self) -> Option<&str> {
+        self.failure.as_ref().map(|f| f.message.as_str())
+    }
+
+    /// Whether writes wait for a commit (including writes kept for replay after a failure).
+    pub fn has_uncommitted(&self) -> bool {
+        self.in_tx || !self.log.is_empty()
+    }
+
+    /// How long the open transaction has held its first write.
+    pub fn uncommitted_age(&self) -> Option<Duration> {
+        self.tx_started.map(|t| t.elapsed())
+    }
+
+    /// Whether a commit made items leasable since the last call (and resets it).
+    pub fn take_new_work(&mut self) -> bool {
+        std::mem::take(&mut self.new_work)
+    }
+
+    /// Whether committed pending items wait that are not in flight.
+    pub fn has_leasable(&self) -> bool {
+        self.counts.pending > self.in_flight.len() as i64
+    }
+
+    /// Writes `items` into the open transaction, in order, as far as `max_items` allows.
+    ///
+    /// Rejected frames become dead items. The answer is back-pressure, not durability: the
+    /// items are safe after the next [`QueueStore::commit`]. While the store is failing, or if
+    /// a write fails, nothing of this batch is taken and the answer is [`QueueError::Store`].
+    pub fn enqueue(
+        &mut self,
+        items: Vec<NewItem>,
+        now_ms: i64,
+    ) -> Result<EnqueueOutcome, QueueError> {
+        if let Some(f) = &self.failure {
+            return Err(f.to_error());
         }
-        self.conn
-            .prepare_cached("INSERT OR IGNORE INTO sequences (uid, source, key, created_at_ms) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![seq.uid, source, seq.key, now_ms()])?;
-        let id: i64 = self
+        let live = self.live_counts();
+        let room = (self.max_items as i64 - live.pending - live.dead).max(0) as usize;
+        let accepted = items.len().min(room);
+        let refused = items.len() - accepted;
+        let log_len = self.log.len();
+        for item in items.into_iter().take(accepted) {
+            match self.begin().and_then(|()| self.apply_insert(&item)) {
+                Ok(()) => self.log.push(WriteOp::Insert(item)),
+                Err(e) => {
+                    // The whole batch is answered with an error, so none of it may be replayed.
+                    self.log.truncate(log_len);
+                    return Err(self.fail(e));
+                }
+            }
+        }
+        self.enqueued_total += accepted as u64;
+        self.refused_total += refused as u64;
+        self.rates.add(now_ms, accepted as u64, 0);
+        Ok(EnqueueOutcome { accepted, refused })
+    }
+
+    /// Records the outcome of posting leased items and ends their lease.
+    ///
+    /// Never loses an outcome: if the write fails it is kept and applied by the commit that
+    /// succeeds (see [`QueueStore::store_ok`]).
+    pub fn ack(&mut self, outcomes: Vec<(i64, Outcome)>, now_ms: i64) {
+        let mut delivered = 0;
+        for (id, outcome) in outcomes {
+            self.in_flight.remove(&id);
+            if matches!(outcome, Outcome::Delivered { .. }) {
+                delivered += 1;
+            }
+            self.write(WriteOp::Ack {
+                id,
+                outcome,
+                at_ms: now_ms,
+            });
+        }
+        self.delivered_total += delivered;
+        self.rates.add(now_ms, 0, delivered);
+    }
+
+    /// Stores the upstream id of a sequence (kept like [`QueueStore::ack`] if the write fails).
+    pub fn sequence_posted(&mut self, sequence_id: i64, upstream_id: &Value) {
+        let upstream_id = upstream_id.to_string();
+        self.write(WriteOp::SequencePosted {
+            sequence_id,
+            upstream_id,
+        });
+    }
+
+    /// Commits the open transaction (first trimming the posted history), or, while the store
+    /// is failing, replays the kept writes in a new transaction and commits that.
+    pub fn commit(&mut self) -> Result<(), QueueError> {
+        if self.failure.is_some()
+            && let Err(e) = self.replay()
+        {
+            return Err(self.fail(e));
+        }
+        if !self.in_tx {
+            return Ok(());
+        }
+        if let Err(e) = self
+            .trim_posted()
+            .and_then(|()| self.conn.execute_batch("COMMIT"))
+        {
+            return Err(self.fail(e));
+        }
+        self.counts = self.counts.plus(self.tx_delta);
+        self.committed_max_id = self.committed_max_id.max(self.tx_max_id);
+        self.new_work |= self.tx_new_work;
+        self.failure = None;
+        self.reset_tx();
+        Ok(())
+    }
+
+    /// Up to `max_items` committed items that are due and not in flight: retries whose time
+    /// has come first (earliest due first), then fresh items in read order. Marks them in flight.
+    pub fn lease(&mut self, max_items: usize, now_ms: i64) -> Result<Vec<LeasedItem>, QueueError> {
+        if let Some(f) = &self.failure {
+            // Outcomes could not be stored now; the poster waits for the store to recover.
+            return Err(f.to_error());
+        }
+        let mut leased = Vec::with_capacity(max_items.min(1024));
+        if max_items == 0 {
+            return Ok(leased);
+        }
+        {
+            let mut stmt = self.conn.prepare_cached(DUE_RETRIES_SQL)?;
+            let mut rows = stmt.query(params![now_ms])?;
+            while leased.len() < max_items {
+                let Some(row) = rows.next()? else { break };
+                if !self.in_flight.contains(&row.get::<_, i64>(0)?) {
+                    leased.push(leased_item(row)?);
+                }
+            }
+        }
+        let retries = leased.len();
+        if leased.len() < max_items && self.fresh_cursor < self.committed_max_id {
+            let mut stmt = self.conn.prepare_cached(FRESH_SQL)?;
+            let limit = (max_items - leased.len()) as i64;
+            let mut rows = stmt.query(params![self.fresh_cursor, self.committed_max_id, limit])?;
+            while let Some(row) = rows.next()? {
+                leased.push(leased_item(row)?);
+            }
+        }
+        if let Some(last) = leased[retries..].last() {
+            self.fresh_cursor = last.id;
+        }
+        self.in_flight.extend(leased.iter().map(|item| item.id));
+        Ok(leased)
+    }
+
+    /// The earliest time after `now_ms` at which a waiting retry becomes due.
+    pub fn next_retry_due_after(&self, now_ms: i64) -> Result<Option<i64>, QueueError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT min(next_attempt_at_ms) FROM items
+             WHERE state = 0 AND next_attempt_at_ms > 0 AND next_attempt_at_ms > ?1",
+        )?;
+        Ok(stmt.query_row(params![now_ms], |r| r.get(0))?)
+    }
+
+    /// Makes a dead item pending again if its raw frame parses with the current config of its
+    /// source (`parsers` by link name); else it stays dead with the new reason. Commits.
+    pub fn retry_item(
+        &mut self,
+        id: i64,
+        parsers: &HashMap<String, RecordConfig>,
+        now_ms: i64,
+    ) -> Result<ItemView, QueueError> {
+        if let Some(f) = &self.failure {
+            return Err(f.to_error());
+        }
+        let state = self.state_of(id)?.ok_or(QueueError::NotFound(id))?;
+        if state != ItemState::Dead {
+            return Err(QueueError::NotDead {
+                id,
+                state: state.as_str(),
+            });
+        }
+        if let Err(e) = self.begin().and_then(|()| self.revive(id, parsers, now_ms)) {
+            return Err(self.fail(e));
+        }
+        self.commit()?;
+        self.item_view(id)
+    }
+
+    /// Retries every dead item like [`QueueStore::retry_item`], a page per transaction.
+    pub fn retry_all_dead(
+        &mut self,
+        parsers: &HashMap<String, RecordConfig>,
+        now_ms: i64,
+    ) -> Result<RetryAllOutcome, QueueError> {
+        let mut outcome = RetryAllOutcome::default();
+        let mut after_id = 0;
+        loop {
+            if let Some(f) = &self.failure {
+                return Err(f.to_error());
+            }
+            let ids: Vec<i64> = {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT id FROM items WHERE state = 2 AND id > ?1 ORDER BY id LIMIT ?2",
+                )?;
+                stmt.query_map(params![after_id, RETRY_ALL_PAGE], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?
+            };
+            let Some(&last) = ids.last() else { break };
+            after_id = last;
+            for id in ids {
+                match self.begin().and_then(|()| self.revive(id, parsers, now_ms)) {
+                    Ok(true) => outcome.retried += 1,
+                    Ok(false) => outcome.still_dead += 1,
+                    Err(e) => return Err(self.fail(e)),
+                }
+            }
+            self.commit()?;
+        }
+        Ok(outcome)
+    }
+
+    /// Deletes a dead item (only dead items can be deleted). Commits.
+    pub fn delete_dead(&mut self, id: i64) -> Result<(), QueueError> {
+        if let Some(f) = &self.failure {
+            return Err(f.to_error());
+        }
+        let state = self.state_of(id)?.ok_or(QueueError::NotFound(id))?;
+        if state != ItemState::Dead {
+            return Err(QueueError::NotDead {
+                id,
+                state: state.as_str(),
+            });
+        }
+        let deleted = self.begin().and_then(|()| {
+            self.conn
+                .prepare_cached("DELETE FROM items WHERE id = ?1 AND state = 2")?
+                .execute(params![id])
+        });
+        match deleted {
+            Ok(n) => self.tx_delta.dead -= n as i64,
+            Err(e) => return Err(self.fail(e)),
+        }
+        self.commit()
+    }
+
+    /// One item as the inspection API shows it.
+    pub fn item_view(&self, id: i64) -> Result<ItemView, QueueError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {VIEW_COLUMNS} FROM items i LEFT JOIN sequences s ON s.id = i.sequence_id
+             WHERE i.id = ?1"
+        ))?;
+        let now = now_ms();
+        stmt.query_row(params![id], |row| self.view_of(row, now))
+            .optional()?
+            .ok_or(QueueError::NotFound(id))
+    }
+
+    /// A page of items, newest first, in one state or all, with the count for the filter.
+    pub fn list(
+        &self,
+        state: Option<ItemState>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<ItemPage, QueueError> {
+        let live = self.live_counts();
+        let in_flight = self.in_flight.len() as u64;
+        let now = now_ms();
+        let (limit_sql, offset_sql) = (limit as i64, offset as i64);
+        let results = match state {
+            Some(ItemState::InFlight) => {
+                let mut ids: Vec<i64> = self.in_flight.iter().copied().collect();
+                ids.sort_unstable_by(|a, b| b.cmp(a));
+                let ids = ids.into_iter().skip(offset).take(limit);
+                let mut views = Vec::new();
+                for id in ids {
+                    views.push(self.item_view(id)?);
+                }
+                views
+            }
+            Some(ItemState::Pending) => {
+                // In-flight items are pending rows; skip them (few) while paging.
+                let mut stmt = self.conn.prepare_cached(&format!(
+                    "SELECT {VIEW_COLUMNS} FROM items i LEFT JOIN sequences s ON s.id = i.sequence_id
+                     WHERE i.state = 0 ORDER BY i.id DESC"
+                ))?;
+                let mut rows = stmt.query([])?;
+                let (mut skipped, mut views) = (0, Vec::new());
+                while views.len() < limit {
+                    let Some(row) = rows.next()? else { break };
+                    if self.in_flight.contains(&row.get::<_, i64>(0)?) {
+                        continue;
+                    }
+                    if skipped < offset {
+                        skipped += 1;
+                        continue;
+                    }
+                    views.push(self.view_of(row, now)?);
+                }
+                views
+            }
+            Some(other) => {
+                let code = if other == ItemState::Dead {
+                    STATE_DEAD
+                } else {
+                    STATE_POSTED
+                };
+                let mut stmt = self.conn.prepare_cached(&format!(
+                    "SELECT {VIEW_COLUMNS} FROM items i LEFT JOIN sequences s ON s.id = i.sequence_id
+                     WHERE i.state = ?1 ORDER BY i.id DESC LIMIT ?2 OFFSET ?3"
+                ))?;
+                stmt.query_map(params![code, limit_sql, offset_sql], |row| {
+                    self.view_of(row, now)
+                })?
+                .collect::<Result<_, _>>()?
+            }
+            None => {
+                let mut stmt = self.conn.prepare_cached(&format!(
+                    "SELECT {VIEW_COLUMNS} FROM items i LEFT JOIN sequences s ON s.id = i.sequence_id
+                     ORDER BY i.id DESC LIMIT ?1 OFFSET ?2"
+                ))?;
+                stmt.query_map(params![limit_sql, offset_sql], |row| self.view_of(row, now))?
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        let count = match state {
+            Some(ItemState::Pending) => (live.pending.max(0) as u64).saturating_sub(in_flight),
+            Some(ItemState::InFlight) => in_flight,
+            Some(ItemState::Dead) => live.dead.max(0) as u64,
+            Some(ItemState::Posted) => live.posted.max(0) as u64,
+            None => (live.pending + live.dead + live.posted).max(0) as u64,
+        };
+        Ok(ItemPage { count, results })
+    }
+
+    /// Counts by state (including uncommitted writes), oldest pending age, rates and totals.
+    pub fn stats(&self, now_ms: i64) -> QueueStats {
+        let live = self.live_counts();
+        let in_flight = self.in_flight.len() as u64;
+        let oldest_received_ms: Option<i64> = self
             .conn
-            .prepare_cached("SELECT id FROM sequences WHERE uid = ?1")?
-            .query_row([&seq.uid], |r| r.get(0))?;
-        if self.sequence_ids.len() >= 1024 {
+            .prepare_cached("SELECT received_at_ms FROM items WHERE state = 0 ORDER BY id LIMIT 1")
+            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)).optional())
+            .unwrap_or_else(|e| {
+                log::debug!("queue stats: oldest pending item unavailable: {e}");
+                None
+            });
+        let (read_rate_per_s, post_rate_per_s) = self.rates.rates(now_ms);
+        QueueStats {
+            pending: (live.pending.max(0) as u64).saturating_sub(in_flight),
+            in_flight,
+            dead: live.dead.max(0) as u64,
+            posted: live.posted.max(0) as u64,
+            oldest_pending_age_ms: oldest_received_ms.map_or(0, |r| (now_ms - r).max(0)),
+            read_rate_per_s,
+            post_rate_per_s,
+            enqueued_total: self.enqueued_total,
+            delivered_total: self.delivered_total,
+            refused_total: self.refused_total,
+            store_ok: self.store_ok(),
+        }
+    }
+
+    // ---- private helpers -------------------------------------------------------------------
+
+    /// Committed counts plus what the open transaction changes.
+    fn live_counts(&self) -> Counts {
+        self.counts.plus(self.tx_delta)
+    }
+
+    fn begin(&mut self) -> rusqlite::Result<()> {
+        if !self.in_tx {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.in_tx = true;
+            self.tx_started = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Applies `op` to the open transaction and keeps it; if the store is failing (or the
+    /// write fails) it is only kept, to be applied by the replay of the next commit.
+    fn write(&mut self, op: WriteOp) {
+        if self.failure.is_none()
+            && let Err(e) = self.begin().and_then(|()| self.apply(&op))
+        {
+            self.fail(e);
+        }
+        self.log.push(op);
+    }
+
+    fn apply(&mut self, op: &WriteOp) -> rusqlite::Result<()> {
+        match op {
+            WriteOp::Insert(item) => self.apply_insert(item),
+            WriteOp::Ack { id, outcome, at_ms } => self.apply_ack(*id, outcome, *at_ms),
+            WriteOp::SequencePosted {
+                sequence_id,
+                upstream_id,
+            } => {
+                self.conn
+                    .prepare_cached("UPDATE sequences SET upstream_id = ?1 WHERE id = ?2")?
+                    .execute(params![upstream_id, sequence_id])?;
+                Ok(())
+            }
+        }
+    }
+
+    fn apply_insert(&mut self, item: &NewItem) -> rusqlite::Result<()> {
+        let sequence_id = match (&item.sequence, &item.body) {
+            (Some(seq), _) => Some(self.sequence_row(&item.source, seq, item.received_at_ms)?),
+            (None, ItemBody::Film(_)) => {
+                // A film must have a sequence to be posted; give it one rather than lose it.
+                let uid = self
+                    .orphan_sequences
+                    .entry(item.source.clone())
+                    .or_insert_with(new_uid)
+                    .clone();
+                let seq = SequenceRef { uid, key: None };
+                Some(self.sequence_row(&item.source, &seq, item.received_at_ms)?)
+            }
+            (None, ItemBody::Rejected { .. }) => None,
+        };
+        let (state, last_error, data) = match &item.body {
+            ItemBody::Film(data) => (STATE_PENDING, None, Some(json_text(data))),
+            ItemBody::Rejected { reason } => (STATE_DEAD, Some(reason.as_str()), None),
+        };
+        self.conn
+            .prepare_cached(
+                "INSERT INTO items (uid, source, sequence_id, state, last_error, received_at_ms, raw, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                item.uid,
+                item.source,
+                sequence_id,
+                state,
+                last_error,
+                item.received_at_ms,
+                item.raw,
+                data
+            ])?;
+        self.tx_max_id = self.conn.last_insert_rowid();
+        if state == STATE_PENDING {
+            self.tx_delta.pending += 1;
+            self.tx_new_work = true;
+        } else {
+            self.tx_delta.dead += 1;
+        }
+        Ok(())
+    }
+
+    /// The row id of a link's sequence, inserting it the first time its uid is seen.
+    fn sequence_row(
+        &mut self,
+        source: &str,
+        seq: &SequenceRef,
+        at_ms: i64,
+    ) -> rusqlite::Result<i64> {
+        if let Some(&id) = self.sequence_ids.get(&seq.uid) {
+            return Ok(id);
+        }
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO sequences (uid, source, key, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![seq.uid, source, seq.key, at_ms])?;
+        let id = if inserted == 1 {
+            self.conn.last_insert_rowid()
+        } else {
+            self.conn
+                .prepare_cached("SELECT id FROM sequences WHERE uid = ?1")?
+                .query_row(params![seq.uid], |r| r.get(0))?
+        };
+        if self.sequence_ids.len() >= SEQUENCE_CACHE_MAX {
             self.sequence_ids.clear();
         }
         self.sequence_ids.insert(seq.uid.clone(), id);
         Ok(id)
     }
 
-    /// Up to `max_items` committed, due items not in flight: due retries first, then fresh
-    /// items, each oldest first. They are in flight until acked.
-    pub fn lease(&mut self, max_items: usize, now_ms: i64) -> Result<Vec<LeasedItem>, QueueError> {
-        let mut leased = Vec::with_capacity(max_items);
-        let extra = self.in_flight.len().min(10_000);
-        {
-            let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT {LEASE_COLUMNS} WHERE i.state = 0 AND i.next_attempt_at_ms > 0
-                 AND i.next_attempt_at_ms <= ?1 ORDER BY i.id LIMIT ?2"
-            ))?;
-            let rows = stmt.query_map(params![now_ms, (max_items + extra) as i64], leased_item)?;
-            for row in rows {
-                let item = row?;
-                if leased.len() < max_items && !self.in_flight.contains(&item.id) {
-                    leased.push(item);
-                }
-            }
-        }
-        if leased.len() < max_items && self.fresh_cursor < self.committed_max_id {
-            let want = max_items - leased.len();
-            let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT {LEASE_COLUMNS} WHERE i.state = 0 AND i.next_attempt_at_ms = 0
-                 AND i.id > ?1 AND i.id <= ?2 ORDER BY i.id LIMIT ?3"
-            ))?;
-            let rows: Vec<LeasedItem> = stmt
-                .query_map(
-                    params![self.fresh_cursor, self.committed_max_id, want as i64],
-                    leased_item,
-                )?
-                .collect::<Result<_, _>>()?;
-            self.fresh_cursor = match rows.last() {
-                Some(last) if rows.len() == want => last.id,
-                _ => self.committed_max_id,
-            };
-            leased.extend(rows.into_iter().filter(|i| !self.in_flight.contains(&i.id)));
-        }
-        self.in_flight.extend(leased.iter().map(|i| i.id));
-        Ok(leased)
-    }
-
-    /// Ends leases with their outcomes (in the open transaction). Returns how many delivered.
-    pub fn ack(&mut self, outcomes: &[(i64, Outcome)], now_ms: i64) -> Result<u64, QueueError> {
-        self.begin()?;
-        let mut delivered = 0;
-        for (id, outcome) in outcomes {
-            self.in_flight.remove(id);
-            let changed = match outcome {
-                Outcome::Delivered { upstream_id } => {
-                    let upstream_id = upstream_id.as_ref().map(Value::to_string);
-                    let n = self
-                        .conn
-                        .prepare_cached(
-                            "UPDATE items SET state = 3, upstream_id = ?2, posted_at_ms = ?3,
-                             attempts = attempts + 1, last_error = NULL, next_attempt_at_ms = 0
-                             WHERE id = ?1 AND state = 0",
-                        )?
-                        .execute(params![id, upstream_id, now_ms])?;
-                    if n > 0 {
-                        self.counts.pending -= 1;
-                        self.counts.posted += 1;
-                        delivered += 1;
-                    }
-                    n
-                }
-                Outcome::Retry { error, delay_ms } => self
+    fn apply_ack(&mut self, id: i64, outcome: &Outcome, at_ms: i64) -> rusqlite::Result<()> {
+        // `state = 0` guards against a repeated or stray ack changing a posted or dead item.
+        let changed = match outcome {
+            Outcome::Delivered { upstream_id } => {
+                let upstream_id = upstream_id.as_ref().map(Value::to_string);
+                let n = self
                     .conn
                     .prepare_cached(
-                        "UPDATE items SET attempts = attempts + 1, last_error = ?2, next_attempt_at_ms = ?3
-                         WHERE id = ?1 AND state = 0",
+                        "UPDATE items SET state = 3, upstream_id = ?1, posted_at_ms = ?2,
+                         attempts = attempts + 1, last_error = NULL, next_attempt_at_ms = 0
+                         WHERE id = ?3 AND state = 0",
                     )?
-                    .execute(params![id, error, now_ms + (*delay_ms as i64).max(1)])?,
-                Outcome::Dead { error } => {
-                    let n = self
-                        .conn
-                        .prepare_cached(
-                            "UPDATE items SET state = 2, attempts = attempts + 1, last_error = ?2
-                             WHERE id = ?1 AND state = 0",
-                        )?
-                        .execute(params![id, error])?;
-                    if n > 0 {
-                        self.counts.pending -= 1;
-                        self.counts.dead += 1;
-                    }
-                    n
-                }
-            };
-            if changed == 0 {
-                log::warn!("queue: ack for item {id}, which is no longer pending");
+                    .execute(params![upstream_id, at_ms, id])? as i64;
+                self.tx_delta.posted += n;
+                n
             }
-        }
-        Ok(delivered)
-    }
-
-    /// Stores a sequence's upstream id (in the open transaction).
-    pub fn set_sequence_upstream_id(
-        &mut self,
-        sequence_id: i64,
-        upstream_id: &Value,
-    ) -> Result<(), QueueError> {
-        self.begin()?;
-        self.conn
-            .prepare_cached("UPDATE sequences SET upstream_id = ?2 WHERE id = ?1")?
-            .execute(params![sequence_id, upstream_id.to_string()])?;
+            Outcome::Retry { error, delay_ms } => {
+                // Always > 0: zero means "fresh" to the lease queries.
+                let due_ms = (at_ms + *delay_ms as i64).max(1);
+                self.conn
+                    .prepare_cached(
+                        "UPDATE items SET attempts = attempts + 1, last_error = ?1, next_attempt_at_ms = ?2
+                         WHERE id = ?3 AND state = 0",
+                    )?
+                    .execute(params![error, due_ms, id])?;
+                0
+            }
+            Outcome::Dead { error } => {
+                let n = self
+                    .conn
+                    .prepare_cached(
+                        "UPDATE items SET state = 2, attempts = attempts + 1, last_error = ?1,
+                         next_attempt_at_ms = 0 WHERE id = ?2 AND state = 0",
+                    )?
+                    .execute(params![error, id])? as i64;
+                self.tx_delta.dead += n;
+                n
+            }
+        };
+        self.tx_delta.pending -= changed;
         Ok(())
     }
 
-    /// Deletes the oldest posted items beyond `posted_history` (with 1% slack).
-    fn trim_posted(&mut self) -> Result<(), QueueError> {
-        let slack = self.posted_history / 100 + 100;
-        if self.counts.posted <= self.posted_history + slack {
-            return Ok(());
-        }
-        let excess = self.counts.posted - self.posted_history;
-        let n = self.conn.execute(
-            "DELETE FROM items WHERE id IN (SELECT id FROM items WHERE state = 3 ORDER BY id LIMIT ?1)",
-            [excess as i64],
-        )?;
-        self.counts.posted -= n as u64;
-        Ok(())
-    }
-
-    /// Makes a dead item pending again, re-parsing its frame with `parsers[source]`.
-    /// A frame that still does not parse stays dead with the new reason.
-    pub fn retry_dead(
+    /// Re-parses dead item `id`; pending again (true) or still dead with the new reason (false).
+    fn revive(
         &mut self,
         id: i64,
         parsers: &HashMap<String, RecordConfig>,
-    ) -> Result<ItemView, QueueError> {
-        let (state, source, raw, sequence_id): (i64, String, Vec<u8>, Option<i64>) = self
+        now_ms: i64,
+    ) -> rusqlite::Result<bool> {
+        let (source, raw, sequence_id): (String, Vec<u8>, Option<i64>) = self
             .conn
-            .query_row(
-                "SELECT state, source, raw, sequence_id FROM items WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?
-            .ok_or(QueueError::NotFound(id))?;
-        if state != DEAD {
-            return Err(QueueError::NotDead {
-                id,
-                state: self.state_of(id, state).as_str(),
-            });
-        }
-        self.begin()?;
+            .prepare_cached(
+                "SELECT source, raw, sequence_id FROM items WHERE id = ?1 AND state = 2",
+            )?
+            .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         let parsed = match parsers.get(&source) {
-            Some(cfg) => parse_frame(cfg, &raw).map(|data| (cfg, data)),
             None => Err(format!("no [[serial]] named {source} to parse it with")),
+            Some(cfg) => parse_frame(cfg, &raw).map(|data| (cfg, data)),
         };
-        match parsed {
-            Ok((cfg, data)) => {
-                let sequence_id = match sequence_id {
-                    Some(s) => s,
-                    None => {
-                        let key = sequence_key_value(cfg, &data);
-                        self.sequence_id(
-                            &source,
-                            &SequenceRef {
-                                uid: new_uid(),
-                                key,
-                            },
-                        )?
-                    }
-                };
-                self.conn.execute(
-                    "UPDATE items SET state = 0, data = ?2, last_error = NULL, next_attempt_at_ms = ?3,
-                     sequence_id = ?4 WHERE id = ?1",
-                    params![id, Value::Object(data).to_string(), now_ms().max(1), sequence_id],
-                )?;
-                self.counts.dead -= 1;
-                self.counts.pending += 1;
-            }
+        let (cfg, data) = match parsed {
+            Ok(parsed) => parsed,
             Err(reason) => {
-                self.conn.execute(
-                    "UPDATE items SET last_error = ?2 WHERE id = ?1",
-                    params![id, reason],
-                )?;
+                self.conn
+                    .prepare_cached("UPDATE items SET last_error = ?1 WHERE id = ?2")?
+                    .execute(params![reason, id])?;
+                return Ok(false);
             }
-        }
-        self.get(id)
-    }
-
-    /// Ids of every dead item, oldest first.
-    pub fn dead_ids(&self) -> Result<Vec<i64>, QueueError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id FROM items WHERE state = 2 ORDER BY id")?;
-        let ids = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        Ok(ids)
-    }
-
-    /// Deletes a dead item.
-    pub fn delete_dead(&mut self, id: i64) -> Result<(), QueueError> {
-        let view = self.get(id)?;
-        if view.state != ItemState::Dead {
-            return Err(QueueError::NotDead {
-                id,
-                state: view.state.as_str(),
-            });
-        }
-        self.begin()?;
+        };
+        let sequence_id = match sequence_id {
+            Some(sequence_id) => sequence_id,
+            None => {
+                let seq = SequenceRef {
+                    uid: new_uid(),
+                    key: sequence_key_value(cfg, &data),
+                };
+                self.sequence_row(&source, &seq, now_ms)?
+            }
+        };
+        // Due now (> 0) so the retry query, not the fresh cursor, finds it.
         self.conn
-            .execute("DELETE FROM items WHERE id = ?1 AND state = 2", [id])?;
-        self.counts.dead -= 1;
+            .prepare_cached(
+                "UPDATE items SET state = 0, data = ?1, last_error = NULL, next_attempt_at_ms = ?2,
+                 sequence_id = ?3 WHERE id = ?4",
+            )?
+            .execute(params![json_text(&data), now_ms.max(1), sequence_id, id])?;
+        self.tx_delta.dead -= 1;
+        self.tx_delta.pending += 1;
+        self.tx_new_work = true;
+        Ok(true)
+    }
+
+    /// Deletes the oldest posted items once the history is over its size by 1%.
+    fn trim_posted(&mut self) -> rusqlite::Result<()> {
+        let posted = self.live_counts().posted;
+        let keep = self.posted_history as i64;
+        if posted <= keep + keep / 100 {
+            return Ok(());
+        }
+        let deleted = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM items WHERE id IN
+                 (SELECT id FROM items WHERE state = 3 ORDER BY id LIMIT ?1)",
+            )?
+            .execute(params![posted - keep])?;
+        self.tx_delta.posted -= deleted as i64;
         Ok(())
     }
 
-    fn state_of(&self, id: i64, state: i64) -> ItemState {
-        match state {
-            DEAD => ItemState::Dead,
-            POSTED => ItemState::Posted,
+    /// Opens a transaction and applies every kept write again (after a failed commit).
+    fn replay(&mut self) -> rusqlite::Result<()> {
+        self.begin()?;
+        let log = std::mem::take(&mut self.log);
+        let result = log.iter().try_for_each(|op| self.apply(op));
+        self.log = log;
+        result
+    }
+
+    /// Rolls the open transaction back and enters (or stays in) the failing state.
+    fn fail(&mut self, e: rusqlite::Error) -> QueueError {
+        if !self.conn.is_autocommit()
+            && let Err(rollback) = self.conn.execute_batch("ROLLBACK")
+        {
+            log::debug!("queue rollback after a failed write also failed: {rollback}");
+        }
+        let code = match &e {
+            rusqlite::Error::SqliteFailure(f, _) => f.extended_code,
+            _ => rusqlite::ffi::SQLITE_ERROR,
+        };
+        // Set before the reset so the log is kept for the replay.
+        self.failure = Some(StoreFailure {
+            code,
+            message: e.to_string(),
+        });
+        self.reset_tx();
+        // Rolled-back sequence rows may be cached.
+        self.sequence_ids.clear();
+        QueueError::Store(e)
+    }
+
+    fn reset_tx(&mut self) {
+        self.in_tx = false;
+        self.tx_started = None;
+        self.tx_delta = Counts::default();
+        self.tx_max_id = 0;
+        self.tx_new_work = false;
+        if self.failure.is_none() {
+            self.log.clear();
+        }
+    }
+
+    fn state_of(&self, id: i64) -> Result<Option<ItemState>, QueueError> {
+        let code: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT state FROM items WHERE id = ?1")?
+            .query_row(params![id], |r| r.get(0))
+            .optional()?;
+        Ok(code.map(|code| self.item_state(id, code)))
+    }
+
+    fn item_state(&self, id: i64, code: i64) -> ItemState {
+        match code {
+            STATE_DEAD => ItemState::Dead,
+            STATE_POSTED => ItemState::Posted,
             _ if self.in_flight.contains(&id) => ItemState::InFlight,
             _ => ItemState::Pending,
         }
     }
 
-    /// One item as the API shows it.
-    pub fn get(&self, id: i64) -> Result<ItemView, QueueError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("SELECT {VIEW_COLUMNS} WHERE i.id = ?1"))?;
-        stmt.query_row([id], |r| self.view(r))
-            .optional()?
-            .ok_or(QueueError::NotFound(id))
-    }
-
-    /// A page of items, newest first, and the count for the filter.
-    pub fn list(
-        &self,
-        state: Option<ItemState>,
-        limit: usize,
-        offset: usize,
-    ) -> Result<(u64, Vec<ItemView>), QueueError> {
-        if state == Some(ItemState::InFlight) {
-            let mut ids: Vec<i64> = self.in_flight.iter().copied().collect();
-            ids.sort_unstable_by(|a, b| b.cmp(a));
-            let page = ids
-                .iter()
-                .skip(offset)
-                .take(limit)
-                .map(|&id| self.get(id))
-                .collect::<Result<_, _>>()?;
-            return Ok((ids.len() as u64, page));
-        }
-        let (filter, count) = match state {
-            None => (
-                "",
-                self.counts.pending + self.counts.dead + self.counts.posted,
-            ),
-            Some(ItemState::Pending) => ("WHERE i.state = 0", self.counts.pending),
-            Some(ItemState::Dead) => ("WHERE i.state = 2", self.counts.dead),
-            Some(_) => ("WHERE i.state = 3", self.counts.posted),
-        };
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {VIEW_COLUMNS} {filter} ORDER BY i.id DESC LIMIT ?1 OFFSET ?2"
-        ))?;
-        let page = stmt
-            .query_map(params![limit as i64, offset as i64], |r| self.view(r))?
-            .collect::<Result<_, _>>()?;
-        Ok((count, page))
-    }
-
-    /// Counts by state and the oldest pending age (rates and totals are the actor's).
-    pub fn stats(&self, now_ms: i64) -> Result<QueueStats, QueueError> {
-        let oldest: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT received_at_ms FROM items WHERE state = 0 ORDER BY id LIMIT 1")?
-            .query_row([], |r| r.get(0))
-            .optional()?;
-        let in_flight = self.in_flight.len() as u64;
-        Ok(QueueStats {
-            pending: self.counts.pending.saturating_sub(in_flight),
-            in_flight,
-            dead: self.counts.dead,
-            posted: self.counts.posted,
-            oldest_pending_age_ms: oldest.map_or(0, |t| (now_ms - t).max(0)),
-            store_ok: true,
-            ..QueueStats::default()
-        })
-    }
-
-    fn view(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemView> {
-        let id: i64 = r.get(0)?;
-        let raw: Vec<u8> = r.get(8)?;
+    fn view_of(&self, row: &Row<'_>, now_ms: i64) -> rusqlite::Result<ItemView> {
+        let id: i64 = row.get(0)?;
+        let state = self.item_state(id, row.get(3)?);
+        let next_attempt_at_ms: i64 = row.get(6)?;
+        let raw: Vec<u8> = row.get(8)?;
         let (raw, raw_hex) = match String::from_utf8(raw) {
             Ok(text) => (text, None),
             Err(e) => {
                 let bytes = e.into_bytes();
-                let hex = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                (String::from_utf8_lossy(&bytes).into_owned(), Some(hex))
+                (
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                    Some(hex(&bytes)),
+                )
             }
         };
-        let next: i64 = r.get(6)?;
+        let waiting = matches!(state, ItemState::Pending) && next_attempt_at_ms > now_ms;
         Ok(ItemView {
             id,
-            uid: r.get(1)?,
-            source: r.get(2)?,
-            state: self.state_of(id, r.get(3)?),
-            attempts: r.get(4)?,
-            last_error: r.get(5)?,
-            next_attempt_at: (next > 0).then(|| rfc3339_ms(next)),
-            received_at: rfc3339_ms(r.get(7)?),
+            uid: row.get(1)?,
+            source: row.get(2)?,
+            state,
+            attempts: row.get(4)?,
+            last_error: row.get(5)?,
+            next_attempt_at: waiting.then(|| rfc3339_ms(next_attempt_at_ms)),
+            received_at: rfc3339_ms(row.get(7)?),
             raw,
             raw_hex,
-            data: r
+            data: row
                 .get::<_, Option<String>>(9)?
-                .and_then(|d| serde_json::from_str(&d).ok()),
-            sequence_uid: r.get(10)?,
-            upstream_id: r
+                .map(|text| film_data(id, &text)),
+            sequence_uid: row.get(10)?,
+            upstream_id: row
                 .get::<_, Option<String>>(11)?
-                .and_then(|u| serde_json::from_str(&u).ok()),
+                .map(|text| json_value(&text)),
         })
     }
 }
 
-fn leased_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<LeasedItem> {
-    let raw: Vec<u8> = r.get(4)?;
-    let data: Option<String> = r.get(5)?;
-    let upstream_id: Option<String> = r.get(11)?;
+/// Pragmas and schema; the schema is created under a write lock, which also proves the file
+/// is writable (and not held by another process) before the queue starts.
+fn init_connection(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(2))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        log::warn!(
+            "queue: SQLite refused WAL mode (journal_mode = {mode}); commits will be slower"
+        );
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
+}
+
+fn load_counts(conn: &Connection) -> rusqlite::Result<Counts> {
+    let mut counts = Counts::default();
+    let mut stmt = conn.prepare("SELECT state, count(*) FROM items GROUP BY state")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let n: i64 = row.get(1)?;
+        match row.get::<_, i64>(0)? {
+            STATE_DEAD => counts.dead += n,
+            STATE_POSTED => counts.posted += n,
+            _ => counts.pending += n,
+        }
+    }
+    Ok(counts)
+}
+
+fn dir_error(dir: &Path, e: std::io::Error) -> std::io::Error {
+    // create_dir_all reports a file in the way as "File exists", which hides the problem.
+    if dir.exists() && !dir.is_dir() {
+        let what = format!("{} exists and is not a directory", dir.display());
+        return std::io::Error::new(std::io::ErrorKind::NotADirectory, what);
+    }
+    let hint = match e.kind() {
+        std::io::ErrorKind::PermissionDenied => " (check the permissions of its parent)",
+        _ => "",
+    };
+    std::io::Error::new(
+        e.kind(),
+        format!("cannot create directory {}: {e}{hint}", dir.display()),
+    )
+}
+
+/// SQLite's "unable to open database file" says little; add what usually causes it.
+fn sqlite_open_error(path: &Path, e: rusqlite::Error) -> Box<dyn std::error::Error + Send + Sync> {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::PermissionDenied
+            ) =>
+        {
+            let dir = path
+                .parent()
+                .map_or_else(|| ".".into(), |d| d.display().to_string());
+            format!("{e} (the file and its directory {dir} must be writable)").into()
+        }
+        _ => e.into(),
+    }
+}
+
+fn leased_item(row: &Row<'_>) -> rusqlite::Result<LeasedItem> {
+    let id: i64 = row.get(0)?;
+    let raw: Vec<u8> = row.get(4)?;
     Ok(LeasedItem {
-        id: r.get(0)?,
-        uid: r.get(1)?,
-        source: r.get(2)?,
-        received_at_ms: r.get(3)?,
-        raw: String::from_utf8_lossy(&raw).into_owned(),
-        data: data
-            .and_then(|d| serde_json::from_str::<FilmData>(&d).ok())
-            .unwrap_or_default(),
-        attempts: r.get(6)?,
+        id,
+        uid: row.get(1)?,
+        source: row.get(2)?,
+        received_at_ms: row.get(3)?,
+        raw: String::from_utf8(raw)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        data: row
+            .get::<_, Option<String>>(5)?
+            .map_or_else(FilmData::new, |text| film_data(id, &text)),
+        attempts: row.get(6)?,
         sequence: LeasedSequence {
-            id: r.get(7)?,
-            uid: r.get(8)?,
-            source: r.get(9)?,
-            key: r.get(10)?,
-            upstream_id: upstream_id.and_then(|u| serde_json::from_str(&u).ok()),
+            id: row.get(7)?,
+            uid: row.get(8)?,
+            source: row.get(9)?,
+            key: row.get(10)?,
+            upstream_id: row
+                .get::<_, Option<String>>(11)?
+                .map(|text| json_value(&text)),
         },
     })
+}
+
+fn json_text(data: &FilmData) -> String {
+    // Serialising a map of JSON values cannot fail.
+    serde_json::to_string(data).unwrap_or_default()
+}
+
+/// Stored JSON text as a value; text that is not JSON (written by hand) is kept as a string.
+fn json_value(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+fn film_data(id: i64, text: &str) -> FilmData {
+    match serde_json::from_str(text) {
+        Ok(data) => data,
+        Err(e) => {
+            log::warn!("queue item {id}: stored data is not a JSON object ({e}); using no fields");
+            FilmData::new()
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Per-second counters of the last [`RATE_WINDOW_S`] seconds, for the read and post rates.
+#[derive(Debug, Clone)]
+struct RateRing {
+    /// The epoch second each slot counts.
+    second: [i64; RATE_WINDOW_S],
+    /// Frames accepted in each slot's second.
+    reads: [u64; RATE_WINDOW_S],
+    /// Items delivered in each slot's second.
+    posts: [u64; RATE_WINDOW_S],
+    /// When counting started, so a young queue's rate is not diluted by seconds it did not see.
+    started_ms: i64,
+}
+
+impl RateRing {
+    fn new(now_ms: i64) -> RateRing {
+        RateRing {
+            second: [i64::MIN; RATE_WINDOW_S],
+            reads: [0; RATE_WINDOW_S],
+            posts: [0; RATE_WINDOW_S],
+            started_ms: now_ms,
+        }
+    }
+
+    fn add(&mut self, now_ms: i64, reads: u64, posts: u64) {
+        if reads == 0 && posts == 0 {
+            return;
+        }
+        let second = now_ms.div_euclid(1000);
+        let slot = second.rem_euclid(RATE_WINDOW_S as i64) as usize;
+        if self.second[slot] != second {
+            self.second[slot] = second;
+            self.reads[slot] = 0;
+            self.posts[slot] = 0;
+        }
+        self.reads[slot] += reads;
+        self.posts[slot] += posts;
+    }
+
+    /// (reads per second, posts per second) over the window ending at `now_ms`.
+    fn rates(&self, now_ms: i64) -> (f64, f64) {
+        let second = now_ms.div_euclid(1000);
+        let oldest = second - RATE_WINDOW_S as i64 + 1;
+        let (mut reads, mut posts) = (0, 0);
+        for slot in 0..RATE_WINDOW_S {
+            if (oldest..=second).contains(&self.second[slot]) {
+                reads += self.reads[slot];
+                posts += self.posts[slot];
+            }
+        }
+        let window_ms = (now_ms - (oldest * 1000).max(self.started_ms)).max(1000) as f64;
+        (
+            reads as f64 * 1000.0 / window_ms,
+            posts as f64 * 1000.0 / window_ms,
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::FilmData;
+    use crate::record::SequenceRef;
     use serde_json::json;
+    use tempfile::TempDir;
 
-    fn cfg(dir: &tempfile::TempDir) -> QueueConfig {
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn config(dir: &TempDir) -> QueueConfig {
         QueueConfig {
-            path: dir.path().join("q.sqlite3"),
-            max_items: 100,
-            posted_history: 2,
-            ..Default::default()
+            path: dir.path().join("data/queue.sqlite3"),
+            ..QueueConfig::default()
         }
     }
 
-    fn film(n: u64) -> NewItem {
-        let data: FilmData = serde_json::from_value(json!({"lot": "A", "film_no": n})).unwrap();
+    fn open(dir: &TempDir) -> QueueStore {
+        QueueStore::open(&config(dir)).expect("open queue")
+    }
+
+    fn seq(uid: &str, key: &str) -> Option<SequenceRef> {
+        Some(SequenceRef {
+            uid: uid.into(),
+            key: Some(key.into()),
+        })
+    }
+
+    fn film(n: i64) -> NewItem {
+        let raw = format!("L1,{n},25.4,1200,0");
+        let data = parse_frame(&RecordConfig::default(), raw.as_bytes()).unwrap();
         NewItem {
-            uid: format!("u{n}"),
+            uid: new_uid(),
             source: "line-1".into(),
-            received_at_ms: 1000 + n as i64,
-            raw: format!("A,{n}").into_bytes(),
+            received_at_ms: NOW + n,
+            raw: raw.into_bytes(),
             body: ItemBody::Film(data),
-            sequence: Some(SequenceRef {
-                uid: "s1".into(),
-                key: Some("A".into()),
-            }),
+            sequence: seq("seq-L1", "L1"),
         }
     }
 
-    #[test]
-    fn leases_see_only_committed_items_in_order_and_never_twice() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = QueueStore::open(&cfg(&dir)).unwrap();
-        store.insert(&[film(1), film(2), film(3)]).unwrap();
-        assert!(
-            store.lease(10, 0).unwrap().is_empty(),
-            "uncommitted items are not leased"
-        );
-        store.commit().unwrap();
-        let first = store.lease(2, 0).unwrap();
-        assert_eq!(
-            first.iter().map(|i| i.uid.as_str()).collect::<Vec<_>>(),
-            ["u1", "u2"]
-        );
-        assert_eq!(first[0].sequence.uid, "s1");
-        let rest = store.lease(10, 0).unwrap();
-        assert_eq!(rest.len(), 1);
-        assert!(store.lease(10, 0).unwrap().is_empty());
-        assert_eq!(store.stats(0).unwrap().in_flight, 3);
+    fn rejected(raw: &[u8], sequence: Option<SequenceRef>) -> NewItem {
+        let reason = parse_frame(&RecordConfig::default(), raw).unwrap_err();
+        NewItem {
+            uid: new_uid(),
+            source: "line-1".into(),
+            received_at_ms: NOW,
+            raw: raw.to_vec(),
+            body: ItemBody::Rejected { reason },
+            sequence,
+        }
+    }
+
+    fn films(from: i64, to: i64) -> Vec<NewItem> {
+        (from..=to).map(film).collect()
+    }
+
+    fn film_nos(items: &[LeasedItem]) -> Vec<i64> {
+        items
+            .iter()
+            .map(|i| i.data["film_no"].as_i64().unwrap())
+            .collect()
+    }
+
+    fn parsers(record: RecordConfig) -> HashMap<String, RecordConfig> {
+        HashMap::from([("line-1".to_string(), record)])
+    }
+
+    fn delivered(id: i64) -> (i64, Outcome) {
+        (
+            id,
+            Outcome::Delivered {
+                upstream_id: Some(json!(id * 100)),
+            },
+        )
     }
 
     #[test]
-    fn outcomes_move_items_and_retries_wait_for_their_delay() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = QueueStore::open(&cfg(&dir)).unwrap();
-        store.insert(&[film(1), film(2), film(3)]).unwrap();
+    fn committed_items_are_leased_once_in_read_order() {
+        let dir = TempDir::new().unwrap();
+        let mut store = open(&dir);
+        let outcome = store.enqueue(films(1, 5), NOW).unwrap();
+        assert_eq!(
+            outcome,
+            EnqueueOutcome {
+                accepted: 5,
+                refused: 0
+            }
+        );
         store.commit().unwrap();
-        let leased = store.lease(3, 0).unwrap();
-        let outcomes = vec![
+        assert!(store.take_new_work());
+        assert_eq!(film_nos(&store.lease(3, NOW).unwrap()), [1, 2, 3]);
+        assert_eq!(film_nos(&store.lease(10, NOW).unwrap()), [4, 5]);
+        assert!(store.lease(10, NOW).unwrap().is_empty());
+        let stats = store.stats(NOW);
+        assert_eq!((stats.pending, stats.in_flight), (0, 5));
+    }
+
+    #[test]
+    fn lease_excludes_uncommitted_rows() {
+        let dir = TempDir::new().unwrap();
+        let mut store = open(&dir);
+        store.enqueue(films(1, 2), NOW).unwrap();
+        assert!(
+            store.lease(10, NOW).unwrap().is_empty(),
+            "uncommitted rows were leased"
+        );
+        store.commit().unwrap();
+        store.enqueue(films(3, 4), NOW).unwrap();
+        assert_eq!(film_nos(&store.lease(10, NOW).unwrap()), [1, 2]);
+        store.commit().unwrap();
+        assert_eq!(film_nos(&store.lease(10, NOW).unwrap()), [3, 4]);
+    }
+
+    #[test]
+    fn lease_excludes_in_flight_retries() {
+        let dir = TempDir::new().unwrap();
+        let mut store = open(&dir);
+        store.enqueue(films(1, 2), NOW).unwrap();
+        store.commit().unwrap();
+        let leased = store.lease(10, NOW).unwrap();
+        let retry = |i: &LeasedItem| {
             (
-                leased[0].id,
-                Outcome::Delivered {
-                    upstream_id: Some(json!(41)),
+                i.id,
+                Outcome::Retry {
+                    error: "503".into(),
+                    delay_ms: 0,
                 },
-            ),
-            (
-                leased[1].id,
+            )
+        };
+        store.ack(leased.iter().map(retry).collect(), NOW);
+        store.commit().unwrap();
+        let again = store.lease(1, NOW + 1).unwrap();
+        assert_eq!(film_nos(&again), [1]);
+        assert_eq!(again[0].attempts, 1);
+        assert_eq!(
+            film_nos(&store.lease(10, NOW + 1).unwrap()),
+            [2],
+            "item 1 leased twice"
+        );
+        assert!(store.lease(10, NOW + 1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn retry_ack_waits_for_its_delay() {
+        let dir = TempDir::new().unwrap();
+        let mut store = open(&dir);
+        store.enqueue(films(1, 1), NOW).unwrap();
+        store.commit().unwrap();
+        let id = store.lease(1, NOW).unwrap()[0].id;
+        store.ack(
+            vec![(
+                id,
                 Outcome::Retry {
                     error: "HTTP 503".into(),
-                    delay_ms: 1000,
+                    delay_ms: 200,
                 },
-            ),
-            (
-                leased[2].id,
-                Outcome::Dead {
-                    error: "HTTP 400: no".into(),
-                },
-            ),
-        ];
-        assert_eq!(store.ack(&outcomes, 5000).unwrap(), 1);
+            )],
+            NOW,
+        );
         store.commit().unwrap();
         assert!(
-            store.lease(10, 5999).unwrap().is_empty(),
-            "retry not yet due"
+            store.lease(10, NOW + 199).unwrap().is_empty(),
+            "leased before its delay"
         );
-        let again = store.lease(10, 6000).unwrap();
-        assert_eq!(
-            (again.len(), again[0].uid.as_str(), again[0].attempts),
-            (1, "u2", 1)
+        assert_eq!(store.next_retry_due_after(NOW).unwrap(), Some(NOW + 200));
+        let view = store.item_view(id).unwrap();
+        assert_eq!(view.state, ItemState::Pending);
+        assert_eq!(view.last_error.as_deref(), Some("HTTP 503"));
+        let leased = store.lease(10, NOW + 200).unwrap();
+        assert_eq!((leased[0].id, leased[0].attempts), (id, 1));
+    }
+
+    #[test]
+    fn delivered_ack_posts_the_item_with_its_upstream_id() {
+        let dir = TempDir::new().unwrap();
+        let mut store = open(&dir);
+        store.enqueue(films(1, 1), NOW).unwrap();
+        store.commit().unwrap();
+        let id = store.lease(1, NOW).unwrap()[0].id;
+        store.ack(vec![delivered(id)], NOW);
+        store.commit().unwrap();
+        let view = store.item_view(id).unwrap();
+        assert_eq!(view.state, ItemState::Posted);
+        assert_eq!(view.upstream_id, Some(json!(id * 100)));
+        assert_eq!((view.attempts, view.last_error), (1, None));
+        let stats = store.stats(NOW);
+        assert_eq!((stats.pending, stats.in_flight, stats.posted), (0, 0, 1));
+        assert_eq!(stats.delivered_total, 1);
+    }
+
+    #[test]
+    fn dead_ack_makes_the_item_dead_with_its_error() {
+        let dir = TempDir::new().unwrap();
+        let mut store = open(&dir);
+        store.enqueue(films(1, 1), NOW).unwrap();
+        store.commit().unwrap();
+        let id = store.lease(1, NOW).unwrap()[0].id;
+        store.ack(
+            vec![(
+                id,
+                Outcome::Dead {
+                    error: "HTTP 400: bad lot".into(),
+                },
+            )],
+            NOW,
         );
-        let stats = store.stats(0).unwrap();
+        store.commit().unwrap();
+        let view = store.item_view(id).unwrap();
+        assert_eq!(view.state, ItemState::Dead);
+        assert_eq!(view.last_error.as_deref(), Some("HTTP 400: bad lot"));
+        assert_eq!(store.stats(NOW).dead, 1);
+        assert!(store.lease(10, NOW + 1_000_000).unwrap().is_empty());
+    }
+
+    #[test]
+    fn reopen_makes_unacked_leases_pending_and_keeps_dead_and_posted() {
+        let dir = TempDir::new().unwrap();
+        {
+            let mut store = open(&dir);
+            store.enqueue(films(1, 4), NOW).unwrap();
+            store.commit().unwrap();
+            let leased = store.lease(4, NOW).unwrap();
+            store.ack(
+                vec![
+                    delivered(leased[0].id),
+                    (
+                        leased[1].id,
+                        Outcome::Dead {
+                            error: "410".into(),
+                        },
+                    ),
+                ],
+                NOW,
+            );
+            store.commit().unwrap();
+            // Items 3 and 4 stay leased and unacknowledged: the process "crashes".
+        }
+        let mut store = open(&dir);
+        let stats = store.stats(NOW);
         assert_eq!(
             (stats.pending, stats.in_flight, stats.dead, stats.posted),
-            (0, 1, 1, 1)
+            (2, 0, 1, 1)
         );
-        assert_eq!(
-            store.get(leased[0].id).unwrap().upstream_id,
-            Some(json!(41))
-        );
+        assert_eq!(film_nos(&store.lease(10, NOW).unwrap()), [3, 4]);
     }
 
     #[test]
-    fn a_restart_makes_unacked_leases_pending_and_keeps_dead_and_posted() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = QueueStore::open(&cfg(&dir)).unwrap();
-        store.insert(&[film(1), film(2)]).unwrap();
-        store.commit().unwrap();
-        let leased = store.lease(2, 0).unwrap();
-        store
-            .ack(
-                &[(leased[0].id, Outcome::Delivered { upstream_id: None })],
-                1,
-            )
-            .unwrap();
-        store
-            .set_sequence_upstream_id(leased[0].sequence.id, &json!(7))
-            .unwrap();
-        store.commit().unwrap();
-        drop(store);
-        let mut store = QueueStore::open(&cfg(&dir)).unwrap();
-        let again = store.lease(10, 0).unwrap();
-        assert_eq!(again.len(), 1);
-        assert_eq!(again[0].uid, "u2");
-        assert_eq!(again[0].sequence.upstream_id, Some(json!(7)));
-        assert_eq!(store.stats(0).unwrap().posted, 1);
+    fn uncommitted_writes_are_lost_only_if_never_committed() {
+        let dir = TempDir::new().unwrap();
+        {
+            let mut store = open(&dir);
+            store.enqueue(films(1, 2), NOW).unwrap();
+            store.commit().unwrap();
+            store.enqueue(films(3, 3), NOW).unwrap();
+        }
+        let mut store = open(&dir);
+        assert_eq!(film_nos(&store.lease(10, NOW).unwrap()), [1, 2]);
     }
 
     #[test]
-    fn rejected_frames_are_dead_and_a_retry_reparses_them_with_the_current_config() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = QueueStore::open(&cfg(&dir)).unwrap();
-        let bad = NewItem {
-            raw: b"A,1,extra".to_vec(),
-            body: ItemBody::Rejected {
-                reason: "expected 2 fields".into(),
-            },
-            sequence: None,
-            ..film(9)
+    fn posted_history_is_trimmed_to_its_size_oldest_first() {
+        let dir = TempDir::new().unwrap();
+        let cfg = QueueConfig {
+            posted_history: 5,
+            ..config(&dir)
         };
-        store.insert(&[bad]).unwrap();
+        let mut store = QueueStore::open(&cfg).unwrap();
+        store.enqueue(films(1, 20), NOW).unwrap();
         store.commit().unwrap();
-        let id = store.dead_ids().unwrap()[0];
-        let two = RecordConfig {
-            fields: vec!["lot".into(), "n".into()],
-            sequence_key: "lot".into(),
+        let leased = store.lease(20, NOW).unwrap();
+        store.ack(leased.iter().map(|i| delivered(i.id)).collect(), NOW);
+        store.commit().unwrap();
+        let page = store.list(Some(ItemState::Posted), 100, 0).unwrap();
+        assert_eq!(page.count, 5);
+        let ids: Vec<i64> = page.results.iter().map(|v| v.id).collect();
+        let newest: Vec<i64> = leased.iter().rev().take(5).map(|i| i.id).collect();
+        assert_eq!(ids, newest);
+        let on_disk: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(on_disk, 5);
+    }
+
+    #[test]
+    fn max_items_refuses_the_rest_of_the_batch_and_counts_it() {
+        let dir = TempDir::new().unwrap();
+        let cfg = QueueConfig {
+            max_items: 5,
+            ..config(&dir)
+        };
+        let mut store = QueueStore::open(&cfg).unwrap();
+        assert_eq!(store.enqueue(films(1, 3), NOW).unwrap().accepted, 3);
+        // Uncommitted items count too, and so do dead ones.
+        let outcome = store
+            .enqueue(vec![rejected(b"x", None), film(4), film(5)], NOW)
+            .unwrap();
+        assert_eq!(
+            outcome,
+            EnqueueOutcome {
+                accepted: 2,
+                refused: 1
+            }
+        );
+        store.commit().unwrap();
+        assert_eq!(store.enqueue(films(6, 6), NOW).unwrap().refused, 1);
+        let stats = store.stats(NOW);
+        assert_eq!(
+            (
+                stats.pending,
+                stats.dead,
+                stats.refused_total,
+                stats.enqueued_total
+            ),
+            (4, 1, 2, 5)
+        );
+        // Delivering frees room.
+        let id = store.lease(1, NOW).unwrap()[0].id;
+        store.ack(vec![delivered(id)], NOW);
+        assert_eq!(
+            store.enqueue(films(7, 8), NOW).unwrap(),
+            EnqueueOutcome {
+                accepted: 1,
+                refused: 1
+            }
+        );
+    }
+
+    #[test]
+    fn rejected_frame_is_stored_dead_with_its_exact_bytes() {
+        let dir = TempDir::new().unwrap();
+        let mut store = open(&dir);
+        store
+            .enqueue(vec![rejected(b"L1,\xff\xfe,1,2,3", None)], NOW)
+            .unwrap();
+        store.commit().unwrap();
+        assert!(!store.take_new_work(), "a dead item is not work");
+        let page = store.list(Some(ItemState::Dead), 10, 0).unwrap();
+        let view = &page.results[0];
+        assert_eq!(
+            view.last_error.as_deref(),
+            Some("invalid UTF-8 at byte 3 of 11")
+        );
+        assert_eq!(view.raw_hex.as_deref(), Some("4c312cfffe2c312c322c33"));
+        assert_eq!(view.raw, "L1,\u{fffd}\u{fffd},1,2,3");
+        assert_eq!((view.data.clone(), view.sequence_uid.clone()), (None, None));
+    }
+
+    #[test]
+    fn retry_reparses_a_dead_frame_with_the_current_config() {
+        let dir = TempDir::new().unwrap();
+        let mut store = open(&dir);
+        let short = rejected(b"L2,7,25.1", seq("seq-L2", "L2"));
+        let garbage = rejected(b"garbage", None);
+        store.enqueue(vec![short, garbage], NOW).unwrap();
+        store.commit().unwrap();
+        let ids: Vec<i64> = store
+            .list(Some(ItemState::Dead), 10, 0)
+            .unwrap()
+            .results
+            .iter()
+            .map(|v| v.id)
+            .collect();
+        let (garbage_id, short_id) = (ids[0], ids[1]);
+
+        // Unchanged config: still dead, with the reason again.
+        let view = store
+            .retry_item(short_id, &parsers(RecordConfig::default()), NOW)
+            .unwrap();
+        assert_eq!(view.state, ItemState::Dead);
+        assert!(view.last_error.unwrap().contains("expected 5 fields"));
+
+        // The config gains the three-field layout.
+        let three = RecordConfig {
+            fields: ["lot", "film_no", "thickness_um"]
+                .map(String::from)
+                .to_vec(),
             ..RecordConfig::default()
         };
-        let mut parsers = HashMap::from([("line-1".to_owned(), two)]);
-        let still = store.retry_dead(id, &parsers).unwrap();
-        assert_eq!(still.state, ItemState::Dead);
-        assert!(still.last_error.unwrap().contains("expected 2 fields"));
-        parsers.get_mut("line-1").unwrap().fields.push("x".into());
-        let now = store.retry_dead(id, &parsers).unwrap();
-        assert_eq!(now.state, ItemState::Pending);
-        assert_eq!(now.data.unwrap()["x"], "extra");
-        store.commit().unwrap();
-        let leased = store.lease(10, now_ms()).unwrap();
+        let view = store
+            .retry_item(short_id, &parsers(three.clone()), NOW)
+            .unwrap();
+        assert_eq!(view.state, ItemState::Pending);
+        assert_eq!(view.last_error, None);
+        assert_eq!(
+            view.data.map(Value::Object),
+            Some(json!({"lot": "L2", "film_no": 7, "thickness_um": 25.1}))
+        );
+        assert_eq!(view.sequence_uid.as_deref(), Some("seq-L2"));
+        assert!(store.take_new_work());
+        let leased = store.lease(10, NOW).unwrap();
         assert_eq!(leased.len(), 1);
-        assert_eq!(leased[0].sequence.key.as_deref(), Some("A"));
-        assert!(matches!(
-            store.retry_dead(id, &parsers),
-            Err(QueueError::NotDead { .. })
-        ));
-        assert!(matches!(
-            store.delete_dead(id),
-            Err(QueueError::NotDead { .. })
-        ));
+        assert_eq!(
+            (leased[0].id, leased[0].sequence.key.as_deref()),
+            (short_id, Some("L2"))
+        );
+
+        let view = store.retry_item(garbage_id, &parsers(three), NOW).unwrap();
+        assert_eq!(view.state, ItemState::Dead);
+        assert!(view.last_error.unwrap().contains("found 1"));
+        let stats = store.stats(NOW);
+        assert_eq!((stats.dead, stats.in_flight), (1, 1));
     }
 
     #[test]
-    fn max_items_refuses_the_rest_and_posted_history_is_trimmed() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = cfg(&dir);
-        c.max_items = 150;
-        c.posted_history = 10;
-        let mut store = QueueStore::open(&c).unwrap();
-        let items: Vec<NewItem> = (1..=200).map(film).collect();
-        let outcome = store.insert(&items).unwrap();
-        assert_eq!((outcome.accepted, outcome.refused), (150, 50));
+    fn retried_frame_without_sequence_gets_one_keyed_by_its_data() {
+        let dir = TempDir::new().unwrap();
+        let mut store = open(&dir);
+        store.enqueue(vec![rejected(b"L9,1,2", None)], NOW).unwrap();
         store.commit().unwrap();
-        let leased = store.lease(150, 0).unwrap();
-        let acks: Vec<_> = leased
-            .iter()
-            .map(|i| (i.id, Outcome::Delivered { upstream_id: None }))
-            .collect();
-        store.ack(&acks, 0).unwrap();
-        store.commit().unwrap();
-        assert_eq!(store.stats(0).unwrap().posted, 10);
-        assert_eq!(store.insert(&[film(300)]).unwrap().accepted, 1);
-    }
-
-    #[test]
-    fn a_path_under_a_regular_file_is_an_open_error_naming_the_path() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("file"), b"x").unwrap();
-        let c = QueueConfig {
-            path: dir.path().join("file/q.sqlite3"),
-            ..Default::default()
+        let three = RecordConfig {
+            fields: ["lot", "film_no", "width_mm"].map(String::from).to_vec(),
+            ..RecordConfig::default()
         };
-        let err = QueueStore::open(&c).err().unwrap().to_string();
+        let outcome = store.retry_all_dead(&parsers(three), NOW).unwrap();
+        assert_eq!(
+            outcome,
+            RetryAllOutcome {
+                retried: 1,
+                still_dead: 0
+            }
+        );
+        let leased = store.lease(10, NOW).unwrap();
+        assert_eq!(leased[0].sequence.key.as_deref(), Some("L9"));
+        assert_eq!(leased[0].sequence.source, "line-1");
+        assert_eq!(leased[0].sequence.uid.len(), 36);
+    }
+
+    #[test]
+    fn retry_of_an_unknown_source_says_so() {
+        let dir = TempDir::new().unwrap();
+        let mut store = open(&dir);
+        store.enqueue(vec![rejected(b"L1,2", None)], NOW).unwrap();
+        store.commit().unwrap();
+        let outcome = store.retry_all_dead(&HashMap::new(), NOW).unwrap();
+        assert_eq!(
+            outcome,
+            RetryAllOutcome {
+                retried: 0,
+                still_dead: 1
+            }
+        );
+        let view = &store.list(None, 1, 0).unwrap().results[0];
+        assert_eq!(
+            view.last_error.as_deref(),
+            Some("no [[serial]] named line-1 to parse it with")
+        );
+    }
+
+    #[test]
+    fn only_dead_items_can_be_retried_or_deleted() {
+        let dir = TempDir::new().unwrap();
+        let mut store = open(&dir);
+        store
+            .enqueue(vec![film(1), rejected(b"x", None)], NOW)
+            .unwrap();
+        store.commit().unwrap();
+        let leased = store.lease(1, NOW).unwrap();
+        let film_id = leased[0].id;
+        let dead_id = film_id + 1;
+        let p = parsers(RecordConfig::default());
+        assert!(matches!(
+            store.retry_item(film_id, &p, NOW),
+            Err(QueueError::NotDead {
+                state: "in_flight",
+                ..
+            })
+        ));
+        assert!(matches!(
+            store.delete_dead(film_id),
+            Err(QueueError::NotDead {
+                state: "in_flight",
+                ..
+            })
+        ));
+        assert!(matches!(
+            store.delete_dead(999),
+            Err(QueueError::NotFound(999))
+        ));
+        assert!(matches!(
+            store.retry_item(999, &p, NOW),
+            Err(QueueError::NotFound(999))
+        ));
+        store.delete_dead(dead_id).unwrap();
+        assert!(matches!(
+            store.item_view(dead_id),
+            Err(QueueError::NotFound(_))
+        ));
+        assert_eq!(store.stats(NOW).dead, 0);
+    }
+
+    #[test]
+    fn sequence_upstream_id_is_stored_and_returned_by_lease() {
+        let dir = TempDir::new().unwrap();
+        let mut store = open(&dir);
+        store.enqueue(films(1, 2), NOW).unwrap();
+        store.commit().unwrap();
+        let first = store.lease(1, NOW).unwrap().remove(0);
+        assert_eq!(first.sequence.upstream_id, None);
+        store.sequence_posted(first.sequence.id, &json!(42));
+        store.commit().unwrap();
+        let second = store.lease(1, NOW).unwrap().remove(0);
+        assert_eq!(second.sequence.id, first.sequence.id);
+        assert_eq!(second.sequence.upstream_id, Some(json!(42)));
+        assert_eq!(
+            (second.sequence.uid.as_str(), second.sequence.key.as_deref()),
+            ("seq-L1", Some("L1"))
+        );
+    }
+
+    #[test]
+    fn a_failed_commit_keeps_every_accepted_frame_and_outcome_for_the_replay() {
+        let dir = TempDir::new().unwrap();
+        let mut store = open(&dir);
+        store.enqueue(films(1, 2), NOW).unwrap();
+        store.commit().unwrap();
+        let leased = store.lease(2, NOW).unwrap();
+        // A real SQLITE_FULL: the file may not grow beyond its current pages.
+        let pages: i64 = store
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        store
+            .conn
+            .pragma_update(None, "max_page_count", pages)
+            .unwrap();
+        store.ack(vec![delivered(leased[0].id)], NOW);
+        let mut accepted = 0;
+        let err = loop {
+            match store.enqueue(films(accepted + 3, accepted + 3), NOW) {
+                Ok(o) => accepted += o.accepted as i64,
+                Err(e) => break e,
+            }
+            assert!(accepted < 100_000, "the file never filled up");
+        };
+        assert!(err.to_string().contains("full"), "{err}");
+        assert!(!store.stats(NOW).store_ok);
+        assert!(matches!(
+            store.enqueue(films(1, 1), NOW),
+            Err(QueueError::Store(_))
+        ));
+        // The refused batch is not replayed, so this commit may well fit; either way nothing
+        // accepted may be lost.
+        let _ = store.commit();
+        store.ack(vec![delivered(leased[1].id)], NOW);
+
+        store
+            .conn
+            .pragma_update(None, "max_page_count", 1_000_000)
+            .unwrap();
+        store.commit().unwrap();
+        assert!(store.stats(NOW).store_ok);
+        let fresh = store.lease(1_000_000, NOW).unwrap();
+        assert_eq!(fresh.len() as i64, accepted, "accepted frames were lost");
+        assert_eq!(film_nos(&fresh), (3..accepted + 3).collect::<Vec<_>>());
+        let stats = store.stats(NOW);
+        assert_eq!(
+            (stats.posted, stats.in_flight, stats.pending),
+            (2, accepted as u64, 0)
+        );
+    }
+
+    #[test]
+    fn stats_show_oldest_pending_age_and_rates() {
+        let dir = TempDir::new().unwrap();
+        let mut store = open(&dir);
+        store.enqueue(films(1, 3), NOW).unwrap();
+        store.commit().unwrap();
+        let stats = store.stats(NOW + 1_001);
+        assert_eq!(stats.oldest_pending_age_ms, 1_000);
+        assert_eq!((stats.pending, stats.enqueued_total), (3, 3));
+    }
+
+    #[test]
+    fn rates_count_the_last_ten_seconds() {
+        let mut ring = RateRing::new(0);
+        for s in 0..20 {
+            ring.add(s * 1000 + 500, 100, 10);
+        }
+        let (reads, posts) = ring.rates(19_999);
+        assert!((reads - 100.0).abs() < 1.0, "{reads}");
+        assert!((posts - 10.0).abs() < 0.1, "{posts}");
+        assert_eq!(ring.rates(60_000), (0.0, 0.0));
+        // A young queue is not diluted by seconds before it started.
+        let mut young = RateRing::new(100_000);
+        young.add(101_500, 200, 0);
+        assert!((young.rates(102_000).0 - 100.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn lease_queries_use_the_indexes() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        let plan = |sql: &str| -> String {
+            let mut stmt = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        };
+        let due = plan(&DUE_RETRIES_SQL.replace("?1", "5"));
         assert!(
-            err.contains("cannot open the queue") && err.contains("file/q.sqlite3"),
+            due.contains("items_due_retry") && !due.contains("TEMP B-TREE"),
+            "{due}"
+        );
+        let fresh = plan(
+            &FRESH_SQL
+                .replace("?1", "0")
+                .replace("?2", "9")
+                .replace("?3", "5"),
+        );
+        assert!(
+            fresh.contains("INTEGER PRIMARY KEY") && !fresh.contains("TEMP B-TREE"),
+            "{fresh}"
+        );
+        let oldest = plan("SELECT received_at_ms FROM items WHERE state = 0 ORDER BY id LIMIT 1");
+        assert!(
+            oldest.contains("items_state_id") && !oldest.contains("TEMP B-TREE"),
+            "{oldest}"
+        );
+    }
+
+    #[test]
+    fn a_path_under_a_regular_file_is_an_open_error_naming_it() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let path = file.path().join("queue.sqlite3");
+        let cfg = QueueConfig {
+            path: path.clone(),
+            ..QueueConfig::default()
+        };
+        let err = QueueStore::open(&cfg)
+            .err()
+            .expect("opened a queue under a file");
+        assert!(matches!(err, QueueError::Open { .. }));
+        let text = err.to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(
+            text.contains("Not a directory") || text.contains("not a directory"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_uncreatable_directory_is_an_open_error() {
+        let cfg = QueueConfig {
+            path: "/proc/filmgate-test/queue.sqlite3".into(),
+            ..QueueConfig::default()
+        };
+        let err = QueueStore::open(&cfg)
+            .err()
+            .expect("opened a queue in /proc");
+        assert!(
+            err.to_string()
+                .starts_with("cannot open the queue at /proc/filmgate-test/queue.sqlite3: "),
             "{err}"
+        );
+    }
+
+    /// Run with `cargo test -p filmgate-actors --lib -- --ignored --nocapture store_throughput`.
+    #[test]
+    #[ignore]
+    fn store_throughput_100k() {
+        const N: i64 = 100_000;
+        let dir = TempDir::new().unwrap();
+        let mut store = open(&dir);
+        let items = films(1, N);
+        let t = Instant::now();
+        for chunk in items.chunks(500) {
+            store.enqueue(chunk.to_vec(), NOW).unwrap();
+            store.commit().unwrap();
+        }
+        let insert_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut done = 0;
+        loop {
+            let leased = store.lease(100, NOW).unwrap();
+            if leased.is_empty() {
+                break;
+            }
+            done += leased.len();
+            store.ack(leased.iter().map(|i| delivered(i.id)).collect(), NOW);
+            store.commit().unwrap();
+        }
+        let drain_s = t.elapsed().as_secs_f64();
+        assert_eq!(done as i64, N);
+        println!(
+            "store: {N} inserts in {insert_s:.2} s ({:.0}/s, commits of 500); lease+ack {:.0}/s (batches of 100)",
+            N as f64 / insert_s,
+            N as f64 / drain_s
         );
     }
 }
