@@ -37,14 +37,21 @@ impl WebConfig {
             return Err(InvalidConfig::new(
                 prefix,
                 "bind",
-                format!("an address:port such as 127.0.0.1:8080, found {:?}", self.bind),
+                format!(
+                    "an address:port such as 127.0.0.1:8080, found {:?}",
+                    self.bind
+                ),
             ));
         }
         if self.records_db.as_os_str().is_empty() {
             return Err(InvalidConfig::new(prefix, "records_db", "a file path"));
         }
         if self.token.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(InvalidConfig::new(prefix, "token", "a token without spaces"));
+            return Err(InvalidConfig::new(
+                prefix,
+                "token",
+                "a token without spaces",
+            ));
         }
         Ok(())
     }
