@@ -2,13 +2,13 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: `[web]`.
-//! - [`records`]: the embedded records service's SQLite store (DRF-shaped films and
+//! - [`config`] — the `[web]` section.
+//! - [`records`] — the embedded records service's SQLite store (DRF-shaped films and
 //!   sequences), with its group-committing writer thread.
-//! - [`routes`]: one module per area — records, queue, links, refresh, events, ops, dashboard.
-//! - [`errors`]: the JSON error body and the extractor configs (body caps, bad JSON, bad query).
-//! - [`pagination`]: DRF limit/offset `next` and `previous` links.
-//! - [`auth`]: the API token check for non-GET `/api` requests.
+//! - [`routes`] — one module per area: records, queue, links, refresh, events, ops, dashboard.
+//! - [`errors`] — the JSON error body and the extractor configs (body caps, bad JSON, bad query).
+//! - [`pagination`] — DRF limit/offset `next` and `previous` links.
+//! - [`auth`] — the API token check for non-GET `/api` requests.
 //! - `assets/`: the dashboard (HTML, CSS, JS), embedded in the binary.
 //!
 //! Requests enter through [`server`]; the records routes read and write the records store,

@@ -1,13 +1,13 @@
 //! The HTTP routes, one module per area. Each holds its handlers, request/response types and
 //! an error implementing `ResponseError` (JSON `{"error": ..}` with a proper status).
 //!
-//! - [`records`]: the DRF-shaped records service under `/api/sequences/` and `/api/films/`.
-//! - [`queue`]: queue inspection and control under `/api/queue/`.
-//! - [`links`]: serial links under `/api/links/`.
-//! - [`refresh`]: `/api/refresh/`, everything new since a cursor.
-//! - [`events`]: `/api/events/`, the same pushed as server-sent events.
-//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
-//! - [`dashboard`]: `/` and `/assets/*`.
+//! - [`records`] — the DRF-shaped records service under `/api/sequences/` and `/api/films/`.
+//! - [`queue`] — queue inspection and control under `/api/queue/`.
+//! - [`links`] — serial links under `/api/links/`.
+//! - [`refresh`] — `/api/refresh/`, everything new since a cursor.
+//! - [`events`] — `/api/events/`, the same pushed as server-sent events.
+//! - [`ops`] — `/healthz`, `/readyz`, `/metrics`.
+//! - [`dashboard`] — `/` and `/assets/*`.
 
 pub mod dashboard;
 pub mod events;

@@ -174,11 +174,11 @@ mod tests {
 
     #[test]
     fn next_cursor_keeps_the_old_position_when_nothing_is_new() {
-        let since = Some(Cursor {
+        let since = Cursor {
             sequence_id: 3,
             film_id: 9,
-        });
-        assert_eq!(next_cursor(since, &[], &[]), since.unwrap());
+        };
+        assert_eq!(next_cursor(Some(since), &[], &[]), since);
         assert_eq!(next_cursor(None, &[], &[]), Cursor::default());
     }
 }

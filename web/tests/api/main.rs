@@ -5,6 +5,7 @@ mod auth;
 mod helpers;
 mod links;
 mod ops;
+mod perf;
 mod queue;
 mod records;
 mod refresh;
