@@ -27,6 +27,8 @@ pub struct TestApp {
     pub links: LinkRegistry,
     /// The counters `/metrics` renders.
     pub post_metrics: SharedPostMetrics,
+    /// The records database file.
+    pub db_path: std::path::PathBuf,
     /// Sent as `Authorization: Bearer` by the write helpers, when set.
     pub token: Option<String>,
     /// Keeps the records database alive for the test's duration.
@@ -44,8 +46,8 @@ pub async fn spawn_app_with_token(token: &str) -> TestApp {
 pub async fn spawn_app_with(token: Option<String>, queue: QueueClient) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     // A nested path also checks that the store creates its parent directory.
-    let records =
-        RecordsStore::open(&dir.path().join("data/records.sqlite3")).expect("records store");
+    let db_path = dir.path().join("data/records.sqlite3");
+    let records = RecordsStore::open(&db_path).expect("records store");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().unwrap().port();
     let links = LinkRegistry::default();
@@ -63,6 +65,7 @@ pub async fn spawn_app_with(token: Option<String>, queue: QueueClient) -> TestAp
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         records,
+        db_path,
         links,
         post_metrics,
         token,

@@ -9,3 +9,4 @@ mod perf;
 mod queue;
 mod records;
 mod refresh;
+mod store;
