@@ -2,15 +2,87 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: `[web]`.
-//! - `records`: the embedded records service's SQLite store (DRF-shaped films and sequences).
-//! - `routes`: one module per area — records, queue, links, refresh, events, ops, dashboard.
+//! - [`config`] — the `[web]` section.
+//! - [`records`] — the embedded records service's SQLite store (DRF-shaped films and
+//!   sequences), with its group-committing writer thread.
+//! - [`routes`] — one module per area: records, queue, links, refresh, events, ops, dashboard.
+//! - [`errors`] — the JSON error body and the extractor configs (body caps, bad JSON, bad query).
+//! - [`pagination`] — DRF limit/offset `next` and `previous` links.
+//! - [`auth`] — the API token check for non-GET `/api` requests.
 //! - `assets/`: the dashboard (HTML, CSS, JS), embedded in the binary.
 //!
 //! Requests enter through [`server`]; the records routes read and write the records store,
 //! the inspection routes talk to the queue through [`filmgate_actors::queue::QueueClient`] and
 //! read the [`filmgate_actors::links::LinkRegistry`].
 
+pub mod auth;
 pub mod config;
+pub mod errors;
+pub mod pagination;
+pub mod records;
+pub mod routes;
 
 pub use config::WebConfig;
+pub use records::{RecordsError, RecordsStore};
+
+use actix_web::dev::Server;
+use actix_web::middleware::{Logger, from_fn};
+use actix_web::{App, HttpServer, web};
+use filmgate_actors::links::LinkRegistry;
+use filmgate_actors::metrics::SharedPostMetrics;
+use filmgate_actors::queue::QueueClient;
+use std::net::TcpListener;
+
+/// HTTP worker threads: the handlers are short (the store and the queue do their work on
+/// threads of their own), and the machine is shared with the serial links and the poster.
+pub const WORKERS: usize = 2;
+
+/// Seconds a graceful stop waits for open connections (an SSE stream never ends by itself).
+pub const SHUTDOWN_TIMEOUT_S: u64 = 5;
+
+/// Access log line: client, request line, status, size, duration. Deliberately no headers,
+/// so the `Authorization` token never reaches the log.
+const LOG_FORMAT: &str = r#"%a "%r" %s %b %Dms"#;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The embedded records service's store.
+    pub records: RecordsStore,
+    /// The queue's inspection and control mailboxes.
+    pub queue: QueueClient,
+    /// Status and restart handles of the serial links.
+    pub links: LinkRegistry,
+    /// The poster's counters and latency histogram, for `/metrics`.
+    pub post_metrics: SharedPostMetrics,
+    /// When set, non-GET `/api` requests need it as a Bearer or Token credential.
+    pub token: Option<String>,
+}
+
+/// Builds the server on an already bound listener (port 0 in tests; read the port back from
+/// the listener). The caller runs or spawns the returned [`Server`] and keeps its handle to
+/// stop it.
+pub fn server(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(errors::json_config(errors::MAX_JSON_BYTES))
+            .app_data(errors::query_config())
+            .app_data(errors::path_config())
+            .wrap(Logger::new(LOG_FORMAT))
+            .service(
+                web::scope("/api")
+                    .wrap(from_fn(auth::require_token))
+                    .configure(routes::configure_api),
+            )
+            .configure(routes::ops::configure)
+            .configure(routes::dashboard::configure)
+            .default_service(web::to(errors::not_found))
+    })
+    .workers(WORKERS)
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_S)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

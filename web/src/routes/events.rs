@@ -1,0 +1,193 @@
+//! `GET /api/events/`: the refresh pushed as server-sent events. Every [`TICK`] the stream
+//! checks for new rows (two in-memory loads), queue stats and link changes since the client's
+//! cursor and sends `event: refresh` with the same JSON as `/api/refresh/` when anything
+//! changed; a comment every [`KEEP_ALIVE`] keeps proxies from closing an idle stream.
+//! Each event carries its cursor as `id:`, so a reconnecting `EventSource` resumes from
+//! `Last-Event-ID`.
+
+use crate::AppState;
+use crate::errors::ApiError;
+use crate::routes::refresh::{
+    CATCH_UP_LIMIT, Cursor, CursorQuery, Refresh, next_cursor, queue_stats,
+};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use filmgate_actors::links::LinkStatus;
+use filmgate_actors::messages::QueueStats;
+use std::time::{Duration, Instant};
+
+/// How often the stream looks for changes.
+pub const TICK: Duration = Duration::from_millis(500);
+
+/// Longest silence before a keep-alive comment.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(super::resource(["/events/", "/events"]).route(web::get().to(events)));
+}
+
+async fn events(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<CursorQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let resumed = req
+        .headers()
+        .get("Last-Event-ID")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<Cursor>().ok());
+    let cursor = match query.parse()?.or(resumed) {
+        Some(c) => c,
+        None => {
+            let (sequence_id, film_id) = state.records.latest_ids();
+            Cursor {
+                sequence_id,
+                film_id,
+            }
+        }
+    };
+    let tail = Tail {
+        state: state.get_ref().clone(),
+        cursor,
+        last_queue: None,
+        last_links: None,
+        last_sent: Instant::now(),
+        greeted: false,
+        failing: false,
+    };
+    let stream = futures_util::stream::unfold(tail, |mut tail| async move {
+        let chunk = tail.next_chunk().await;
+        Some((Ok::<_, actix_web::Error>(chunk), tail))
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream))
+}
+
+/// One client's position in the stream.
+struct Tail {
+    state: AppState,
+    /// The highest ids sent to this client.
+    cursor: Cursor,
+    /// Queue stats last sent, to notice a change.
+    last_queue: Option<QueueStats>,
+    /// Link statuses last sent, to notice a change.
+    last_links: Option<Vec<LinkStatus>>,
+    /// When anything (event or comment) was last sent.
+    last_sent: Instant,
+    /// Whether the opening comment went out.
+    greeted: bool,
+    /// Whether the last look failed (logged once per failure run).
+    failing: bool,
+}
+
+impl Tail {
+    /// Waits until there is something to send and returns it.
+    async fn next_chunk(&mut self) -> Bytes {
+        if !self.greeted {
+            self.greeted = true;
+            // Sent at once so the client sees the stream open; `retry` sets its reconnect delay.
+            return Bytes::from_static(b"retry: 2000\n: connected\n\n");
+        }
+        loop {
+            tokio::time::sleep(TICK).await;
+            if let Some(chunk) = self.look().await {
+                self.last_sent = Instant::now();
+                return chunk;
+            }
+            if self.last_sent.elapsed() >= KEEP_ALIVE {
+                self.last_sent = Instant::now();
+                return Bytes::from_static(b": keep-alive\n\n");
+            }
+        }
+    }
+
+    /// An event when anything changed since the last one, else `None`.
+    async fn look(&mut self) -> Option<Bytes> {
+        let (top_seq, top_film) = self.state.records.latest_ids();
+        let rows_new = top_seq > self.cursor.sequence_id || top_film > self.cursor.film_id;
+        let (sequences, films) = if rows_new {
+            let after = Some((self.cursor.sequence_id, self.cursor.film_id));
+            match self.state.records.changes(after, CATCH_UP_LIMIT).await {
+                Ok(rows) => {
+                    self.failing = false;
+                    rows
+                }
+                Err(e) => {
+                    if !self.failing {
+                        log::warn!("events: cannot read new records: {e}");
+                    }
+                    self.failing = true;
+                    return Some(sse_event(
+                        "error",
+                        &serde_json::json!({"error": e.to_string()}).to_string(),
+                        None,
+                    ));
+                }
+            }
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let (queue, queue_error) = queue_stats(&self.state).await;
+        let links = self.state.links.snapshot();
+        let changed = !sequences.is_empty()
+            || !films.is_empty()
+            || self.last_queue != queue
+            || self.last_links.as_ref() != Some(&links);
+        if !changed {
+            return None;
+        }
+        self.cursor = next_cursor(Some(self.cursor), &sequences, &films);
+        self.last_queue = queue.clone();
+        self.last_links = Some(links.clone());
+        let cursor = self.cursor.to_string();
+        let body = Refresh {
+            cursor: cursor.clone(),
+            sequences,
+            films,
+            queue,
+            links,
+            queue_error,
+        };
+        let data =
+            serde_json::to_string(&body).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        Some(sse_event("refresh", &data, Some(&cursor)))
+    }
+}
+
+/// One SSE event; `data` must be a single line (compact JSON is).
+pub fn sse_event(event: &str, data: &str, id: Option<&str>) -> Bytes {
+    let mut out = String::with_capacity(data.len() + 48);
+    out.push_str("event: ");
+    out.push_str(event);
+    out.push('\n');
+    if let Some(id) = id {
+        out.push_str("id: ");
+        out.push_str(id);
+        out.push('\n');
+    }
+    for line in data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_event_frames_each_data_line() {
+        let ev = sse_event("refresh", "{\"a\":1}\n{\"b\":2}", Some("s1.f2"));
+        assert_eq!(
+            &ev[..],
+            b"event: refresh\nid: s1.f2\ndata: {\"a\":1}\ndata: {\"b\":2}\n\n"
+        );
+    }
+}

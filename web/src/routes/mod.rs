@@ -1,0 +1,45 @@
+//! The HTTP routes, one module per area. Each holds its handlers, request/response types and
+//! an error implementing `ResponseError` (JSON `{"error": ..}` with a proper status).
+//!
+//! - [`records`] — the DRF-shaped records service under `/api/sequences/` and `/api/films/`.
+//! - [`queue`] — queue inspection and control under `/api/queue/`.
+//! - [`links`] — serial links under `/api/links/`.
+//! - [`refresh`] — `/api/refresh/`, everything new since a cursor.
+//! - [`events`] — `/api/events/`, the same pushed as server-sent events.
+//! - [`ops`] — `/healthz`, `/readyz`, `/metrics`.
+//! - [`dashboard`] — `/` and `/assets/*`.
+
+pub mod dashboard;
+pub mod events;
+pub mod links;
+pub mod ops;
+pub mod queue;
+pub mod records;
+pub mod refresh;
+
+use crate::errors::json_error;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, Resource, web};
+
+/// Every `/api` route (mounted under the `/api` scope with the token check).
+pub fn configure_api(cfg: &mut web::ServiceConfig) {
+    records::configure(cfg);
+    queue::configure(cfg);
+    links::configure(cfg);
+    refresh::configure(cfg);
+    events::configure(cfg);
+}
+
+/// A resource at several paths (with and without the trailing slash, as DRF clients vary)
+/// that answers a method it does not serve with a JSON 405.
+fn resource<const N: usize>(paths: [&'static str; N]) -> Resource {
+    web::resource(paths.to_vec()).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("method {} not allowed on {}", req.method(), req.path()),
+        None,
+    )
+}

@@ -1,0 +1,328 @@
+//! The records service, shaped like Django REST Framework: create (idempotent by uid), batch
+//! create, list with limit/offset pagination and filters, and detail, for sequences and films.
+//! Bodies enter as JSON, become [`crate::records`] rows, and leave as DRF-shaped JSON.
+
+use crate::AppState;
+use crate::errors::{
+    ApiError, MAX_BATCH_JSON_BYTES, MAX_JSON_BYTES, json_config, store_unavailable,
+};
+use crate::pagination::{effective_limit, links};
+use crate::records::{FieldErrors, FilmRejected, ListFilter, RecordsError, Saved, input};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// Header a client may send the uid in when the body has none.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        super::resource(["/sequences/", "/sequences"])
+            .app_data(json_config(MAX_JSON_BYTES))
+            .route(web::get().to(list_sequences))
+            .route(web::post().to(create_sequence)),
+    )
+    .service(
+        super::resource(["/sequences/{id}/", "/sequences/{id}"]).route(web::get().to(get_sequence)),
+    )
+    .service(
+        super::resource(["/films/batch/", "/films/batch"])
+            .app_data(json_config(MAX_BATCH_JSON_BYTES))
+            .route(web::post().to(create_films_batch)),
+    )
+    .service(
+        super::resource(["/films/", "/films"])
+            .app_data(json_config(MAX_JSON_BYTES))
+            .route(web::get().to(list_films))
+            .route(web::post().to(create_film)),
+    )
+    .service(super::resource(["/films/{id}/", "/films/{id}"]).route(web::get().to(get_film)));
+}
+
+/// What went wrong with a records request.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsRouteError {
+    /// The body failed validation; DRF-style field errors.
+    #[error("{}", .errors.summary(.what))]
+    Invalid {
+        what: &'static str,
+        errors: FieldErrors,
+    },
+    /// The film names a sequence id that does not exist.
+    #[error("unknown sequence {0}")]
+    UnknownSequence(i64),
+    /// No row with this id.
+    #[error("no {what} with id {id}")]
+    NotFound { what: &'static str, id: i64 },
+    /// A query parameter is out of range.
+    #[error("{0}")]
+    BadQuery(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] RecordsError),
+}
+
+impl ResponseError for RecordsRouteError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            RecordsRouteError::Invalid { .. }
+            | RecordsRouteError::UnknownSequence(_)
+            | RecordsRouteError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            RecordsRouteError::NotFound { .. } => StatusCode::NOT_FOUND,
+            RecordsRouteError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            RecordsRouteError::Invalid { what, errors } => {
+                HttpResponse::BadRequest().json(errors.to_json(what))
+            }
+            RecordsRouteError::UnknownSequence(id) => HttpResponse::BadRequest().json(json!({
+                "error": self.to_string(),
+                "sequence": [format!("Invalid pk \"{id}\" - object does not exist.")],
+            })),
+            RecordsRouteError::Store(e) => store_unavailable(e).error_response(),
+            _ => ApiError::new(self.status_code(), self.to_string()).error_response(),
+        }
+    }
+}
+
+impl From<FilmRejected> for RecordsRouteError {
+    fn from(r: FilmRejected) -> Self {
+        match r {
+            FilmRejected::UnknownSequence(id) => RecordsRouteError::UnknownSequence(id),
+        }
+    }
+}
+
+/// Query of the list endpoints.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<u64>,
+    /// Rows to skip.
+    pub offset: Option<u64>,
+    /// Only rows with a higher id, ascending.
+    pub since_id: Option<i64>,
+    /// Only rows from this source.
+    pub source: Option<String>,
+    /// Only films of this sequence id.
+    pub sequence: Option<i64>,
+}
+
+/// A DRF `LimitOffsetPagination` page.
+#[derive(Debug, Serialize)]
+pub struct PageBody<T> {
+    pub count: u64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<T>,
+}
+
+/// One line of a batch answer.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct BatchResult {
+    /// The item's uid (`null` only when an invalid item named none).
+    pub uid: Option<String>,
+    /// 201 created, 200 replayed, 400 rejected.
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The answer to a batch post.
+#[derive(Debug, Serialize)]
+pub struct BatchBody {
+    pub results: Vec<BatchResult>,
+}
+
+async fn create_sequence(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, RecordsRouteError> {
+    let new =
+        input::parse_sequence(body.into_inner(), idempotency_key(&req)).map_err(|errors| {
+            RecordsRouteError::Invalid {
+                what: "sequence",
+                errors,
+            }
+        })?;
+    let saved = state.records.create_sequence(new).await?;
+    Ok(saved_response(&saved))
+}
+
+async fn create_film(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, RecordsRouteError> {
+    let new = input::parse_film(body.into_inner(), idempotency_key(&req)).map_err(|errors| {
+        RecordsRouteError::Invalid {
+            what: "film",
+            errors,
+        }
+    })?;
+    let mut results = state.records.create_films(vec![new]).await?;
+    let saved = results
+        .pop()
+        .ok_or_else(|| RecordsError::Store("the writer answered no result".into()))??;
+    Ok(saved_response(&saved))
+}
+
+/// Stores what it can of an array of films and answers per item, in order; one bad item
+/// never fails the others.
+async fn create_films_batch(
+    state: web::Data<AppState>,
+    body: web::Json<Vec<Value>>,
+) -> Result<HttpResponse, RecordsRouteError> {
+    let items = body.into_inner();
+    let mut results: Vec<Option<BatchResult>> = Vec::with_capacity(items.len());
+    let mut valid = Vec::new();
+    for item in items {
+        let hint = input::uid_hint(&item);
+        match input::parse_film(item, None) {
+            Ok(film) => {
+                valid.push(film);
+                results.push(None);
+            }
+            Err(errors) => results.push(Some(BatchResult {
+                uid: hint,
+                status: 400,
+                id: None,
+                error: Some(errors.summary("film")),
+            })),
+        }
+    }
+    let uids: Vec<String> = valid.iter().map(|f| f.uid.clone()).collect();
+    let stored = state.records.create_films(valid).await?;
+    let mut stored = uids.into_iter().zip(stored);
+    let results = results
+        .into_iter()
+        .map(|slot| {
+            slot.unwrap_or_else(|| match stored.next() {
+                Some((uid, Ok(saved))) => BatchResult {
+                    uid: Some(uid),
+                    status: if saved.is_created() { 201 } else { 200 },
+                    id: Some(saved.row().id),
+                    error: None,
+                },
+                Some((uid, Err(rejected))) => BatchResult {
+                    uid: Some(uid),
+                    status: 400,
+                    id: None,
+                    error: Some(rejected.to_string()),
+                },
+                None => BatchResult {
+                    uid: None,
+                    status: 503,
+                    id: None,
+                    error: Some("the store answered fewer results than items".into()),
+                },
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(BatchBody { results }))
+}
+
+async fn list_films(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, RecordsRouteError> {
+    let filter = list_filter(&query)?;
+    let page = state.records.list_films(filter.clone()).await?;
+    Ok(page_response(&req, &filter, page.count, page.results))
+}
+
+async fn list_sequences(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, RecordsRouteError> {
+    let filter = list_filter(&query)?;
+    let page = state.records.list_sequences(filter.clone()).await?;
+    Ok(page_response(&req, &filter, page.count, page.results))
+}
+
+async fn get_film(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, RecordsRouteError> {
+    let id = id.into_inner();
+    match state.records.film(id).await? {
+        Some(row) => Ok(HttpResponse::Ok().json(row)),
+        None => Err(RecordsRouteError::NotFound { what: "film", id }),
+    }
+}
+
+async fn get_sequence(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, RecordsRouteError> {
+    let id = id.into_inner();
+    match state.records.sequence(id).await? {
+        Some(row) => Ok(HttpResponse::Ok().json(row)),
+        None => Err(RecordsRouteError::NotFound {
+            what: "sequence",
+            id,
+        }),
+    }
+}
+
+fn idempotency_key(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn saved_response<T: Serialize>(saved: &Saved<T>) -> HttpResponse {
+    let status = if saved.is_created() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    HttpResponse::build(status).json(saved.row())
+}
+
+fn list_filter(query: &ListQuery) -> Result<ListFilter, RecordsRouteError> {
+    let limit = effective_limit(query.limit).map_err(RecordsRouteError::BadQuery)?;
+    Ok(ListFilter {
+        source: query.source.clone().filter(|s| !s.is_empty()),
+        sequence: query.sequence,
+        since_id: query.since_id,
+        limit,
+        offset: query.offset.unwrap_or(0),
+    })
+}
+
+fn page_response<T: Serialize>(
+    req: &HttpRequest,
+    filter: &ListFilter,
+    count: u64,
+    results: Vec<T>,
+) -> HttpResponse {
+    let (next, previous) = links(
+        &absolute_path(req),
+        req.query_string(),
+        filter.limit,
+        filter.offset,
+        count,
+    );
+    HttpResponse::Ok().json(PageBody {
+        count,
+        next,
+        previous,
+        results,
+    })
+}
+
+/// `scheme://host/path` of the request, as DRF's `build_absolute_uri` gives it.
+pub fn absolute_path(req: &HttpRequest) -> String {
+    let info = req.connection_info();
+    format!("{}://{}{}", info.scheme(), info.host(), req.path())
+}

@@ -1,0 +1,12 @@
+//! Integration tests of filmgate-web: a real server on 127.0.0.1:0 with a temp records
+//! database, driven over HTTP with awc.
+
+mod auth;
+mod helpers;
+mod links;
+mod ops;
+mod perf;
+mod queue;
+mod records;
+mod refresh;
+mod store;

@@ -1,0 +1,135 @@
+//! `/api/refresh/` and the SSE stream `/api/events/`.
+
+use crate::helpers::{film_body, spawn_app};
+use awc::http::StatusCode;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn ids(rows: &Value) -> Vec<i64> {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[actix_rt::test]
+async fn refresh_without_a_cursor_returns_the_newest_rows_queue_links_and_a_cursor() {
+    let app = spawn_app().await;
+    let seq = app.create_sequence("line-1").await["id"].as_i64().unwrap();
+    let films: Vec<Value> = (0..60)
+        .map(|i| film_body(seq, "line-1", &format!("f{i}")))
+        .collect();
+    app.post_json("/api/films/batch/", &Value::from(films))
+        .await;
+    let (status, body) = app.get_json("/api/refresh/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["cursor"], "s1.f60");
+    let film_ids = ids(&body["films"]);
+    assert_eq!(film_ids.len(), 50);
+    assert_eq!(film_ids[0], 60, "newest first");
+    assert_eq!(ids(&body["sequences"]), [1]);
+    assert_eq!(body["queue"]["store_ok"], true);
+    assert_eq!(body["links"][0]["name"], "line-1");
+}
+
+#[actix_rt::test]
+async fn refresh_with_a_cursor_returns_only_newer_rows_ascending_and_catches_up_in_steps() {
+    let app = spawn_app().await;
+    let seq = app.create_sequence("line-1").await["id"].as_i64().unwrap();
+    app.create_film(seq, "line-1", "first").await;
+    let (_, body) = app.get_json("/api/refresh/").await;
+    let cursor = body["cursor"].as_str().unwrap().to_owned();
+    assert_eq!(cursor, "s1.f1");
+    let (_, body) = app
+        .get_json(&format!("/api/refresh/?cursor={cursor}"))
+        .await;
+    assert_eq!(body["films"], json!([]));
+    assert_eq!(body["cursor"], cursor, "nothing new keeps the cursor");
+
+    let films: Vec<Value> = (0..700)
+        .map(|i| film_body(seq, "line-1", &format!("f{i}")))
+        .collect();
+    app.post_json("/api/films/batch/", &Value::from(films))
+        .await;
+    let (_, step1) = app
+        .get_json(&format!("/api/refresh/?cursor={cursor}"))
+        .await;
+    let step1_ids = ids(&step1["films"]);
+    assert_eq!(step1_ids.len(), 500);
+    assert_eq!(
+        (step1_ids[0], step1_ids[499]),
+        (2, 501),
+        "ascending after the cursor"
+    );
+    assert_eq!(step1["cursor"], "s1.f501");
+    let (_, step2) = app
+        .get_json(&format!(
+            "/api/refresh/?cursor={}",
+            step1["cursor"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(ids(&step2["films"]).len(), 200);
+    assert_eq!(step2["cursor"], "s1.f701");
+    assert_eq!(step2["sequences"], json!([]));
+}
+
+#[actix_rt::test]
+async fn refresh_with_a_bad_cursor_is_400_json() {
+    let app = spawn_app().await;
+    for cursor in ["garbage", "s1", "s1.fx", "f1.s1"] {
+        let (status, body) = app
+            .get_json(&format!("/api/refresh/?cursor={cursor}"))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{cursor}");
+        assert!(body["error"].as_str().unwrap().contains("cursor"));
+    }
+    let (status, _) = app.get_json("/api/events/?cursor=garbage").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[actix_rt::test]
+async fn events_stream_delivers_a_refresh_event_after_a_film_is_posted() {
+    let app = spawn_app().await;
+    let seq = app.create_sequence("line-1").await["id"].as_i64().unwrap();
+    let mut resp = app
+        .client()
+        .get(app.url("/api/events/"))
+        .send()
+        .await
+        .expect("connect");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers().get("content-type").unwrap(),
+        "text/event-stream"
+    );
+    app.create_film(seq, "line-1", "sse-film").await;
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = String::new();
+    let event = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no event with the film within 10 s; got:\n{seen}"
+        );
+        let chunk = actix_rt::time::timeout(Duration::from_secs(10), resp.next())
+            .await
+            .expect("chunk in time")
+            .expect("stream open")
+            .expect("chunk");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(event) = seen.split("\n\n").find(|e| e.contains("sse-film")) {
+            break event.to_owned();
+        }
+    };
+    assert!(event.starts_with("event: refresh\n"), "{event}");
+    let data = event
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap();
+    let body: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(body["films"][0]["uid"], "sse-film");
+    assert_eq!(body["cursor"], "s1.f1");
+    assert!(event.contains("\nid: s1.f1\n"));
+}
