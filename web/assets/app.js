@@ -33,6 +33,7 @@
     lastOkAt: 0,
     es: null,
     esOpen: false,
+    esFailed: false,        // the browser gave up on the stream; polling until it reopens
     esRetryTimer: 0,
     lastEventAt: 0,
     deadBusy: false,
@@ -64,7 +65,8 @@
     if (s < 1) return '< 1 s';
     if (s < 60) return `${s} s`;
     const m = Math.floor(s / 60);
-    if (m < 60) return `${m} min ${s % 60} s`;
+    if (m < 10) return `${m} min ${s % 60} s`;
+    if (m < 60) return `${m} min`;
     const h = Math.floor(m / 60);
     if (h < 48) return `${h} h ${m % 60} min`;
     return `${Math.floor(h / 24)} d ${h % 24} h`;
@@ -358,8 +360,8 @@
     const stats = el('div', 'link-stats');
     const fields = [['frames_read', 'Frames read'], ['frames_rejected', 'Rejected'],
       ['restarts', 'Restarts'], ['last_frame_age', 'Last frame']];
-    for (const [, label] of fields) stats.appendChild(el('span', 'k', label));
-    for (const [f] of fields) {
+    for (const [f, label] of fields) {
+      stats.appendChild(el('span', 'k', label));
       const v = el('span', 'v', '–');
       v.dataset.field = f;
       stats.appendChild(v);
@@ -402,7 +404,8 @@
       f('frames_rejected').classList.toggle('bad', l.frames_rejected > 0);
       setText(f('restarts'), fmtInt(l.restarts));
       f('last_frame_age').dataset.at = l.last_frame_at || '';
-      setText(f('last_error'), l.last_error || '');
+      setText(f('last_error'), l.last_error ? `Last error: ${l.last_error}` : '');
+      f('last_error').title = l.last_error ? String(l.last_error) : '';
     }
     for (const c of [...box.querySelectorAll('.link-card')]) if (!seen.has(c.dataset.link)) c.remove();
     $('links-empty').hidden = links.length > 0;
@@ -623,7 +626,7 @@
   function niceStep(raw) {
     const p = 10 ** Math.floor(Math.log10(raw));
     const m = raw / p;
-    return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 2.5 ? 2.5 : m <= 5 ? 5 : 10) * p;
+    return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
   }
 
   function gapMs() {
@@ -665,7 +668,7 @@
     ctx.font = font;
     const labels = [];
     for (let v = 0; v <= top + step / 1000; v += step) labels.push(v);
-    const decimals = step < 1 ? 1 : 0;
+    const decimals = Number.isInteger(step) ? 0 : Math.min(3, Math.ceil(-Math.log10(step)));
     const fmt = (v) => v.toLocaleString(undefined, { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
     const padL = Math.ceil(Math.max(...labels.map((v) => ctx.measureText(fmt(v)).width))) + 14;
     const padR = 14;
@@ -763,7 +766,9 @@
   function modeLabel() {
     if (st.mode === 'off') return ['paused', 'Auto-refresh off'];
     if (st.mode === 'live') {
-      return st.esOpen ? ['live', 'Live'] : ['polling', `Polling every ${LIVE_FALLBACK_MS / 1000} s (stream unavailable)`];
+      if (st.esOpen) return ['live', 'Live'];
+      if (st.esFailed) return ['polling', `Polling every ${LIVE_FALLBACK_MS / 1000} s (no live stream)`];
+      return ['polling', 'Live (stream connecting)'];
     }
     return ['polling', `Polling every ${Number(st.mode) / 1000} s`];
   }
@@ -858,6 +863,7 @@
     st.es = es;
     es.addEventListener('open', () => {
       st.esOpen = true;
+      st.esFailed = false;
       // Catch up on what happened between the last poll and the stream's start.
       tick();
     });
@@ -873,6 +879,7 @@
       if (es.readyState === EventSource.CLOSED) {
         // The browser gave up (not an event stream, or refused): poll, and try again later.
         closeStream();
+        st.esFailed = true;
         st.esRetryTimer = setTimeout(openStream, SSE_RETRY_MS);
       }
       if (wasOpen) tick();
@@ -890,6 +897,7 @@
     st.mode = MODES.includes(mode) ? mode : 'live';
     $('refresh-mode').value = st.mode;
     try { localStorage.setItem(LS_MODE, st.mode); } catch (_) { /* not remembered */ }
+    st.esFailed = false;
     if (st.mode === 'live') openStream(); else closeStream();
     tick();
   }
@@ -899,6 +907,9 @@
   function start() {
     let saved = 'live';
     try { saved = localStorage.getItem(LS_MODE) || 'live'; } catch (_) { /* default */ }
+    // A kiosk bookmark may carry the mode: /?refresh=live|1000|2000|5000|10000|off
+    const asked = new URLSearchParams(location.search).get('refresh');
+    if (asked && MODES.includes(asked)) saved = asked;
     $('refresh-mode').addEventListener('change', (e) => setMode(e.target.value));
     $('refresh-now').addEventListener('click', () => tick());
     $('retry-all').addEventListener('click', retryAll);
