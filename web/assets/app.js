@@ -115,6 +115,7 @@
 
   function setNum(id, value, text) {
     const node = $(id);
+    node.title = String(text);
     node.dataset.value = value === undefined || value === null ? '' : String(value);
     setText(node, text);
   }
@@ -662,7 +663,7 @@
     const pts = st.history.filter((s) => s.t >= t0 - 10000);
     let max = 0;
     for (const s of pts) max = Math.max(max, s.r, s.p);
-    const step = niceStep(Math.max(max, 1) / 4);
+    const step = niceStep(Math.max(max, 1) / 5);
     const top = Math.max(step * Math.ceil(max / step), step * 2);
 
     ctx.font = font;
@@ -788,7 +789,7 @@
     if (!st.failingSince) st.failingSince = Date.now();
     const banner = $('api-error');
     banner.textContent = '';
-    banner.appendChild(el('strong', null, 'No answer from the filmgate API.'));
+    banner.appendChild(el('strong', null, 'No answer from the filmgate API:'));
     const since = new Date(st.failingSince);
     banner.appendChild(el('span', null,
       `${err && err.message ? err.message : 'Request failed'} (since ${pad(since.getHours())}:${pad(since.getMinutes())}:${pad(since.getSeconds())}). ` +
