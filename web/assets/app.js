@@ -312,6 +312,9 @@
     setNum('queue-in-flight', q.in_flight, fmtInt(q.in_flight));
     setNum('queue-dead', q.dead, fmtInt(q.dead));
     setNum('queue-posted', q.posted, fmtInt(q.posted));
+    for (const id of ['queue-pending', 'queue-in-flight', 'queue-dead', 'queue-posted']) {
+      $(id).classList.toggle('long', $(id).textContent.length > 6);
+    }
     $('queue-dead').parentElement.classList.toggle('alert', q.dead > 0);
 
     const hasPending = q.pending > 0 || q.in_flight > 0;
@@ -731,7 +734,7 @@
       for (const r of runs) {
         ctx.beginPath();
         r.forEach((s, i) => (i ? ctx.lineTo(x(s.t), y(s[key])) : ctx.moveTo(x(s.t), y(s[key]))));
-        if (r.length > 1) {
+        if (r.length > 1 && key === 'r') {
           ctx.lineTo(x(r[r.length - 1].t), y(0));
           ctx.lineTo(x(r[0].t), y(0));
           ctx.closePath();
