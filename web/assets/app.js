@@ -230,7 +230,7 @@
     if (data.queue) renderQueue(data.queue);
     if (Array.isArray(data.links)) renderLinks(data.links);
     markOk();
-    if (fromStream && data.queue && data.queue.dead !== st.deadCount) refreshDead();
+    if (fromStream && data.queue && data.queue.dead !== st.deadCount) refreshDead().catch(() => {});
   }
 
   // Inserts rows not shown yet, ordered by id, newest on top, keeping MAX_ROWS.
