@@ -18,9 +18,8 @@ use serde_json::Value;
 #[derive(Message, Debug)]
 #[rtype(result = "Result<EnqueueOutcome, QueueError>")]
 pub struct Enqueue {
-    /// The items, in read order; shared so a link can resend the same batch after a failure
-    /// without copying it.
-    pub items: std::sync::Arc<Vec<NewItem>>,
+    /// The items, in read order.
+    pub items: Vec<NewItem>,
 }
 
 /// How many items of an [`Enqueue`] were taken and how many were refused (queue full).

@@ -105,9 +105,7 @@ impl Handler<Enqueue> for QueueActor {
     type Result = Result<EnqueueOutcome, QueueError>;
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Self::Context) -> Self::Result {
-        let result = self
-            .store
-            .enqueue(std::sync::Arc::unwrap_or_clone(msg.items), now_ms());
+        let result = self.store.enqueue(msg.items, now_ms());
         if let Ok(outcome) = &result
             && outcome.refused > 0
         {

@@ -1,123 +1,150 @@
-//! [`SerialActor`]: one link. Opens its port with tokio-serial, frames and parses what it
-//! reads, and sends each read burst to the queue as one [`Enqueue`] (waiting for the answer,
-//! so a busy queue pushes back onto the line). Any failure stops the actor; its
-//! `actix::Supervisor` restarts it after a backoff.
+//! [`SerialActor`]: one supervised serial link. It opens the port with tokio-serial, reads
+//! frames ([`FrameCodec`]), turns each read burst into one [`Enqueue`] for the queue, and
+//! reports its state and counters to the [`LinkRegistry`].
+//!
+//! Data enters as bytes on the port and leaves as [`NewItem`]s sent with `send().await` (no
+//! reading while the queue has not taken a batch; a batch the queue refuses is held and
+//! retried, never dropped). Control enters as [`RestartLink`] and [`StopLink`].
+//!
+//! An open failure, EOF, read error or idle timeout stops the actor; its `actix::Supervisor`
+//! restarts it at once and [`SerialActor`] waits out a backoff itself (`ctx.run_later`),
+//! doubling from `reconnect_initial_ms` to `reconnect_max_ms`, reset by the first film read on
+//! a connection. Each connection gets a new codec, so a partial frame is dropped at a restart.
 
 use super::codec::{FrameCodec, RawFrame};
-use super::config::{FlowControl, Parity, SerialConfig};
+use super::config::{FlowControl, Parity, RecordConfig, SerialConfig};
 use super::parse::{parse_frame, sequence_key_value};
 use super::sequence::SequenceTracker;
 use super::sim::Simulator;
 use crate::links::{LinkRegistry, LinkState};
 use crate::messages::{Enqueue, RestartLink, StopLink};
-use crate::record::{ItemBody, NewItem, new_uid, now_ms, rfc3339_ms};
+use crate::record::{ItemBody, NewItem, SequenceRef, new_uid, now_ms, rfc3339_ms};
 use actix::prelude::*;
 use futures_util::StreamExt;
 use std::cell::{Cell, RefCell};
+use std::io;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_serial::{SerialPortBuilderExt, SerialStream};
 use tokio_util::codec::FramedRead;
 
-/// Frames read in one burst that go into one `Enqueue` at most.
-const MAX_BATCH_FRAMES: usize = 1024;
-/// Read buffer size per connection.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
-/// Wait between attempts to hand a batch to a failing queue.
-const ENQUEUE_RETRY: Duration = Duration::from_millis(500);
+/// Most frames in one [`Enqueue`]: one read burst, bounded.
+const MAX_FRAMES_PER_BATCH: usize = 1024;
 
-/// Supervised reader of one serial link.
-pub struct SerialActor {
-    /// The link's settings.
-    cfg: Rc<SerialConfig>,
-    /// The path opened: the configured port, or the simulator's pty slave.
-    device: String,
-    /// Where read frames go.
-    queue: Recipient<Enqueue>,
-    /// Shared status for the web side.
-    links: LinkRegistry,
-    /// Sequence state; kept across restarts (same actor value under the supervisor).
-    tracker: Rc<RefCell<SequenceTracker>>,
-    /// Delay before the next open after a failure.
-    next_backoff: Duration,
-    /// The connection being read has produced a good frame (resets the backoff).
-    got_frame: Rc<Cell<bool>>,
-    /// Interrupts the read loop between bursts (restart or stop requested).
-    interrupt: Rc<Notify>,
-    /// Open the next time without delay (manual restart or first start).
-    open_now: bool,
-    /// `StopLink` received: never open again.
-    stopped: bool,
-    /// The simulated machine, for `port = "sim"`; lives as long as the link.
-    _sim: Option<Simulator>,
-}
+/// Pause between attempts to hand a refused batch to the queue again.
+const ENQUEUE_RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Registers and starts a supervised link. For `port = "sim"` the simulated machine starts
-/// first and the link reads its pty.
+/// Starts the link described by `cfg` under an `actix::Supervisor`, sending its frames to
+/// `queue` and reporting to `links` (registered here, with its restart and stop handles).
+///
+/// With `port = "sim"` a [`Simulator`] is started first; the actor owns it for its whole life
+/// (across restarts) and opens its slave path. Fails only when the simulator cannot start; a
+/// device that cannot be opened is a link failure handled by restarts.
 pub fn start_link(
     cfg: SerialConfig,
     queue: Recipient<Enqueue>,
     links: LinkRegistry,
-) -> std::io::Result<Addr<SerialActor>> {
-    let sim = if cfg.is_sim() {
+) -> io::Result<Addr<SerialActor>> {
+    let simulator = if cfg.is_sim() {
         Some(Simulator::start(cfg.sim_rate_hz)?)
     } else {
         None
     };
-    let device = sim.as_ref().map_or_else(
-        || cfg.port.clone(),
-        |s| s.slave_path().display().to_string(),
-    );
+    let port_path = match &simulator {
+        Some(sim) => sim.slave_path().to_string_lossy().into_owned(),
+        None => cfg.port.clone(),
+    };
     links.register(&cfg.name, &cfg.port);
     let name = cfg.name.clone();
     let actor = SerialActor {
         tracker: Rc::new(RefCell::new(SequenceTracker::new(
             cfg.record.sequence_key().is_some(),
         ))),
-        next_backoff: cfg.reconnect_initial(),
-        cfg: Rc::new(cfg),
-        device,
+        backoff: Backoff::new(cfg.reconnect_initial_ms, cfg.reconnect_max_ms),
+        cfg: Arc::new(cfg),
+        port_path,
         queue,
         links: links.clone(),
-        got_frame: Rc::new(Cell::new(false)),
-        interrupt: Rc::new(Notify::new()),
-        open_now: true,
-        stopped: false,
-        _sim: sim,
+        _simulator: simulator,
+        film_seen: Rc::new(Cell::new(false)),
+        first_start: true,
+        reopen_now: false,
+        stopped_for_good: false,
+        reader: None,
+        pending_open: None,
+        last_logged_error: None,
     };
-    let addr = actix::Supervisor::start(move |_| actor);
+    let addr = Supervisor::start(move |_| actor);
     links.set_control(&name, addr.clone().recipient(), addr.clone().recipient());
     Ok(addr)
+}
+
+/// One serial link; see the module docs. Restarted in place by its supervisor, so its fields
+/// (simulator, sequence, backoff) outlive connections.
+pub struct SerialActor {
+    /// The link's settings.
+    cfg: Arc<SerialConfig>,
+    /// The path opened: the configured device, or the simulator's slave.
+    port_path: String,
+    /// The queue's mailbox.
+    queue: Recipient<Enqueue>,
+    /// Where the link's state and counters are shown.
+    links: LinkRegistry,
+    /// The simulated machine of a `port = "sim"` link, alive as long as the actor.
+    _simulator: Option<Simulator>,
+    /// The current sequence; shared with the running read loop, kept across reconnects.
+    tracker: Rc<RefCell<SequenceTracker>>,
+    /// Delay before the next reopen.
+    backoff: Backoff,
+    /// Set by the read loop at the first film of a connection; resets the backoff.
+    film_seen: Rc<Cell<bool>>,
+    /// The very first start opens at once.
+    first_start: bool,
+    /// A manual restart reopens at once.
+    reopen_now: bool,
+    /// After [`StopLink`]: never open again.
+    stopped_for_good: bool,
+    /// Tells the running read loop to end (present while one runs).
+    reader: Option<watch::Sender<Signal>>,
+    /// The scheduled (backed-off) open, cancelled by [`StopLink`].
+    pending_open: Option<SpawnHandle>,
+    /// The last error logged at warn, so a link failing the same way again logs at debug.
+    last_logged_error: Option<String>,
 }
 
 impl Actor for SerialActor {
     type Context = Context<Self>;
 
-    fn started(&mut self, ctx: &mut Self::Context) {
-        if self.stopped {
-            self.set_state(LinkState::Down, Some("stopped".into()));
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.stopped_for_good {
             return;
         }
-        self.set_state(LinkState::Connecting, None);
-        let delay = if self.open_now {
+        if self.film_seen.replace(false) {
+            self.backoff.reset();
+        }
+        let first_start = std::mem::take(&mut self.first_start);
+        let manual_restart = std::mem::take(&mut self.reopen_now);
+        let delay = if first_start || manual_restart {
             Duration::ZERO
         } else {
-            self.next_backoff
+            self.backoff.next_delay()
         };
-        if !self.open_now {
-            self.next_backoff = (self.next_backoff * 2).min(self.cfg.reconnect_max());
+        if delay.is_zero() {
+            self.open(ctx);
+        } else {
+            self.pending_open = Some(ctx.run_later(delay, |act, ctx| act.open(ctx)));
         }
-        self.open_now = false;
-        ctx.run_later(delay, |act, ctx| act.open(ctx));
     }
 }
 
-impl actix::Supervised for SerialActor {
-    fn restarting(&mut self, _: &mut Self::Context) {
-        if self.got_frame.replace(false) {
-            self.next_backoff = self.cfg.reconnect_initial();
-        }
+impl Supervised for SerialActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.links.update(&self.cfg.name, |s| s.restarts += 1);
     }
 }
@@ -125,194 +152,225 @@ impl actix::Supervised for SerialActor {
 impl Handler<RestartLink> for SerialActor {
     type Result = ();
 
-    fn handle(&mut self, _: RestartLink, _: &mut Self::Context) {
-        log::info!("link {}: restart requested", self.cfg.name);
-        self.open_now = true;
-        self.interrupt.notify_one();
+    /// Ends the current connection (after the batch in hand reaches the queue) and reopens
+    /// at once; counts as a restart.
+    fn handle(&mut self, _: RestartLink, ctx: &mut Context<Self>) {
+        if self.stopped_for_good {
+            return;
+        }
+        log::info!("serial link {}: restart requested", self.cfg.name);
+        match &self.reader {
+            Some(reader) => {
+                reader.send_replace(Signal::Restart);
+            }
+            None => {
+                self.reopen_now = true;
+                ctx.stop();
+            }
+        }
     }
 }
 
 impl Handler<StopLink> for SerialActor {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: StopLink, ctx: &mut Self::Context) {
-        self.stopped = true;
-        self.interrupt.notify_one();
-        // Not reading yet (backoff or open pending): nothing to finish.
-        if !matches!(
-            self.links.get(&self.cfg.name).map(|s| s.state),
-            Some(LinkState::Up)
-        ) {
-            ctx.stop();
+    /// Stops reading for good. Answers once the read loop has ended, so every frame it read
+    /// has been handed to the queue (unless the queue was refusing them).
+    fn handle(&mut self, _: StopLink, ctx: &mut Context<Self>) -> ResponseFuture<()> {
+        self.stopped_for_good = true;
+        if let Some(handle) = self.pending_open.take() {
+            ctx.cancel_future(handle);
+        }
+        self.links.update(&self.cfg.name, |s| {
+            s.state = LinkState::Down;
+            s.last_error = Some("stopped".into());
+        });
+        match self.reader.take() {
+            Some(reader) => {
+                reader.send_replace(Signal::Stop);
+                Box::pin(async move { reader.closed().await })
+            }
+            None => Box::pin(async {}),
         }
     }
 }
 
 impl SerialActor {
-    fn set_state(&self, state: LinkState, error: Option<String>) {
-        self.links.update(&self.cfg.name, |s| {
-            s.state = state;
-            if error.is_some() {
-                s.last_error = error;
-            }
-        });
-    }
-
+    /// Opens the port and starts the read loop, or fails the link.
     fn open(&mut self, ctx: &mut Context<Self>) {
-        if self.stopped {
-            return ctx.stop();
+        self.pending_open = None;
+        if self.stopped_for_good {
+            return;
         }
-        let port = match open_port(&self.cfg, &self.device) {
+        let name = self.cfg.name.clone();
+        self.links
+            .update(&name, |s| s.state = LinkState::Connecting);
+        let port = match open_port(&self.port_path, &self.cfg) {
             Ok(port) => port,
-            Err(e) => return self.fail(ctx, format!("cannot open {}: {e}", self.device)),
+            Err(e) => {
+                let error = format!("cannot open {}: {e}", self.port_path);
+                return self.fail(error, ctx);
+            }
         };
-        log::info!("link {}: reading {}", self.cfg.name, self.device);
-        self.set_state(LinkState::Up, None);
+        log::info!("serial link {name}: reading {}", self.port_path);
+        self.links.update(&name, |s| s.state = LinkState::Up);
         self.tracker.borrow_mut().on_connect();
-        let reader = read_port(
-            port,
-            self.cfg.clone(),
-            self.queue.clone(),
-            self.links.clone(),
-            self.tracker.clone(),
-            self.got_frame.clone(),
-            self.interrupt.clone(),
-        );
-        ctx.spawn(
-            reader
-                .into_actor(self)
-                .map(|reason, act, ctx| match reason {
-                    ReadEnd::Interrupted if act.stopped => {
-                        act.set_state(LinkState::Down, Some("stopped".into()));
-                        ctx.stop();
-                    }
-                    ReadEnd::Interrupted => {
-                        act.set_state(LinkState::Down, Some("restart requested".into()));
-                        ctx.stop();
-                    }
-                    ReadEnd::Failed(reason) => act.fail(ctx, reason),
-                }),
-        );
+        let (signal_tx, signal_rx) = watch::channel(Signal::Run);
+        self.reader = Some(signal_tx);
+        let connection = Connection {
+            maker: ItemMaker::new(&self.cfg),
+            cfg: self.cfg.clone(),
+            queue: self.queue.clone(),
+            links: self.links.clone(),
+            tracker: self.tracker.clone(),
+            film_seen: self.film_seen.clone(),
+            signal: signal_rx,
+        };
+        let read = read_loop(connection, port)
+            .into_actor(self)
+            .map(|end, act, ctx| act.on_read_end(end, ctx));
+        ctx.spawn(read);
     }
 
-    /// Records the failure and stops; the supervisor restarts the actor after the backoff.
-    fn fail(&mut self, ctx: &mut Context<Self>, reason: String) {
-        log::warn!(
-            "link {}: {reason}; reopening in {} ms",
-            self.cfg.name,
-            if self.got_frame.get() {
-                self.cfg.reconnect_initial_ms
-            } else {
-                self.next_backoff.as_millis() as u64
+    fn on_read_end(&mut self, end: ReadEnd, ctx: &mut Context<Self>) {
+        self.reader = None;
+        if self.stopped_for_good {
+            return;
+        }
+        match end {
+            ReadEnd::Failed(error) => self.fail(error, ctx),
+            ReadEnd::Requested => {
+                self.reopen_now = true;
+                ctx.stop();
             }
-        );
-        self.set_state(LinkState::Down, Some(reason));
+        }
+    }
+
+    /// Marks the link down with `error` and stops the actor; the supervisor restarts it.
+    fn fail(&mut self, error: String, ctx: &mut Context<Self>) {
+        let name = &self.cfg.name;
+        if self.last_logged_error.as_deref() == Some(error.as_str()) {
+            log::debug!("serial link {name}: {error}; reconnecting");
+        } else {
+            log::warn!("serial link {name}: {error}; reconnecting");
+            self.last_logged_error = Some(error.clone());
+        }
+        self.links.update(name, |s| {
+            s.state = LinkState::Down;
+            s.last_error = Some(error);
+        });
         ctx.stop();
     }
 }
 
-fn open_port(cfg: &SerialConfig, device: &str) -> tokio_serial::Result<tokio_serial::SerialStream> {
-    use tokio_serial::SerialPortBuilderExt;
-    let data_bits = match cfg.data_bits {
-        5 => tokio_serial::DataBits::Five,
-        6 => tokio_serial::DataBits::Six,
-        7 => tokio_serial::DataBits::Seven,
-        _ => tokio_serial::DataBits::Eight,
-    };
-    let parity = match cfg.parity {
-        Parity::None => tokio_serial::Parity::None,
-        Parity::Even => tokio_serial::Parity::Even,
-        Parity::Odd => tokio_serial::Parity::Odd,
-    };
-    let stop_bits = if cfg.stop_bits == 2 {
-        tokio_serial::StopBits::Two
-    } else {
-        tokio_serial::StopBits::One
-    };
-    let flow_control = match cfg.flow_control {
-        FlowControl::None => tokio_serial::FlowControl::None,
-        FlowControl::Software => tokio_serial::FlowControl::Software,
-        FlowControl::Hardware => tokio_serial::FlowControl::Hardware,
-    };
-    tokio_serial::new(device, cfg.baud_rate)
-        .data_bits(data_bits)
-        .parity(parity)
-        .stop_bits(stop_bits)
-        .flow_control(flow_control)
-        .open_native_async()
+/// What the actor asks of its running read loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// Keep reading.
+    Run,
+    /// End after handing the batch in hand to the queue; the actor reopens.
+    Restart,
+    /// End for good (shutdown); a batch the queue keeps refusing is given up.
+    Stop,
 }
 
 /// Why a read loop ended.
+#[derive(Debug)]
 enum ReadEnd {
-    /// `RestartLink` or `StopLink` interrupted it between bursts.
-    Interrupted,
-    /// EOF, a read error or the idle timeout.
+    /// EOF, read error or idle timeout: the link is down with this error.
     Failed(String),
+    /// [`Signal::Restart`] or [`Signal::Stop`].
+    Requested,
 }
 
-/// Reads bursts of frames until the port fails or an interrupt comes; every burst read is
-/// handed to the queue before the next read (never dropped).
-async fn read_port(
-    port: tokio_serial::SerialStream,
-    cfg: Rc<SerialConfig>,
+/// Everything one connection's read loop needs besides the port.
+struct Connection {
+    maker: ItemMaker,
+    cfg: Arc<SerialConfig>,
     queue: Recipient<Enqueue>,
     links: LinkRegistry,
     tracker: Rc<RefCell<SequenceTracker>>,
-    got_frame: Rc<Cell<bool>>,
-    interrupt: Rc<Notify>,
-) -> ReadEnd {
-    let codec = FrameCodec::new(cfg.delimiter.as_bytes(), cfg.max_frame_bytes);
-    let mut bursts =
-        FramedRead::with_capacity(port, codec, READ_BUFFER_BYTES).ready_chunks(MAX_BATCH_FRAMES);
+    film_seen: Rc<Cell<bool>>,
+    signal: watch::Receiver<Signal>,
+}
+
+fn open_port(path: &str, cfg: &SerialConfig) -> tokio_serial::Result<SerialStream> {
+    use tokio_serial::{DataBits, FlowControl as Flow, Parity as Par, StopBits};
+    tokio_serial::new(path, cfg.baud_rate)
+        .data_bits(match cfg.data_bits {
+            5 => DataBits::Five,
+            6 => DataBits::Six,
+            7 => DataBits::Seven,
+            _ => DataBits::Eight,
+        })
+        .parity(match cfg.parity {
+            Parity::None => Par::None,
+            Parity::Even => Par::Even,
+            Parity::Odd => Par::Odd,
+        })
+        .stop_bits(if cfg.stop_bits == 2 {
+            StopBits::Two
+        } else {
+            StopBits::One
+        })
+        .flow_control(match cfg.flow_control {
+            FlowControl::None => Flow::None,
+            FlowControl::Software => Flow::Software,
+            FlowControl::Hardware => Flow::Hardware,
+        })
+        .open_native_async()
+}
+
+/// Reads batches until EOF, a read error, the idle timeout or a signal.
+async fn read_loop(mut conn: Connection, port: SerialStream) -> ReadEnd {
+    let last_byte_at = Rc::new(Cell::new(Instant::now()));
+    let port = LinkPort {
+        port,
+        last_byte_at: last_byte_at.clone(),
+    };
+    let codec = FrameCodec::new(conn.cfg.delimiter.as_bytes(), conn.cfg.max_frame_bytes);
+    let mut batches = FramedRead::new(port, codec).ready_chunks(MAX_FRAMES_PER_BATCH);
+    let idle = conn.cfg.idle_timeout();
     loop {
-        let next = async {
-            match cfg.idle_timeout() {
-                Some(idle) => tokio::time::timeout(idle, bursts.next())
-                    .await
-                    .map_err(|_| idle),
-                None => Ok(bursts.next().await),
+        // Checked here, not only in the select below: a signal seen while a batch waited
+        // for the queue counts too.
+        if *conn.signal.borrow() != Signal::Run {
+            return ReadEnd::Requested;
+        }
+        let idle_deadline = last_byte_at.get() + idle.unwrap_or(Duration::from_secs(86_400));
+        let next = tokio::select! {
+            biased;
+            _ = conn.signal.changed() => return ReadEnd::Requested,
+            next = batches.next() => next,
+            _ = tokio::time::sleep_until(idle_deadline), if idle.is_some() => {
+                let idle = idle.unwrap_or_default();
+                if last_byte_at.get().elapsed() >= idle {
+                    return ReadEnd::Failed(format!("no data for {} ms", idle.as_millis()));
+                }
+                continue;
             }
         };
-        let burst = tokio::select! {
-            _ = interrupt.notified() => return ReadEnd::Interrupted,
-            next = next => match next {
-                Err(idle) => return ReadEnd::Failed(format!("no data for {} ms", idle.as_millis())),
-                Ok(None) => return ReadEnd::Failed("end of file: device closed".into()),
-                Ok(Some(burst)) => burst,
-            },
+        let Some(results) = next else {
+            return ReadEnd::Failed("end of file: device closed".into());
         };
         let received_at_ms = now_ms();
-        let mut items = Vec::with_capacity(burst.len());
+        let mut frames = Vec::with_capacity(results.len());
         let mut read_error = None;
-        for frame in burst {
-            match frame {
-                Ok(frame) => items.push(frame_to_item(
-                    &cfg,
-                    &mut tracker.borrow_mut(),
-                    frame,
-                    received_at_ms,
-                )),
+        for result in results {
+            match result {
+                Ok(frame) => frames.push(frame),
                 Err(e) => {
                     read_error = Some(e);
                     break;
                 }
             }
         }
-        if !items.is_empty() {
-            let rejected = items
-                .iter()
-                .filter(|i| matches!(i.body, ItemBody::Rejected { .. }))
-                .count() as u64;
-            let films = items.len() as u64 - rejected;
-            enqueue(&queue, &cfg.name, Arc::new(items)).await;
-            if films > 0 {
-                got_frame.set(true);
+        if !frames.is_empty() {
+            if let Err(end) = deliver(&mut conn, frames, received_at_ms).await {
+                return end;
             }
-            links.update(&cfg.name, |s| {
-                s.frames_read += films;
-                s.frames_rejected += rejected;
-                s.last_frame_at = Some(rfc3339_ms(received_at_ms));
-            });
+            // Time spent waiting for the queue is not silence on the line.
+            last_byte_at.set(Instant::now());
         }
         if let Some(e) = read_error {
             return ReadEnd::Failed(format!("read error: {e}"));
@@ -320,79 +378,220 @@ async fn read_port(
     }
 }
 
-/// Hands a batch to the queue, retrying while the queue fails: a read frame is never dropped
-/// (the line waits instead).
-async fn enqueue(queue: &Recipient<Enqueue>, link: &str, items: Arc<Vec<NewItem>>) {
-    let mut failing = false;
+/// Hands one batch to the queue, retrying the same items every 500 ms while it refuses
+/// them; reading waits meanwhile. Only a [`Signal::Stop`] abandons a refused batch.
+async fn deliver(
+    conn: &mut Connection,
+    frames: Vec<RawFrame>,
+    received_at_ms: i64,
+) -> Result<(), ReadEnd> {
+    let (mut items, stamps) = {
+        let mut tracker = conn.tracker.borrow_mut();
+        conn.maker.make_items(&mut tracker, frames, received_at_ms)
+    };
+    let films = items
+        .iter()
+        .filter(|i| matches!(i.body, ItemBody::Film(_)))
+        .count() as u64;
+    let rejected = items.len() as u64 - films;
+    if films > 0 {
+        conn.film_seen.set(true);
+    }
+    let name = conn.maker.source.as_str();
+    let mut failed_attempts = 0u32;
     loop {
-        let error = match queue
-            .send(Enqueue {
-                items: items.clone(),
-            })
-            .await
-        {
-            Ok(Ok(outcome)) => {
-                if failing {
-                    log::info!("link {link}: queue accepts frames again");
-                }
-                if outcome.refused > 0 {
-                    log::error!(
-                        "link {link}: queue full, {} frame(s) refused",
-                        outcome.refused
-                    );
-                }
-                return;
-            }
+        let count = items.len();
+        let error = match conn.queue.send(Enqueue { items }).await {
+            Ok(Ok(_)) => break,
             Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
+            Err(e) => format!("queue mailbox: {e}"),
         };
-        if !failing {
+        if failed_attempts == 0 {
             log::error!(
-                "link {link}: queue cannot take {} frame(s) ({error}); holding them and retrying",
-                items.len()
+                "serial link {name}: the queue did not take {count} frames ({error}); \
+                 holding them, reading paused, retrying every {} ms",
+                ENQUEUE_RETRY_INTERVAL.as_millis()
             );
-            failing = true;
         }
-        actix_rt::time::sleep(ENQUEUE_RETRY).await;
+        failed_attempts += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(ENQUEUE_RETRY_INTERVAL) => {}
+            // A restart waits until the batch is in the queue; only a stop gives it up.
+            _ = conn.signal.wait_for(|s| *s == Signal::Stop) => {
+                log::error!("serial link {name}: stopped with {count} frames the queue never took");
+                return Err(ReadEnd::Requested);
+            }
+        }
+        items = conn.maker.remake_items(&stamps, received_at_ms);
+    }
+    if failed_attempts > 0 {
+        log::info!(
+            "serial link {name}: the queue took the held frames after {failed_attempts} refusals"
+        );
+    }
+    conn.links.update(name, |s| {
+        s.frames_read += films;
+        s.frames_rejected += rejected;
+        s.last_frame_at = Some(rfc3339_ms(received_at_ms));
+    });
+    Ok(())
+}
+
+/// The serial port as the codec reads it, noting when the last byte came: the idle timeout
+/// counts bytes, not whole frames (a long frame trickling in is not silence).
+///
+/// Exclusive access needs no care here: serialport sets TIOCEXCL at open and clears it when
+/// the port is closed, so the same path (e.g. the simulator's pty) reopens after a restart.
+struct LinkPort {
+    port: SerialStream,
+    /// When `poll_read` last returned bytes.
+    last_byte_at: Rc<Cell<Instant>>,
+}
+
+impl AsyncRead for LinkPort {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.port).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.last_byte_at.set(Instant::now());
+        }
+        polled
     }
 }
 
-/// One frame as a queue item: a parsed film, or a rejected frame with its reason.
-pub fn frame_to_item(
-    cfg: &SerialConfig,
-    tracker: &mut SequenceTracker,
+// ---- pure logic: frames -> items, backoff --------------------------------------------------
+
+/// Turns frames into queue items (the parts of the config this needs).
+#[derive(Debug, Clone)]
+struct ItemMaker {
+    /// The link name, each item's `source`.
+    source: String,
+    /// How frames are parsed.
+    record: RecordConfig,
+    /// For the reason given to a too-long frame.
+    max_frame_bytes: usize,
+}
+
+/// The identity given to a frame on its first pass (uid, sequence), kept so a batch the queue
+/// refused is retried with exactly the same items. Holds the frame's bytes by reference count.
+#[derive(Debug, Clone)]
+struct Stamp {
     frame: RawFrame,
-    received_at_ms: i64,
-) -> NewItem {
-    let (raw, parsed) = match frame {
-        RawFrame::Frame(raw) => {
-            let parsed = parse_frame(&cfg.record, &raw);
-            (raw, parsed)
+    uid: String,
+    sequence: Option<SequenceRef>,
+}
+
+impl ItemMaker {
+    fn new(cfg: &SerialConfig) -> ItemMaker {
+        ItemMaker {
+            source: cfg.name.clone(),
+            record: cfg.record.clone(),
+            max_frame_bytes: cfg.max_frame_bytes,
         }
-        RawFrame::TooLong(raw) => {
-            let reason = format!(
-                "frame exceeds max_frame_bytes ({}): {} bytes",
-                cfg.max_frame_bytes,
-                raw.len()
-            );
-            (raw, Err(reason))
+    }
+
+    /// What parsing makes of a frame.
+    fn body(&self, frame: &RawFrame) -> ItemBody {
+        match frame {
+            RawFrame::TooLong(bytes) => ItemBody::Rejected {
+                reason: format!(
+                    "frame exceeds max_frame_bytes ({}): {} bytes",
+                    self.max_frame_bytes,
+                    bytes.len()
+                ),
+            },
+            RawFrame::Frame(bytes) => match parse_frame(&self.record, bytes) {
+                Ok(data) => ItemBody::Film(data),
+                Err(reason) => ItemBody::Rejected { reason },
+            },
         }
-    };
-    let (body, sequence) = match parsed {
-        Ok(data) => {
-            let key = sequence_key_value(&cfg.record, &data);
-            let sequence = tracker.sequence_for(key.as_deref());
-            (ItemBody::Film(data), Some(sequence))
+    }
+
+    /// Parses `frames` into items with new uids and their sequences (advancing `tracker`:
+    /// a film may start a sequence; a rejected frame gets the current one and changes
+    /// nothing). Also returns the stamps to [`ItemMaker::remake_items`] them from.
+    fn make_items(
+        &self,
+        tracker: &mut SequenceTracker,
+        frames: Vec<RawFrame>,
+        received_at_ms: i64,
+    ) -> (Vec<NewItem>, Vec<Stamp>) {
+        let mut items = Vec::with_capacity(frames.len());
+        let mut stamps = Vec::with_capacity(frames.len());
+        for frame in frames {
+            let body = self.body(&frame);
+            let sequence = match &body {
+                ItemBody::Film(data) => {
+                    let key = sequence_key_value(&self.record, data);
+                    Some(tracker.sequence_for(key.as_deref()))
+                }
+                ItemBody::Rejected { .. } => tracker.current(),
+            };
+            let uid = new_uid();
+            items.push(NewItem {
+                uid: uid.clone(),
+                source: self.source.clone(),
+                received_at_ms,
+                raw: frame.bytes().to_vec(),
+                body,
+                sequence: sequence.clone(),
+            });
+            stamps.push(Stamp {
+                frame,
+                uid,
+                sequence,
+            });
         }
-        Err(reason) => (ItemBody::Rejected { reason }, tracker.current()),
-    };
-    NewItem {
-        uid: new_uid(),
-        source: cfg.name.clone(),
-        received_at_ms,
-        raw: raw.to_vec(),
-        body,
-        sequence,
+        (items, stamps)
+    }
+
+    /// The same items again (parsing is deterministic; uids and sequences come from the stamps).
+    fn remake_items(&self, stamps: &[Stamp], received_at_ms: i64) -> Vec<NewItem> {
+        stamps
+            .iter()
+            .map(|stamp| NewItem {
+                uid: stamp.uid.clone(),
+                source: self.source.clone(),
+                received_at_ms,
+                raw: stamp.frame.bytes().to_vec(),
+                body: self.body(&stamp.frame),
+                sequence: stamp.sequence.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Reopen delays: doubling from an initial delay to a ceiling, reset by a good connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Backoff {
+    initial_ms: u64,
+    max_ms: u64,
+    /// The delay [`Backoff::next_delay`] returns next.
+    next_ms: u64,
+}
+
+impl Backoff {
+    fn new(initial_ms: u64, max_ms: u64) -> Backoff {
+        let initial_ms = initial_ms.max(1);
+        Backoff {
+            initial_ms,
+            max_ms: max_ms.max(initial_ms),
+            next_ms: initial_ms,
+        }
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let delay = self.next_ms;
+        self.next_ms = delay.saturating_mul(2).min(self.max_ms);
+        Duration::from_millis(delay)
+    }
+
+    fn reset(&mut self) {
+        self.next_ms = self.initial_ms;
     }
 }
 
@@ -400,47 +599,96 @@ pub fn frame_to_item(
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use serde_json::json;
 
-    #[test]
-    fn frames_become_films_or_rejected_items_with_raw_bytes() {
+    fn maker() -> ItemMaker {
         let cfg = SerialConfig {
-            name: "l".into(),
-            port: "sim".into(),
+            name: "line-1".into(),
+            port: "/dev/null".into(),
+            max_frame_bytes: 4096,
             ..Default::default()
         };
+        ItemMaker::new(&cfg)
+    }
+
+    fn frame(b: &'static [u8]) -> RawFrame {
+        RawFrame::Frame(Bytes::from_static(b))
+    }
+
+    #[test]
+    fn films_get_parsed_fields_and_sequences_by_lot() {
         let mut tracker = SequenceTracker::new(true);
-        let film = frame_to_item(
-            &cfg,
-            &mut tracker,
-            RawFrame::Frame(Bytes::from_static(b"A,1,2,3,0")),
-            5,
-        );
-        assert!(matches!(film.body, ItemBody::Film(_)));
-        assert_eq!(film.sequence.as_ref().unwrap().key.as_deref(), Some("A"));
-        let bad = frame_to_item(
-            &cfg,
-            &mut tracker,
-            RawFrame::Frame(Bytes::from_static(b"B,1")),
-            6,
-        );
-        assert!(matches!(bad.body, ItemBody::Rejected { .. }));
-        assert_eq!(
-            bad.sequence, film.sequence,
-            "a rejected frame does not change the sequence"
-        );
-        assert_eq!(bad.raw, b"B,1");
-        let long = frame_to_item(
-            &cfg,
-            &mut tracker,
-            RawFrame::TooLong(Bytes::from(vec![b'x'; 5000])),
-            7,
-        );
-        match long.body {
-            ItemBody::Rejected { reason } => {
-                assert_eq!(reason, "frame exceeds max_frame_bytes (4096): 5000 bytes")
-            }
+        tracker.on_connect();
+        let frames = vec![
+            frame(b"A,1,25.1,1200,0"),
+            frame(b"A,2,25.2,1200,0"),
+            frame(b"B,1,25.3,1200,1"),
+        ];
+        let (items, _) = maker().make_items(&mut tracker, frames, 1234);
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[0].source, "line-1");
+        assert_eq!(items[0].received_at_ms, 1234);
+        assert_eq!(items[0].raw, b"A,1,25.1,1200,0");
+        let ItemBody::Film(data) = &items[2].body else {
+            panic!("{:?}", items[2].body)
+        };
+        assert_eq!(data["defects"], json!(1));
+        let seq = |i: usize| items[i].sequence.clone().unwrap();
+        assert_eq!(seq(0), seq(1));
+        assert_eq!(seq(0).key.as_deref(), Some("A"));
+        assert_ne!(seq(1).uid, seq(2).uid);
+        assert_eq!(seq(2).key.as_deref(), Some("B"));
+        assert_ne!(items[0].uid, items[1].uid);
+    }
+
+    #[test]
+    fn rejected_frames_keep_their_bytes_and_do_not_touch_the_sequence() {
+        let mut tracker = SequenceTracker::new(true);
+        let long = RawFrame::TooLong(Bytes::from(vec![b'x'; 70_001]));
+        let frames = vec![
+            frame(b"\xff\xfe"),
+            frame(b"A,1,25.1,1200,0"),
+            long,
+            frame(b"B,1,2"),
+            frame(b"A,2,25.1,1200,0"),
+        ];
+        let (items, _) = maker().make_items(&mut tracker, frames, 0);
+        let reason = |i: usize| match &items[i].body {
+            ItemBody::Rejected { reason } => reason.clone(),
             other => panic!("{other:?}"),
-        }
-        assert_eq!(long.raw.len(), 5000);
+        };
+        assert_eq!(reason(0), "invalid UTF-8 at byte 0 of 2");
+        assert_eq!(items[0].sequence, None, "no sequence started yet");
+        assert_eq!(
+            reason(2),
+            "frame exceeds max_frame_bytes (4096): 70001 bytes"
+        );
+        assert_eq!(items[2].raw.len(), 70_001);
+        assert!(reason(3).contains("expected 5 fields"), "{}", reason(3));
+        assert_eq!(items[3].raw, b"B,1,2");
+        assert_eq!(items[2].sequence, items[1].sequence);
+        assert_eq!(
+            items[3].sequence, items[1].sequence,
+            "a rejected B does not start B"
+        );
+        assert_eq!(items[4].sequence, items[1].sequence);
+    }
+
+    #[test]
+    fn remade_items_are_identical_to_the_first_ones() {
+        let mut tracker = SequenceTracker::new(true);
+        let frames = vec![frame(b"A,1,25.1,1200,0"), frame(b"bad")];
+        let m = maker();
+        let (items, stamps) = m.make_items(&mut tracker, frames, 42);
+        assert_eq!(m.remake_items(&stamps, 42), items);
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_ceiling_and_resets() {
+        let mut b = Backoff::new(200, 1000);
+        let delays: Vec<u64> = (0..5).map(|_| b.next_delay().as_millis() as u64).collect();
+        assert_eq!(delays, [200, 400, 800, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::from_millis(200));
     }
 }

@@ -3,7 +3,7 @@
 //! Bytes enter from a tokio-serial port, are cut into frames by [`codec::FrameCodec`] (which
 //! turns a bad frame into an item, never an error), parsed by [`parse::parse_frame`], given a
 //! sequence by [`sequence::SequenceTracker`], and leave as [`crate::messages::Enqueue`].
-//! [`sim`] is the built-in simulated machine on a [`pty`].
+//! [`pty`] and [`sim`] provide a pseudo-terminal line and the simulated machine (`port = "sim"`).
 
 pub mod actor;
 pub mod codec;

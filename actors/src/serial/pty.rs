@@ -1,53 +1,98 @@
-//! Pseudo-terminal pairs in raw mode: the simulated vision machine writes to the master side,
-//! and the link opens the slave path through tokio-serial like any device.
+//! A raw pseudo-terminal pair standing in for a serial line: bytes written to the master
+//! ([`Pty::write_all`]) are read by whoever opens [`Pty::slave_path`] (the link, through
+//! tokio-serial). Used by the simulated machine and by tests.
 
-use nix::fcntl::OFlag;
-use nix::pty::{PtyMaster, grantpt, posix_openpt, ptsname_r, unlockpt};
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use nix::pty::{OpenptyResult, openpty};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
-use std::fs::OpenOptions;
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-/// A pty master with its slave's path. Dropping it closes the master, which ends the slave
-/// side's reads (EOF / EIO) — what a pulled USB adapter looks like.
+/// How long [`Pty::write_all`] waits without the reader taking a single byte before giving up.
+const WRITE_STALL_LIMIT: Duration = Duration::from_secs(10);
+
+/// The master side of a pseudo-terminal in raw mode. Dropping it closes the master, which the
+/// reader of the slave sees as EOF (or EIO) — an unplugged device.
+#[derive(Debug)]
 pub struct Pty {
-    /// The master side; written by the simulator or a test.
-    master: std::fs::File,
-    /// Path of the slave device, e.g. `/dev/pts/7`.
+    /// The master end, non-blocking so a writer can notice a reader that does not read.
+    master: File,
+    /// The slave device (`/dev/pts/N`) a reader opens.
     slave_path: PathBuf,
 }
 
 impl Pty {
-    /// Opens a pair and puts it in raw mode, so `\r` stays `\r` and nothing is echoed even
-    /// before the link opens the slave.
+    /// Opens a pseudo-terminal pair in raw mode: no `\r` -> `\n` translation, no echo, no
+    /// flow-control characters — bytes pass exactly.
+    ///
+    /// Raw mode is set here, before anyone opens the slave, because the line discipline
+    /// processes bytes when they are written to the master: in the default cooked mode a `\r`
+    /// written before the reader opened the port would already have become `\n`.
+    ///
+    /// No slave fd is kept open: the termios settings belong to the pair and outlive the
+    /// slave's close while the master is open, and a writer with no reader either buffers (as
+    /// Linux does) or gets EIO, which [`Pty::try_write`] callers handle. Holding one would not
+    /// help a reopen either: serialport sets TIOCEXCL at open (which a pty slave keeps after
+    /// its opener closes while the master lives) and clears it itself when it closes the port;
+    /// the link reopening this path as a non-root user is covered by that, not by us.
     pub fn open_raw() -> io::Result<Pty> {
-        let master: PtyMaster = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY)?;
-        grantpt(&master)?;
-        unlockpt(&master)?;
-        let slave_path = PathBuf::from(ptsname_r(&master)?);
-        // Termios live on the slave: open it once to set raw mode, then close it, so the
-        // link's open (which sets TIOCEXCL) is the only one and can be repeated after restarts.
-        let slave = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&slave_path)?;
-        let mut termios = tcgetattr(slave.as_fd())?;
+        let OpenptyResult { master, slave } = openpty(None, None)?;
+        let mut termios = tcgetattr(&slave)?;
         cfmakeraw(&mut termios);
-        tcsetattr(slave.as_fd(), SetArg::TCSANOW, &termios)?;
+        tcsetattr(&slave, SetArg::TCSANOW, &termios)?;
+        let slave_path = nix::unistd::ttyname(&slave)?;
+        // Not inherited by children: a leaked master would keep the "device" plugged in.
+        fcntl(&master, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+        fcntl(&master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
         drop(slave);
-        let master = std::fs::File::from(std::os::fd::OwnedFd::from(master));
-        Ok(Pty { master, slave_path })
+        Ok(Pty {
+            master: File::from(master),
+            slave_path,
+        })
     }
 
-    /// The slave device path to open as a serial port.
+    /// The slave device path to open as the serial port.
     pub fn slave_path(&self) -> &Path {
         &self.slave_path
     }
 
-    /// Writes all bytes to the master (blocks while the pty buffer is full).
-    pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.master.write_all(bytes)
+    /// Writes all of `bytes` to the master, waiting while the reader's buffer is full.
+    /// Fails on EIO (on some kernels: no reader has the slave open) or when the reader takes
+    /// nothing for 10 s. Blocks the calling thread: from async code, call it on a blocking
+    /// thread (`spawn_blocking`) when the bytes may exceed the pty's buffer (about 4 KiB).
+    pub fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        let mut last_progress = Instant::now();
+        while !bytes.is_empty() {
+            match self.try_write(bytes) {
+                Ok(n) => {
+                    bytes = &bytes[n..];
+                    last_progress = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if last_progress.elapsed() > WRITE_STALL_LIMIT {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "pty reader took no byte for 10 s",
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what fits now; `WouldBlock` when the reader's buffer is full.
+    pub fn try_write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        loop {
+            match self.master.write(bytes) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
     }
 }
 
@@ -57,15 +102,29 @@ mod tests {
     use std::io::Read;
 
     #[test]
-    fn raw_pty_passes_carriage_returns_unchanged() {
+    fn bytes_pass_raw_from_master_to_slave() {
         let mut pty = Pty::open_raw().unwrap();
-        let mut slave = OpenOptions::new()
+        let mut slave = std::fs::OpenOptions::new()
             .read(true)
+            .write(true)
             .open(pty.slave_path())
             .unwrap();
-        pty.write_all(b"a,1\r").unwrap();
+        pty.write_all(b"a\rb\n\xff\x11\x13\x03").unwrap();
+        let mut got = [0u8; 8];
+        slave.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"a\rb\n\xff\x11\x13\x03");
+    }
+
+    #[test]
+    fn dropping_the_pty_ends_the_slave_reader() {
+        let pty = Pty::open_raw().unwrap();
+        let mut slave = File::open(pty.slave_path()).unwrap();
+        drop(pty);
         let mut buf = [0u8; 4];
-        slave.read_exact(&mut buf).unwrap();
-        assert_eq!(&buf, b"a,1\r");
+        // EOF or EIO, depending on the kernel; never a hang.
+        match slave.read(&mut buf) {
+            Ok(n) => assert_eq!(n, 0),
+            Err(e) => assert_eq!(e.raw_os_error(), Some(nix::libc::EIO), "{e}"),
+        }
     }
 }

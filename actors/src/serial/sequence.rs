@@ -1,55 +1,63 @@
-//! Which sequence a film belongs to: a change of the `sequence_key` value starts a new one;
-//! without a key, each connection of the link starts one. Pure.
+//! Sequences: which sequence each film of one link belongs to. Pure; the link calls
+//! [`SequenceTracker::on_connect`] when its port opens and [`SequenceTracker::sequence_for`]
+//! for each parsed film, and attaches [`SequenceTracker::current`] to rejected frames.
 
 use crate::record::{SequenceRef, new_uid};
 
-/// Tracks a link's current sequence across frames (and, with a key, across reconnects).
+/// The current sequence of one link and when the next one starts.
+///
+/// With a `sequence_key` configured, a new sequence starts whenever the key's value differs
+/// from the current sequence's (reconnects do not matter). Without one, the first film after
+/// each connect starts a new sequence.
+#[derive(Debug, Clone)]
 pub struct SequenceTracker {
-    /// Whether `sequence_key` is configured.
+    /// Whether `[serial.record] sequence_key` is set.
     keyed: bool,
-    /// The current sequence, if one started.
+    /// The sequence films are being added to, once one started.
     current: Option<SequenceRef>,
-    /// Without a key: the next film starts a new sequence (set at each connect).
-    start_new: bool,
+    /// Without a key: set by a connect, cleared by the first film after it.
+    connected_since_last_film: bool,
 }
 
 impl SequenceTracker {
-    pub fn new(sequence_key_configured: bool) -> Self {
+    /// A tracker with no sequence yet.
+    pub fn new(sequence_key_configured: bool) -> SequenceTracker {
         SequenceTracker {
             keyed: sequence_key_configured,
             current: None,
-            start_new: true,
+            connected_since_last_film: true,
         }
     }
 
-    /// A new connection of the link: without a key, the next film starts a new sequence.
+    /// The link's port was (re)opened.
     pub fn on_connect(&mut self) {
-        self.start_new = true;
+        self.connected_since_last_film = true;
     }
 
-    /// The sequence of a film whose key field has `key_value`.
+    /// The sequence of a parsed film whose key field has `key_value` (`None` when there is no
+    /// key or the film lacks the field); starts a new sequence when the rules above say so.
     pub fn sequence_for(&mut self, key_value: Option<&str>) -> SequenceRef {
-        let change = match (&self.current, self.keyed) {
-            (None, _) => true,
-            (Some(cur), true) => cur.key.as_deref() != key_value,
-            (Some(_), false) => self.start_new,
+        let starts_new = match &self.current {
+            None => true,
+            Some(_) if !self.keyed => self.connected_since_last_film,
+            Some(current) => current.key.as_deref() != key_value,
         };
-        if change {
-            let key = if self.keyed {
-                key_value.map(str::to_owned)
-            } else {
-                None
-            };
+        self.connected_since_last_film = false;
+        if starts_new {
             self.current = Some(SequenceRef {
                 uid: new_uid(),
-                key,
+                key: if self.keyed {
+                    key_value.map(str::to_owned)
+                } else {
+                    None
+                },
             });
         }
-        self.start_new = false;
-        self.current.clone().expect("set above")
+        self.current.clone().expect("a sequence was just ensured")
     }
 
-    /// The current sequence (for a rejected frame, which neither starts nor changes one).
+    /// The sequence the last film went to, if any (given to rejected frames, which never start
+    /// or change a sequence).
     pub fn current(&self) -> Option<SequenceRef> {
         self.current.clone()
     }
@@ -60,25 +68,66 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keyed_sequences_change_with_the_value_and_survive_reconnects() {
+    fn with_a_key_a_new_sequence_starts_when_the_value_changes() {
         let mut t = SequenceTracker::new(true);
-        let a = t.sequence_for(Some("A"));
-        assert_eq!(t.sequence_for(Some("A")), a);
         t.on_connect();
-        assert_eq!(t.sequence_for(Some("A")), a);
+        let a1 = t.sequence_for(Some("A"));
+        let a2 = t.sequence_for(Some("A"));
         let b = t.sequence_for(Some("B"));
-        assert_ne!(a.uid, b.uid);
+        let a3 = t.sequence_for(Some("A"));
+        assert_eq!(a1, a2);
+        assert_eq!(a1.key.as_deref(), Some("A"));
+        assert_ne!(a1.uid, b.uid);
         assert_eq!(b.key.as_deref(), Some("B"));
+        assert_ne!(
+            a3.uid, a1.uid,
+            "going back to an old value is a new sequence"
+        );
     }
 
     #[test]
-    fn unkeyed_sequences_change_per_connection() {
-        let mut t = SequenceTracker::new(false);
-        assert!(t.current().is_none());
-        let a = t.sequence_for(None);
-        assert_eq!(t.sequence_for(None), a);
+    fn with_a_key_the_sequence_survives_a_reconnect_with_the_same_value() {
+        let mut t = SequenceTracker::new(true);
         t.on_connect();
-        assert_eq!(t.current(), Some(a.clone()));
-        assert_ne!(t.sequence_for(None), a);
+        let before = t.sequence_for(Some("A"));
+        t.on_connect();
+        assert_eq!(t.sequence_for(Some("A")), before);
+    }
+
+    #[test]
+    fn with_a_key_a_film_missing_the_field_is_its_own_keyless_sequence() {
+        let mut t = SequenceTracker::new(true);
+        let a = t.sequence_for(Some("A"));
+        let none = t.sequence_for(None);
+        assert_ne!(a.uid, none.uid);
+        assert_eq!(none.key, None);
+        assert_eq!(t.sequence_for(None), none);
+    }
+
+    #[test]
+    fn without_a_key_each_connect_starts_a_sequence_at_its_first_film() {
+        let mut t = SequenceTracker::new(false);
+        t.on_connect();
+        let first = t.sequence_for(Some("ignored"));
+        assert_eq!(first.key, None);
+        assert_eq!(t.sequence_for(Some("other")), first);
+        t.on_connect();
+        assert_eq!(
+            t.current(),
+            Some(first.clone()),
+            "a connect alone starts nothing"
+        );
+        let second = t.sequence_for(None);
+        assert_ne!(second.uid, first.uid);
+        assert_eq!(t.sequence_for(None), second);
+    }
+
+    #[test]
+    fn current_is_none_before_the_first_film() {
+        let mut t = SequenceTracker::new(true);
+        t.on_connect();
+        assert_eq!(t.current(), None);
+        let s = t.sequence_for(Some("A"));
+        assert_eq!(t.current(), Some(s));
     }
 }

@@ -1,58 +1,65 @@
-//! The simulated vision machine (`port = "sim"`): a thread writing CSV film records to a raw
-//! pty's master at a fixed rate, so the link reads them through tokio-serial like a device.
+//! The simulated vision machine (`port = "sim"`): a thread writing CSV film records on the
+//! master side of a raw [`Pty`], at a steady rate; the link opens [`Simulator::slave_path`]
+//! through tokio-serial like any device. Records match the default `[serial.record]` fields:
+//! `lot,film_no,thickness_um,width_mm,defects`, each ended by `\r`.
 
 use super::pty::Pty;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
 
-/// Films per lot before the simulated machine starts a new lot (a new sequence).
-const FILMS_PER_LOT: u64 = 100;
+/// Films per lot: the `lot` field (the default sequence key) changes this often.
+pub const FILMS_PER_LOT: u32 = 100;
 
-/// A running simulated machine; stops when dropped.
+/// Unwritten bytes held while nobody reads; beyond it new records are dropped, as a real
+/// line drops what nobody listens to.
+const MAX_PENDING_BYTES: usize = 64 * 1024;
+
+/// How far the schedule may fall behind before it is restarted from now instead of
+/// bursting to catch up.
+const MAX_LAG: Duration = Duration::from_secs(1);
+
+/// Pause after a failed write (EIO: on some kernels, no reader has the slave open yet).
+const WRITE_FAILURE_PAUSE: Duration = Duration::from_millis(100);
+
+/// A running simulated machine. Dropping it stops the thread and closes the pty.
 pub struct Simulator {
-    /// The slave path the link opens.
+    /// Where a link opens the simulated line.
     slave_path: PathBuf,
-    /// Tells the writer thread to end.
+    /// Set on drop; the writer thread checks it every wake-up.
     stop: Arc<AtomicBool>,
+    /// The writer thread (joined on drop).
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Simulator {
-    /// Opens a pty and starts writing `rate_hz` records per second to it.
+    /// Opens a raw pty and starts writing records at `rate_hz` (clamped to 0.1..=100000).
     pub fn start(rate_hz: f64) -> io::Result<Simulator> {
-        let mut pty = Pty::open_raw()?;
+        let pty = Pty::open_raw()?;
         let slave_path = pty.slave_path().to_owned();
         let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let period = Duration::from_secs_f64(1.0 / rate_hz);
-        std::thread::Builder::new()
+        let rate_hz = if rate_hz.is_finite() {
+            rate_hz.clamp(0.1, 100_000.0)
+        } else {
+            5.0
+        };
+        let thread = std::thread::Builder::new()
             .name("filmgate-sim".into())
-            .spawn(move || {
-                let day = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
-                let day: String = day[..10].chars().filter(|c| c.is_ascii_digit()).collect();
-                let mut next = Instant::now();
-                let mut film_no: u64 = 0;
-                while !stopped.load(Ordering::Relaxed) {
-                    film_no += 1;
-                    let record = sim_record(&day, film_no);
-                    if pty.write_all(record.as_bytes()).is_err() {
-                        std::thread::sleep(Duration::from_millis(200));
-                    }
-                    // Absolute deadlines keep the rate; after a long stall, do not burst.
-                    next += period;
-                    let now = Instant::now();
-                    if next > now {
-                        std::thread::sleep(next - now);
-                    } else if now - next > Duration::from_secs(1) {
-                        next = now;
-                    }
-                }
+            .spawn({
+                let stop = stop.clone();
+                move || run(pty, rate_hz, &stop)
             })?;
-        Ok(Simulator { slave_path, stop })
+        Ok(Simulator {
+            slave_path,
+            stop,
+            thread: Some(thread),
+        })
     }
 
+    /// The slave device path to open as the serial port.
     pub fn slave_path(&self) -> &Path {
         &self.slave_path
     }
@@ -61,39 +68,143 @@ impl Simulator {
 impl Drop for Simulator {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
     }
 }
 
-/// One record: `lot,film_no,thickness_um,width_mm,defects` and `\r`.
-pub fn sim_record(day: &str, film_no: u64) -> String {
-    let lot = format!("L{day}-{:04}", (film_no - 1) / FILMS_PER_LOT + 1);
-    let thickness_um = 25.0 + (fastrand::f64() - 0.5) * 0.8;
-    let width_mm = 1200.0 + (fastrand::f64() - 0.5) * 1.0;
-    let defects = if fastrand::u8(..) < 20 {
-        fastrand::u8(1..4)
-    } else {
-        0
-    };
-    format!("{lot},{film_no},{thickness_um:.2},{width_mm:.1},{defects}\r")
+/// The writer loop: records are due at absolute times `start + n / rate`, so write delays do
+/// not lower the rate; each wake-up writes every record due.
+fn run(mut pty: Pty, rate_hz: f64, stop: &AtomicBool) {
+    let mut records = RecordMaker::new(today_yyyymmdd());
+    let mut pending: Vec<u8> = Vec::new();
+    let mut schedule_start = Instant::now();
+    let mut due_count: u64 = 0;
+    let mut failure_logged = false;
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now.duration_since(schedule_start + per(due_count, rate_hz)) > MAX_LAG {
+            schedule_start = now;
+            due_count = 0;
+        }
+        while schedule_start + per(due_count, rate_hz) <= now {
+            due_count += 1;
+            let record = records.next_record();
+            if pending.len() + record.len() <= MAX_PENDING_BYTES {
+                pending.extend_from_slice(record.as_bytes());
+            }
+        }
+        if !pending.is_empty() {
+            match pty.try_write(&pending) {
+                Ok(n) => {
+                    pending.drain(..n);
+                    failure_logged = false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    if !failure_logged {
+                        log::debug!("simulator: write failed ({e}); retrying");
+                        failure_logged = true;
+                    }
+                    std::thread::park_timeout(WRITE_FAILURE_PAUSE);
+                    continue;
+                }
+            }
+        }
+        let next_due = schedule_start + per(due_count, rate_hz);
+        // At least 1 ms between wake-ups: high rates are written in bursts.
+        let wait = next_due
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        std::thread::park_timeout(wait);
+    }
+}
+
+fn per(count: u64, rate_hz: f64) -> Duration {
+    Duration::from_secs_f64(count as f64 / rate_hz)
+}
+
+fn today_yyyymmdd() -> String {
+    let text = humantime::format_rfc3339(SystemTime::now()).to_string();
+    text[..10].replace('-', "")
+}
+
+/// Makes plausible film records: lots of [`FILMS_PER_LOT`] films, thickness around 25 µm,
+/// width around 1200 mm, an occasional defect.
+struct RecordMaker {
+    /// `YYYYMMDD` in the lot id.
+    date: String,
+    /// Lot counter within the day.
+    lot_no: u32,
+    /// Film number within the lot, 1-based.
+    film_no: u32,
+}
+
+impl RecordMaker {
+    fn new(date: String) -> RecordMaker {
+        RecordMaker {
+            date,
+            lot_no: 1,
+            film_no: 0,
+        }
+    }
+
+    fn next_record(&mut self) -> String {
+        if self.film_no == FILMS_PER_LOT {
+            self.film_no = 0;
+            self.lot_no += 1;
+        }
+        self.film_no += 1;
+        let thickness_um = 25.0 + (fastrand::f64() - 0.5) * 1.2;
+        let width_mm = 1200.0 + (fastrand::f64() - 0.5) * 2.0;
+        let defects = if fastrand::u32(0..20) == 0 {
+            fastrand::u32(1..4)
+        } else {
+            0
+        };
+        format!(
+            "L{}-{:04},{},{:.2},{:.1},{}\r",
+            self.date, self.lot_no, self.film_no, thickness_um, width_mm, defects
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::serial::config::RecordConfig;
-    use crate::serial::parse::parse_frame;
+    use crate::serial::parse::{parse_frame, sequence_key_value};
 
     #[test]
-    fn sim_records_parse_with_the_default_format_and_change_lot_every_100() {
-        let r1 = sim_record("20261122", 1);
-        let data = parse_frame(
-            &RecordConfig::default(),
-            r1.trim_end_matches('\r').as_bytes(),
-        )
-        .unwrap();
-        assert_eq!(data["lot"], "L20261122-0001");
-        assert_eq!(data["film_no"], 1);
-        assert!(data["thickness_um"].is_f64());
-        assert!(sim_record("20261122", 101).starts_with("L20261122-0002,101,"));
+    fn records_parse_with_the_default_record_config_and_lots_change_every_100_films() {
+        let cfg = RecordConfig::default();
+        let mut maker = RecordMaker::new("20261122".into());
+        let mut lots = Vec::new();
+        for i in 0..250u32 {
+            let record = maker.next_record();
+            let frame = record.strip_suffix('\r').expect("ends with \\r");
+            let data = parse_frame(&cfg, frame.as_bytes()).unwrap();
+            assert_eq!(data["film_no"], serde_json::json!(i % 100 + 1));
+            let t = data["thickness_um"].as_f64().unwrap();
+            assert!((24.0..26.0).contains(&t), "{t}");
+            assert!(data["defects"].is_u64());
+            lots.push(sequence_key_value(&cfg, &data).unwrap());
+        }
+        assert_eq!(lots[0], "L20261122-0001");
+        assert_eq!(lots[99], "L20261122-0001");
+        assert_eq!(lots[100], "L20261122-0002");
+        assert_eq!(lots[249], "L20261122-0003");
+    }
+
+    #[test]
+    fn dropping_the_simulator_stops_it_even_when_nobody_reads() {
+        let started = Instant::now();
+        let sim = Simulator::start(50_000.0).unwrap();
+        assert!(sim.slave_path().exists());
+        std::thread::sleep(Duration::from_millis(50));
+        drop(sim);
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 }

@@ -120,7 +120,7 @@ async fn enqueued_items_are_leased_after_the_group_commit() {
     let outcome = queue
         .addr
         .send(Enqueue {
-            items: std::sync::Arc::new((1..=3).map(film).collect()),
+            items: (1..=3).map(film).collect(),
         })
         .await
         .unwrap();
@@ -150,7 +150,7 @@ async fn subscriber_hears_work_available_after_a_commit() {
     queue
         .addr
         .send(Enqueue {
-            items: std::sync::Arc::new(vec![film(1)]),
+            items: vec![film(1)],
         })
         .await
         .unwrap()
@@ -175,7 +175,7 @@ async fn a_retry_wakes_the_subscriber_when_it_falls_due() {
     queue
         .addr
         .send(Enqueue {
-            items: std::sync::Arc::new(vec![film(1)]),
+            items: vec![film(1)],
         })
         .await
         .unwrap()
@@ -216,14 +216,7 @@ async fn a_retry_wakes_the_subscriber_when_it_falls_due() {
 async fn stats_count_items_by_state() {
     let queue = spawn_queue();
     let items = vec![film(1), film(2), film(3), rejected(b"L1,4")];
-    queue
-        .addr
-        .send(Enqueue {
-            items: std::sync::Arc::new(items),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    queue.addr.send(Enqueue { items }).await.unwrap().unwrap();
     let leased = lease_n(&queue, 2).await;
     let delivered = Outcome::Delivered {
         upstream_id: Some(json!(7)),
@@ -281,7 +274,7 @@ async fn flushed_frames_and_sequence_ids_are_on_disk_for_another_connection() {
     queue
         .addr
         .send(Enqueue {
-            items: std::sync::Arc::new(vec![film(1), film(2)]),
+            items: vec![film(1), film(2)],
         })
         .await
         .unwrap()
@@ -310,14 +303,7 @@ async fn flushed_frames_and_sequence_ids_are_on_disk_for_another_connection() {
 async fn dead_items_can_be_retried_and_deleted_through_the_actor() {
     let queue = spawn_queue();
     let items = vec![rejected(b"L1,1,2,3,4"), rejected(b"nonsense")];
-    queue
-        .addr
-        .send(Enqueue {
-            items: std::sync::Arc::new(items),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    queue.addr.send(Enqueue { items }).await.unwrap().unwrap();
     queue.addr.send(Flush).await.unwrap().unwrap();
     let dead = ListItems {
         state: Some(ItemState::Dead),
@@ -408,7 +394,7 @@ async fn queue_actor_throughput() {
                 // One film per message, as a link reading at line rate sends them.
                 for n in 0..N / 2 {
                     addr.send(Enqueue {
-                        items: std::sync::Arc::new(vec![film(n as u32)]),
+                        items: vec![film(n as u32)],
                     })
                     .await
                     .unwrap()
