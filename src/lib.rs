@@ -10,3 +10,4 @@
 //! The actors live in `filmgate-actors`, the HTTP side in `filmgate-web`.
 
 pub mod config;
+pub mod startup;

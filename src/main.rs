@@ -1,1 +1,52 @@
-fn main() {}
+//! `filmgate`: run the gateway, or check a configuration.
+
+use clap::{Parser, Subcommand};
+use filmgate::config::Settings;
+use filmgate::startup::{Application, shutdown_signal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(version, about = "Serial-to-REST gateway for film inspection machines")]
+struct Cli {
+    /// Configuration file (default: ./config.toml, else the embedded default).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration and print it with secrets redacted.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("filmgate: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(Command::CheckConfig) = cli.command {
+        print!("{}", settings.redacted_toml());
+        return ExitCode::SUCCESS;
+    }
+    let result = actix_rt::System::new().block_on(async {
+        Application::build(settings)
+            .await?
+            .run_until(shutdown_signal())
+            .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("filmgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

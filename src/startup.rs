@@ -1,1 +1,149 @@
+//! [`Application`]: opens the stores, starts the queue, the poster and one supervised link per
+//! `[[serial]]`, binds the web listener, and shuts everything down in order.
+//!
+//! Shutdown order is what keeps records safe: stop the links (no more reads), commit the
+//! queue, let posts in flight finish and ack (what does not finish stays pending on disk),
+//! commit again, then stop the web server.
 
+use crate::config::Settings;
+use actix::prelude::*;
+use anyhow::Context as _;
+use filmgate_actors::links::LinkRegistry;
+use filmgate_actors::messages::{Flush, StopLink, Subscribe};
+use filmgate_actors::metrics::{PostMetrics, SharedPostMetrics};
+use filmgate_actors::poster::{Drain, PosterActor, QueueLinks};
+use filmgate_actors::queue::{QueueActor, QueueClient, QueueStore};
+use filmgate_actors::serial::start_link;
+use filmgate_web::AppState;
+use filmgate_web::records::RecordsStore;
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Extra time granted to posts in flight at shutdown, beyond one upstream timeout.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// A running filmgate: every actor started and the web server bound.
+pub struct Application {
+    /// The port the web server listens on (useful when bound to port 0).
+    port: u16,
+    /// The web server, not yet awaited.
+    server: actix_web::dev::Server,
+    queue: Addr<QueueActor>,
+    poster: Addr<PosterActor>,
+    links: LinkRegistry,
+    /// Longest wait for posts in flight at shutdown.
+    drain_timeout: Duration,
+}
+
+impl Application {
+    /// Builds everything from `settings`. Must run inside an actix `System`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let store = QueueStore::open(&settings.queue)?;
+        let records = RecordsStore::open(&settings.web.records_db).with_context(|| {
+            format!(
+                "cannot open the records database {}",
+                settings.web.records_db.display()
+            )
+        })?;
+        let listener = TcpListener::bind(&settings.web.bind)
+            .with_context(|| format!("cannot listen on web.bind = {}", settings.web.bind))?;
+        let port = listener.local_addr()?.port();
+
+        let parsers: HashMap<_, _> = settings
+            .serial
+            .iter()
+            .map(|s| (s.name.clone(), s.record.clone()))
+            .collect();
+        let queue = QueueActor::start(store, settings.queue.clone(), parsers);
+
+        let metrics: SharedPostMetrics = Arc::new(PostMetrics::default());
+        let queue_links = QueueLinks {
+            lease: queue.clone().recipient(),
+            ack: queue.clone().recipient(),
+            sequence_posted: queue.clone().recipient(),
+        };
+        let upstream = settings.upstream.clone();
+        let poster_metrics = metrics.clone();
+        let poster = PosterActor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+            PosterActor::new(upstream, queue_links, poster_metrics)
+        });
+        queue.send(Subscribe(poster.clone().recipient())).await?;
+
+        let links = LinkRegistry::default();
+        for link in &settings.serial {
+            start_link(link.clone(), queue.clone().recipient(), links.clone())
+                .with_context(|| format!("cannot start link {}", link.name))?;
+        }
+
+        let state = AppState {
+            records,
+            queue: QueueClient::new(&queue),
+            links: links.clone(),
+            post_metrics: metrics,
+            token: settings.web.token().map(str::to_owned),
+        };
+        let server = filmgate_web::server(listener, state)?;
+        log::info!(
+            "filmgate listening on http://{} with {} link(s), posting to {}",
+            settings.web.bind,
+            settings.serial.len(),
+            settings.upstream.base_url
+        );
+        Ok(Application {
+            port,
+            server,
+            queue,
+            poster,
+            links,
+            drain_timeout: settings.upstream.timeout() + DRAIN_GRACE,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` resolves, then shuts down in order.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let server = actix_rt::spawn(self.server);
+        shutdown.await;
+        log::info!("shutting down: stopping links, committing the queue, draining posts");
+        for stop in self.links.stop_handles() {
+            let _ = stop.send(StopLink).await;
+        }
+        // Commit what the links read, then let the posts in flight end; their acks and any
+        // last reads are committed by the final flush. Unfinished posts stay pending on disk.
+        let _ = self.queue.send(Flush).await;
+        let drained = self
+            .poster
+            .send(Drain {
+                timeout: self.drain_timeout,
+            })
+            .await
+            .unwrap_or(false);
+        if !drained {
+            log::warn!("posts still in flight at shutdown stay pending and are re-sent next start");
+        }
+        self.queue
+            .send(Flush)
+            .await?
+            .context("final queue commit failed")?;
+        handle.stop(true).await;
+        let _ = server.await;
+        log::info!("filmgate stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

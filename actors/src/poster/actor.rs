@@ -17,7 +17,7 @@ use crate::metrics::SharedPostMetrics;
 use crate::record::now_ms;
 use actix::prelude::*;
 use serde_json::Value;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -64,8 +64,8 @@ pub struct PosterActor {
     /// New work was announced since the last lease started (a lease that raced the commit
     /// and came back empty is repeated at once instead of waiting for the idle poll).
     work_announced: bool,
-    /// Upstream ids of sequences learned this run, by local sequence id.
-    sequence_ids: HashMap<i64, Value>,
+    /// Upstream ids of sequences learned this run, shared with the post tasks.
+    sequences: Rc<SequenceCache>,
     /// Set by `Drain`: lease nothing more.
     draining: bool,
     /// An idle re-check is scheduled.
@@ -83,7 +83,7 @@ impl PosterActor {
             leasing: false,
             paused_until: None,
             work_announced: false,
-            sequence_ids: HashMap::new(),
+            sequences: Rc::default(),
             draining: false,
             recheck_scheduled: false,
         }
@@ -186,12 +186,19 @@ impl PosterActor {
     fn start_post(&mut self, mut items: Vec<LeasedItem>, ctx: &mut Context<Self>) {
         for item in &mut items {
             if item.sequence.upstream_id.is_none() {
-                item.sequence.upstream_id = self.sequence_ids.get(&item.sequence.id).cloned();
+                item.sequence.upstream_id =
+                    self.sequences.ids.borrow().get(&item.sequence.id).cloned();
             }
         }
         self.in_flight.set(self.in_flight.get() + 1);
         let client = self.client.clone().expect("client is made in started");
-        let post = post_items(client, self.cfg.clone(), self.queue.clone(), items);
+        let post = post_items(
+            client,
+            self.cfg.clone(),
+            self.queue.clone(),
+            self.sequences.clone(),
+            items,
+        );
         ctx.spawn(post.into_actor(self).then(|report, act, _| {
             act.record(&report);
             let ack = act.queue.ack.send(Ack {
@@ -213,13 +220,8 @@ impl PosterActor {
         }));
     }
 
-    /// Updates counters, the sequence id cache and the upstream backoff from one report.
+    /// Updates counters and the upstream backoff from one report.
     fn record(&mut self, report: &PostReport) {
-        self.sequence_ids
-            .extend(report.sequences_learned.iter().cloned());
-        if self.sequence_ids.len() > 10_000 {
-            self.sequence_ids.clear();
-        }
         let m = &self.metrics;
         let now = now_ms();
         for (_, outcome) in &report.outcomes {
@@ -243,6 +245,17 @@ impl PosterActor {
         }
     }
 }
+
+/// Upstream ids of sequences by local id. Posting a sequence holds `post_lock`, so tasks in
+/// flight together post each new sequence once and the later ones reuse its id.
+#[derive(Default)]
+struct SequenceCache {
+    ids: RefCell<HashMap<i64, Value>>,
+    post_lock: tokio::sync::Mutex<()>,
+}
+
+/// Sequences remembered at most (a lot changes rarely; the queue store keeps them all).
+const SEQUENCE_CACHE_MAX: usize = 10_000;
 
 /// What one post task did.
 struct PostReport {
@@ -269,6 +282,7 @@ async fn post_items(
     client: awc::Client,
     cfg: Rc<UpstreamConfig>,
     queue: QueueLinks,
+    sequences: Rc<SequenceCache>,
     items: Vec<LeasedItem>,
 ) -> PostReport {
     let failures = items.iter().map(|i| i.attempts).max().unwrap_or(0);
@@ -293,8 +307,20 @@ async fn post_items(
         if seq.upstream_id.is_some() || sequence_results.contains_key(&seq.id) {
             continue;
         }
+        let _posting = sequences.post_lock.lock().await;
+        let known = sequences.ids.borrow().get(&seq.id).cloned();
+        if let Some(id) = known {
+            sequence_results.insert(seq.id, Attempt::Ok(Some(id)));
+            continue;
+        }
         let attempt = post_sequence(&client, &cfg, seq).await;
         if let Attempt::Ok(Some(id)) = &attempt {
+            let mut ids = sequences.ids.borrow_mut();
+            if ids.len() >= SEQUENCE_CACHE_MAX {
+                ids.clear();
+            }
+            ids.insert(seq.id, id.clone());
+            drop(ids);
             report.sequences_learned.push((seq.id, id.clone()));
             let stored = queue
                 .sequence_posted

@@ -1,0 +1,66 @@
+//! The command line: `check-config` prints the effective config with secrets redacted, and a
+//! bad file exits non-zero naming the key.
+
+use std::process::Command;
+
+fn check_config(text: &str, env: &[(&str, &str)]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_filmgate"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_tokens_redacted() {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")).unwrap();
+    let (ok, out, err) = check_config(
+        &shipped,
+        &[
+            ("FILMGATE__UPSTREAM__TOKEN", "hunter2"),
+            ("FILMGATE__UPSTREAM__CONCURRENCY", "2"),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(!out.contains("hunter2"), "{out}");
+    assert!(out.contains("token = \"<redacted>\""), "{out}");
+    assert!(out.contains("concurrency = 2"), "{out}");
+    assert!(out.contains("port = \"sim\""), "{out}");
+}
+
+#[test]
+fn check_config_errors_name_the_key() {
+    let cases = [
+        ("[queue]\ncommit_intervall_ms = 5\n", "commit_intervall_ms"),
+        ("[upstream]\nconcurrency = \"four\"\n", "concurrency"),
+        (
+            "[[serial]]\nname = \"a\"\nport = \"sim\"\nparity = \"sideways\"\n",
+            "parity",
+        ),
+        ("[[serial]]\nname = \"a\"\n", "serial[0].port"),
+        (
+            "[[serial]]\nname = \"a\"\nport = \"/dev/x\"\ndata_bits = 9\n",
+            "serial[0].data_bits",
+        ),
+    ];
+    for (text, key) in cases {
+        let (ok, _, err) = check_config(text, &[]);
+        assert!(!ok, "{text} was accepted");
+        assert!(
+            err.contains(key),
+            "error for {text:?} does not name {key}: {err}"
+        );
+    }
+    let (ok, _, err) = check_config("", &[("FILMGATE__QUEUE__MAX_ITEMS", "many")]);
+    assert!(!ok && err.contains("FILMGATE__QUEUE__MAX_ITEMS"), "{err}");
+}

@@ -1,0 +1,9 @@
+//! filmgate's integration tests: the real application (in-process or as the real binary) with
+//! pseudo-terminals for the serial ports, real HTTP upstreams on port 0 and real SQLite files.
+
+mod cli;
+mod dashboard;
+mod delivery;
+mod helpers;
+mod kill;
+mod pipeline;
