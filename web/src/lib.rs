@@ -82,6 +82,9 @@ pub fn server(listener: TcpListener, state: AppState) -> std::io::Result<Server>
     })
     .workers(WORKERS)
     .shutdown_timeout(SHUTDOWN_TIMEOUT_S)
+    // The application owns SIGINT/SIGTERM: it stops the links and drains the poster before
+    // it stops this server (see filmgate's startup).
+    .disable_signals()
     .listen(listener)?
     .run();
     Ok(server)
