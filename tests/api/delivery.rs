@@ -38,50 +38,51 @@ async fn every_film_arrives_once_with_nested_body_token_and_idempotency_key() {
     wait_films(&upstream, 50).await;
 
     assert_eq!(upstream.film_numbers(), (1..=50).collect::<Vec<_>>());
-    let seen = upstream.seen();
-    assert!(
-        seen.created.values().all(|&n| n == 1),
-        "a uid was created twice"
-    );
-    assert_eq!(seen.sequences.len(), 2, "one sequence per lot");
-    let lot_of_sequence: std::collections::HashMap<u64, String> = seen
-        .sequences
-        .values()
-        .map(|(id, body)| (*id, body["key"].as_str().unwrap().to_owned()))
-        .collect();
-    for (uid, (_, body)) in &seen.films {
-        assert_eq!(body["uid"], uid.as_str());
-        assert_eq!(body["source"], "line-1");
-        let data = &body["data"];
-        assert_eq!(
-            lot_of_sequence[&body["sequence"].as_u64().unwrap()],
-            data["lot"].as_str().unwrap()
-        );
-        assert_eq!(
-            body["raw"].as_str().unwrap(),
-            film_line(
-                data["lot"].as_str().unwrap(),
-                data["film_no"].as_u64().unwrap()
-            )
-            .trim_end_matches('\r')
-        );
+    {
+        let seen = upstream.seen();
         assert!(
-            data["thickness_um"].is_f64() && data["defects"].is_u64(),
-            "{data}"
+            seen.created.values().all(|&n| n == 1),
+            "a uid was created twice"
         );
-        assert!(body["received_at"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(seen.sequences.len(), 2, "one sequence per lot");
+        let lot_of_sequence: std::collections::HashMap<u64, String> = seen
+            .sequences
+            .values()
+            .map(|(id, body)| (*id, body["key"].as_str().unwrap().to_owned()))
+            .collect();
+        for (uid, (_, body)) in &seen.films {
+            assert_eq!(body["uid"], uid.as_str());
+            assert_eq!(body["source"], "line-1");
+            let data = &body["data"];
+            assert_eq!(
+                lot_of_sequence[&body["sequence"].as_u64().unwrap()],
+                data["lot"].as_str().unwrap()
+            );
+            assert_eq!(
+                body["raw"].as_str().unwrap(),
+                film_line(
+                    data["lot"].as_str().unwrap(),
+                    data["film_no"].as_u64().unwrap()
+                )
+                .trim_end_matches('\r')
+            );
+            assert!(
+                data["thickness_um"].is_f64() && data["defects"].is_u64(),
+                "{data}"
+            );
+            assert!(body["received_at"].as_str().unwrap().ends_with('Z'));
+        }
+        for (path, auth, key) in &seen.headers {
+            assert_eq!(auth.as_deref(), Some("Token s3cret-token"), "{path}");
+            assert!(key.is_some(), "{path} without Idempotency-Key");
+        }
+        let film_keys = seen
+            .headers
+            .iter()
+            .filter(|(p, _, _)| p == "/api/films/")
+            .count();
+        assert_eq!(film_keys, 50);
     }
-    for (path, auth, key) in &seen.headers {
-        assert_eq!(auth.as_deref(), Some("Token s3cret-token"), "{path}");
-        assert!(key.is_some(), "{path} without Idempotency-Key");
-    }
-    let film_keys = seen
-        .headers
-        .iter()
-        .filter(|(p, _, _)| p == "/api/films/")
-        .count();
-    assert_eq!(film_keys, 50);
-    drop(seen);
     wait_for(PATIENCE, "posted count", async || {
         (app.stats().await["posted"] == 50).then_some(())
     })
@@ -105,24 +106,25 @@ async fn flat_bodies_carry_data_fields_at_top_level() {
     app.wait_link_up("line-1").await;
     write_films(&mut pty, "F", 1, 10);
     wait_films(&upstream, 10).await;
-    let seen = upstream.seen();
-    for (_, body) in seen.films.values() {
-        assert!(body.get("data").is_none());
-        assert_eq!(body["lot"], "F");
-        assert!(body["film_no"].is_u64() && body["width_mm"].is_f64());
+    {
+        let seen = upstream.seen();
+        for (_, body) in seen.films.values() {
+            assert!(body.get("data").is_none());
+            assert_eq!(body["lot"], "F");
+            assert!(body["film_no"].is_u64() && body["width_mm"].is_f64());
+        }
+        // concurrency = 1 keeps read order: ids were given in film order.
+        let mut by_id: Vec<(u64, u64)> = seen
+            .films
+            .values()
+            .map(|(id, b)| (*id, b["film_no"].as_u64().unwrap()))
+            .collect();
+        by_id.sort_unstable();
+        assert_eq!(
+            by_id.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+            (1..=10).collect::<Vec<_>>()
+        );
     }
-    // concurrency = 1 keeps read order: ids were given in film order.
-    let mut by_id: Vec<(u64, u64)> = seen
-        .films
-        .values()
-        .map(|(id, b)| (*id, b["film_no"].as_u64().unwrap()))
-        .collect();
-    by_id.sort_unstable();
-    assert_eq!(
-        by_id.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
-        (1..=10).collect::<Vec<_>>()
-    );
-    drop(seen);
     app.stop().await;
 }
 
@@ -263,14 +265,15 @@ async fn a_stalled_post_is_retried_and_the_replayed_200_counts_as_delivered() {
         (app.stats().await["posted"] == 3).then_some(())
     })
     .await;
-    let seen = upstream.seen();
-    assert_eq!(seen.films.len(), 3);
-    assert!(seen.created.values().all(|&n| n == 1));
-    assert!(
-        seen.replays >= 1,
-        "the retry met the stored film and got 200"
-    );
-    drop(seen);
+    {
+        let seen = upstream.seen();
+        assert_eq!(seen.films.len(), 3);
+        assert!(seen.created.values().all(|&n| n == 1));
+        assert!(
+            seen.replays >= 1,
+            "the retry met the stored film and got 200"
+        );
+    }
     let stats = app.stats().await;
     assert_eq!(stats["dead"], 0);
     app.stop().await;
@@ -319,26 +322,27 @@ async fn batches_are_judged_per_item_and_each_sequence_is_posted_once() {
         upstream.film_numbers(),
         (1..=120).chain(122..=130).collect::<Vec<_>>()
     );
-    let seen = upstream.seen();
-    assert_eq!(seen.sequences.len(), 3);
-    assert!(seen.created.values().all(|&n| n == 1));
-    let batch_posts = seen
-        .headers
-        .iter()
-        .filter(|(p, _, _)| p == "/api/films/batch/")
-        .count();
-    assert!(
-        batch_posts < 129,
-        "films went in batches ({batch_posts} requests)"
-    );
-    assert_eq!(
-        seen.headers
+    {
+        let seen = upstream.seen();
+        assert_eq!(seen.sequences.len(), 3);
+        assert!(seen.created.values().all(|&n| n == 1));
+        let batch_posts = seen
+            .headers
             .iter()
-            .filter(|(p, _, _)| p == "/api/sequences/")
-            .count(),
-        3
-    );
-    drop(seen);
+            .filter(|(p, _, _)| p == "/api/films/batch/")
+            .count();
+        assert!(
+            batch_posts < 129,
+            "films went in batches ({batch_posts} requests)"
+        );
+        assert_eq!(
+            seen.headers
+                .iter()
+                .filter(|(p, _, _)| p == "/api/sequences/")
+                .count(),
+            3
+        );
+    }
     let dead = app.get_json("/api/queue/?state=dead").await;
     assert!(
         dead["results"][0]["last_error"]

@@ -74,7 +74,6 @@ pub fn test_settings(dir: &Path, port_path: Option<&Path>, base_url: Option<&str
 pub struct TestApp {
     pub address: String,
     pub client: awc::Client,
-    pub settings: Settings,
     /// Ends the app (graceful shutdown) when sent.
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<actix_rt::task::JoinHandle<anyhow::Result<()>>>,
@@ -92,7 +91,6 @@ pub async fn spawn_app(settings: Settings) -> TestApp {
     TestApp {
         address,
         client: awc::Client::default(),
-        settings,
         shutdown: Some(tx),
         done: Some(done),
     }
@@ -211,7 +209,6 @@ pub struct UpstreamState {
 pub struct TestUpstream {
     pub base_url: String,
     pub state: UpstreamState,
-    server: actix_web::dev::ServerHandle,
 }
 
 impl TestUpstream {
@@ -239,17 +236,11 @@ impl TestUpstream {
         .listen(listener)
         .unwrap()
         .run();
-        let handle = server.handle();
         actix_rt::spawn(server);
         TestUpstream {
             base_url: format!("http://127.0.0.1:{port}/api/"),
             state,
-            server: handle,
         }
-    }
-
-    pub async fn stop(self) {
-        self.server.stop(false).await;
     }
 
     pub fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {

@@ -70,7 +70,7 @@ async fn films_from_a_pty_reach_the_embedded_records_service_and_the_refresh_api
 #[actix_rt::test]
 async fn bad_frames_become_inspectable_dead_items_while_their_neighbours_arrive() {
     let dir = temp_dir();
-    let mut pty = pty_behind(&device_link(dir.path()));
+    let pty = pty_behind(&device_link(dir.path()));
     let app = spawn_app(test_settings(
         dir.path(),
         Some(&device_link(dir.path())),

@@ -350,11 +350,11 @@ fn arrived(a: &Arrivals, film: &Value) {
     let now = Instant::now();
     if let Some(n) = film["data"]["film_no"].as_u64() {
         let mut at = a.at.lock().unwrap();
-        if let Some(slot) = at.get_mut(n as usize) {
-            if slot.is_none() {
-                *slot = Some(now);
-                a.received.fetch_add(1, Ordering::SeqCst);
-            }
+        if let Some(slot) = at.get_mut(n as usize)
+            && slot.is_none()
+        {
+            *slot = Some(now);
+            a.received.fetch_add(1, Ordering::SeqCst);
         }
     }
 }

@@ -150,14 +150,20 @@ impl PosterActor {
         }
         self.leasing = true;
         self.work_announced = false;
+        // One lease fills every free slot: a lease is a round trip to the queue's thread.
+        let free_slots = self.cfg.concurrency - self.in_flight.get();
         let lease = self.queue.lease.send(Lease {
-            max_items: self.cfg.batch_size,
+            max_items: self.cfg.batch_size * free_slots,
         });
         ctx.spawn(lease.into_actor(self).map(|answer, act, ctx| {
             act.leasing = false;
             match answer {
-                Ok(Ok(items)) if !items.is_empty() => {
-                    act.start_post(items, ctx);
+                Ok(Ok(mut items)) if !items.is_empty() => {
+                    while !items.is_empty() {
+                        let rest = items.split_off(items.len().min(act.cfg.batch_size));
+                        act.start_post(items, ctx);
+                        items = rest;
+                    }
                     act.fill(ctx);
                 }
                 Ok(Ok(_)) if act.work_announced => act.fill(ctx),
@@ -257,6 +263,16 @@ struct SequenceCache {
 /// Sequences remembered at most (a lot changes rarely; the queue store keeps them all).
 const SEQUENCE_CACHE_MAX: usize = 10_000;
 
+impl SequenceCache {
+    fn remember(&self, sequence_id: i64, upstream_id: Value) {
+        let mut ids = self.ids.borrow_mut();
+        if ids.len() >= SEQUENCE_CACHE_MAX {
+            ids.clear();
+        }
+        ids.insert(sequence_id, upstream_id);
+    }
+}
+
 /// What one post task did.
 struct PostReport {
     /// Per item outcome, for the ack.
@@ -315,12 +331,7 @@ async fn post_items(
         }
         let attempt = post_sequence(&client, &cfg, seq).await;
         if let Attempt::Ok(Some(id)) = &attempt {
-            let mut ids = sequences.ids.borrow_mut();
-            if ids.len() >= SEQUENCE_CACHE_MAX {
-                ids.clear();
-            }
-            ids.insert(seq.id, id.clone());
-            drop(ids);
+            sequences.remember(seq.id, id.clone());
             report.sequences_learned.push((seq.id, id.clone()));
             let stored = queue
                 .sequence_posted

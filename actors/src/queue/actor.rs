@@ -42,6 +42,8 @@ pub struct QueueActor {
     subscriber: Option<Recipient<WorkAvailable>>,
     /// A commit future is spawned and will run once the mailbox is drained.
     commit_scheduled: bool,
+    /// A commit of outcomes is scheduled at the end of the commit window.
+    outcomes_commit_scheduled: bool,
     /// A commit retry of a failing store is scheduled.
     store_retry_scheduled: bool,
     /// The current store failure was logged (logged once per episode).
@@ -69,6 +71,7 @@ impl QueueActor {
             parsers,
             subscriber: None,
             commit_scheduled: false,
+            outcomes_commit_scheduled: false,
             store_retry_scheduled: false,
             failure_logged: false,
             retry_wake_at_ms: None,
@@ -150,7 +153,7 @@ impl Handler<Ack> for QueueActor {
             .min();
         // Kept even if the store is failing: applied by the commit that succeeds.
         self.store.ack(msg.outcomes, now);
-        self.settle(ctx);
+        self.settle_outcomes(ctx);
         if let Some(delay_ms) = first_retry_ms {
             self.schedule_wake(now + delay_ms as i64, ctx);
         }
@@ -164,7 +167,7 @@ impl Handler<SequencePosted> for QueueActor {
     fn handle(&mut self, msg: SequencePosted, ctx: &mut Self::Context) -> Self::Result {
         self.store
             .sequence_posted(msg.sequence_id, &msg.upstream_id);
-        self.settle(ctx);
+        self.settle_outcomes(ctx);
         Ok(())
     }
 }
@@ -245,6 +248,27 @@ impl QueueActor {
             if self.store.has_uncommitted() {
                 self.schedule_commit(ctx);
             }
+        }
+        if self.store.take_new_work() {
+            self.notify();
+        }
+    }
+
+    /// Like [`QueueActor::settle`] for outcomes and sequence ids, which may wait for the
+    /// commit window (or ride along with the next frames' commit): a crash before it only
+    /// re-sends items, which the upstream answers as replays. This keeps one fsync per post
+    /// off the delivery path.
+    fn settle_outcomes(&mut self, ctx: &mut Context<Self>) {
+        if !self.store.store_ok() {
+            return self.settle(ctx);
+        }
+        if self.store.has_uncommitted() && !self.commit_scheduled && !self.outcomes_commit_scheduled
+        {
+            self.outcomes_commit_scheduled = true;
+            ctx.run_later(self.cfg.commit_interval(), |act, ctx| {
+                act.outcomes_commit_scheduled = false;
+                let _ = act.commit(ctx);
+            });
         }
         if self.store.take_new_work() {
             self.notify();
