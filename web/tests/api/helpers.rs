@@ -1,21 +1,30 @@
-//! `spawn_app()`: a real filmgate-web server on 127.0.0.1:0 with a temp records database,
-//! and a `TestApp` with typed request helpers (awc).
+//! `spawn_app()`: a real filmgate-web server on 127.0.0.1:0 with a temp records database and
+//! a real [`QueueActor`] over a temp SQLite queue, and a `TestApp` with typed request helpers
+//! (awc) and helpers to put items in the queue through its own messages.
 
 use actix::prelude::*;
 use awc::http::StatusCode;
 use filmgate_actors::links::LinkRegistry;
-use filmgate_actors::messages::{
-    DeleteItem, GetItem, GetStats, ItemPage, ListItems, QueueStats, RestartLink, RetryAllDead,
-    RetryAllOutcome, RetryItem, StopLink,
-};
+use filmgate_actors::messages::{Ack, Enqueue, EnqueueOutcome, Lease, LeasedItem, Outcome};
 use filmgate_actors::metrics::{PostMetrics, SharedPostMetrics};
-use filmgate_actors::queue::{QueueClient, QueueError};
+use filmgate_actors::queue::{QueueActor, QueueClient, QueueConfig, QueueStore};
+use filmgate_actors::record::{ItemBody, NewItem, SequenceRef, new_uid, now_ms};
+use filmgate_actors::serial::RecordConfig;
+use filmgate_actors::serial::parse::parse_frame;
 use filmgate_web::{AppState, RecordsStore};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long the polling helpers wait for the queue or a link before failing the test.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// The link every queued test item comes from; the queue re-parses its dead items with
+/// [`RecordConfig::default`] (`lot,film_no,thickness_um,width_mm,defects`, key `lot`).
+pub const SOURCE: &str = "line-1";
 
 /// A running server and what the tests need to drive and observe it.
 pub struct TestApp {
@@ -28,34 +37,47 @@ pub struct TestApp {
     /// The counters `/metrics` renders.
     pub post_metrics: SharedPostMetrics,
     /// The records database file.
-    pub db_path: std::path::PathBuf,
+    pub db_path: PathBuf,
+    /// The real queue the server inspects; tests enqueue, lease and ack through it as the
+    /// links and the poster do.
+    pub queue: Addr<QueueActor>,
+    /// The queue's SQLite file.
+    pub queue_path: PathBuf,
     /// Sent as `Authorization: Bearer` by the write helpers, when set.
     pub token: Option<String>,
-    /// Keeps the records database alive for the test's duration.
+    /// Keeps the databases alive for the test's duration.
     _dir: tempfile::TempDir,
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(None, placeholder_queue()).await
+    spawn(None).await
 }
 
 pub async fn spawn_app_with_token(token: &str) -> TestApp {
-    spawn_app_with(Some(token.to_owned()), placeholder_queue()).await
+    spawn(Some(token.to_owned())).await
 }
 
-pub async fn spawn_app_with(token: Option<String>, queue: QueueClient) -> TestApp {
+async fn spawn(token: Option<String>) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     // A nested path also checks that the store creates its parent directory.
     let db_path = dir.path().join("data/records.sqlite3");
     let records = RecordsStore::open(&db_path).expect("records store");
+    let queue_cfg = QueueConfig {
+        path: dir.path().join("data/queue.sqlite3"),
+        ..QueueConfig::default()
+    };
+    let queue_store = QueueStore::open(&queue_cfg).expect("queue store");
+    let parsers = HashMap::from([(SOURCE.to_owned(), RecordConfig::default())]);
+    let queue_path = queue_cfg.path.clone();
+    let queue = QueueActor::start(queue_store, queue_cfg, parsers);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().unwrap().port();
     let links = LinkRegistry::default();
-    links.register("line-1", "sim");
+    links.register(SOURCE, "sim");
     let post_metrics: SharedPostMetrics = Arc::new(PostMetrics::default());
     let state = AppState {
         records: records.clone(),
-        queue,
+        queue: QueueClient::new(&queue),
         links: links.clone(),
         post_metrics: post_metrics.clone(),
         token: token.clone(),
@@ -68,6 +90,8 @@ pub async fn spawn_app_with(token: Option<String>, queue: QueueClient) -> TestAp
         db_path,
         links,
         post_metrics,
+        queue,
+        queue_path,
         token,
         _dir: dir,
     }
@@ -169,6 +193,77 @@ impl TestApp {
         )
     }
 
+    /// Writes `items` into the queue as a link does; asserts the queue took them all.
+    pub async fn enqueue(&self, items: Vec<NewItem>) {
+        let count = items.len();
+        let outcome = self
+            .queue
+            .send(Enqueue { items })
+            .await
+            .expect("queue mailbox")
+            .expect("enqueue");
+        assert_eq!(
+            outcome,
+            EnqueueOutcome {
+                accepted: count,
+                refused: 0
+            }
+        );
+    }
+
+    /// Leases `count` items as the poster does, oldest first. Only committed items are
+    /// leased, so this polls until the group commit has run.
+    pub async fn lease(&self, count: usize) -> Vec<LeasedItem> {
+        let deadline = Instant::now() + DEADLINE;
+        let mut items = Vec::new();
+        while items.len() < count {
+            assert!(
+                Instant::now() < deadline,
+                "leased {} of {count} items",
+                items.len()
+            );
+            let leased = self
+                .queue
+                .send(Lease {
+                    max_items: count - items.len(),
+                })
+                .await
+                .expect("queue mailbox")
+                .expect("lease");
+            if leased.is_empty() {
+                actix_rt::time::sleep(Duration::from_millis(5)).await;
+            }
+            items.extend(leased);
+        }
+        items
+    }
+
+    /// Ends leases with the poster's outcomes.
+    pub async fn ack(&self, outcomes: Vec<(i64, Outcome)>) {
+        self.queue
+            .send(Ack { outcomes })
+            .await
+            .expect("queue mailbox")
+            .expect("ack");
+    }
+
+    /// GETs `path` until its JSON body satisfies `check` (or the deadline passes, failing the
+    /// test); returns that body.
+    pub async fn wait_for_json(&self, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let (status, body) = self.get_json(path).await;
+            if status == StatusCode::OK && check(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "GET {path} never satisfied the check; last answer {status}: {body}"
+            );
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Creates a sequence and returns its row (asserts 201).
     pub async fn create_sequence(&self, source: &str) -> Value {
         let (status, row) = self
@@ -200,6 +295,37 @@ pub fn film_body(sequence: i64, source: &str, uid: &str) -> Value {
     })
 }
 
+/// A film of lot `L1` as a link makes it from the frame `L1,{film_no},25.4,1200,0`.
+pub fn film(film_no: u32) -> NewItem {
+    let raw = format!("L1,{film_no},25.4,1200,0");
+    let data = parse_frame(&RecordConfig::default(), raw.as_bytes()).expect("a valid film");
+    NewItem {
+        uid: new_uid(),
+        source: SOURCE.into(),
+        received_at_ms: now_ms(),
+        raw: raw.into_bytes(),
+        body: ItemBody::Film(data),
+        sequence: Some(SequenceRef {
+            uid: "seq-L1".into(),
+            key: Some("L1".into()),
+        }),
+    }
+}
+
+/// A frame a link rejected with `reason`: the queue stores it as a dead item.
+pub fn rejected(raw: &[u8], reason: &str) -> NewItem {
+    NewItem {
+        uid: new_uid(),
+        source: SOURCE.into(),
+        received_at_ms: now_ms(),
+        raw: raw.to_vec(),
+        body: ItemBody::Rejected {
+            reason: reason.into(),
+        },
+        sequence: None,
+    }
+}
+
 async fn read_json<S>(resp: &mut awc::ClientResponse<S>) -> Value
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
@@ -210,124 +336,4 @@ where
     }
     serde_json::from_slice(&body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&body)))
-}
-
-// ---- stand-ins for components written on other branches ----------------------------------
-
-/// A minimal queue that answers the inspection messages as an empty queue would.
-///
-/// The real `filmgate_actors::queue::QueueActor` is written on another branch; the lead
-/// replaces this with `QueueClient::new(&QueueActor::start(store, cfg, parsers))` at merge.
-pub fn placeholder_queue() -> QueueClient {
-    QueueClient::new(&PlaceholderQueue.start())
-}
-
-/// A queue client whose actor has stopped, as after a crash of the queue's thread.
-pub fn stopped_queue() -> QueueClient {
-    let addr = PlaceholderQueue.start();
-    let client = QueueClient::new(&addr);
-    addr.do_send(StopPlaceholder);
-    client
-}
-
-struct PlaceholderQueue;
-
-impl Actor for PlaceholderQueue {
-    type Context = Context<Self>;
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-struct StopPlaceholder;
-
-impl Handler<StopPlaceholder> for PlaceholderQueue {
-    type Result = ();
-    fn handle(&mut self, _: StopPlaceholder, ctx: &mut Context<Self>) {
-        ctx.stop();
-    }
-}
-
-impl Handler<ListItems> for PlaceholderQueue {
-    type Result = Result<ItemPage, QueueError>;
-    fn handle(&mut self, _: ListItems, _: &mut Context<Self>) -> Self::Result {
-        Ok(ItemPage {
-            count: 0,
-            results: Vec::new(),
-        })
-    }
-}
-
-impl Handler<GetItem> for PlaceholderQueue {
-    type Result = Result<filmgate_actors::messages::ItemView, QueueError>;
-    fn handle(&mut self, msg: GetItem, _: &mut Context<Self>) -> Self::Result {
-        Err(QueueError::NotFound(msg.id))
-    }
-}
-
-impl Handler<RetryItem> for PlaceholderQueue {
-    type Result = Result<filmgate_actors::messages::ItemView, QueueError>;
-    fn handle(&mut self, msg: RetryItem, _: &mut Context<Self>) -> Self::Result {
-        Err(QueueError::NotFound(msg.id))
-    }
-}
-
-impl Handler<RetryAllDead> for PlaceholderQueue {
-    type Result = Result<RetryAllOutcome, QueueError>;
-    fn handle(&mut self, _: RetryAllDead, _: &mut Context<Self>) -> Self::Result {
-        Ok(RetryAllOutcome::default())
-    }
-}
-
-impl Handler<DeleteItem> for PlaceholderQueue {
-    type Result = Result<(), QueueError>;
-    fn handle(&mut self, msg: DeleteItem, _: &mut Context<Self>) -> Self::Result {
-        Err(QueueError::NotFound(msg.id))
-    }
-}
-
-impl Handler<GetStats> for PlaceholderQueue {
-    type Result = Result<QueueStats, QueueError>;
-    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
-        Ok(QueueStats {
-            store_ok: true,
-            ..Default::default()
-        })
-    }
-}
-
-/// Counts the `RestartLink` messages a link receives. Stands in for the SerialActor (written
-/// on another branch) so the restart route can be checked end to end; the lead may switch
-/// this test to a real link on a pty after the merge.
-pub struct RestartProbe {
-    pub restarts: Arc<AtomicU64>,
-}
-
-impl Actor for RestartProbe {
-    type Context = Context<Self>;
-}
-
-impl Handler<RestartLink> for RestartProbe {
-    type Result = ();
-    fn handle(&mut self, _: RestartLink, _: &mut Context<Self>) {
-        self.restarts.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl Handler<StopLink> for RestartProbe {
-    type Result = ();
-    fn handle(&mut self, _: StopLink, ctx: &mut Context<Self>) {
-        ctx.stop();
-    }
-}
-
-/// Polls `check` every 20 ms until it holds or `timeout` passes.
-pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    while std::time::Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
-    check()
 }

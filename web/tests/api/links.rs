@@ -1,13 +1,11 @@
 //! Serial links over REST.
 
-use crate::helpers::{RestartProbe, eventually, spawn_app};
-use actix::Actor;
+use crate::helpers::spawn_app;
 use awc::http::StatusCode;
 use filmgate_actors::links::LinkState;
-use serde_json::json;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use filmgate_actors::serial::pty::Pty;
+use filmgate_actors::serial::{SerialConfig, start_link};
+use serde_json::{Value, json};
 
 #[actix_rt::test]
 async fn links_list_shows_every_registered_link_with_its_status() {
@@ -54,21 +52,43 @@ async fn restarting_a_link_that_is_not_running_is_409() {
 }
 
 #[actix_rt::test]
-async fn restarting_a_running_link_sends_it_restart_and_answers_202() {
+async fn restarting_a_running_link_reopens_its_port_counts_a_restart_and_it_reads_again() {
     let app = spawn_app().await;
-    let restarts = Arc::new(AtomicU64::new(0));
-    let probe = RestartProbe {
-        restarts: restarts.clone(),
-    }
-    .start();
-    app.links
-        .set_control("line-1", probe.clone().recipient(), probe.recipient());
-    let (status, body) = app.post_json("/api/links/line-1/restart", &json!({})).await;
+    let mut pty = Pty::open_raw().expect("pty");
+    let port = pty.slave_path().to_str().unwrap().to_owned();
+    let cfg = SerialConfig {
+        name: "line-2".into(),
+        port: port.clone(),
+        reconnect_initial_ms: 20,
+        reconnect_max_ms: 200,
+        ..Default::default()
+    };
+    let _link = start_link(cfg, app.queue.clone().recipient(), app.links.clone()).expect("link");
+    let link = |body: &Value| body.as_array().unwrap()[1].clone();
+    app.wait_for_json("/api/links/", |b| link(b)["state"] == "up")
+        .await;
+
+    let (status, body) = app.post_json("/api/links/line-2/restart", &json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!(body, json!({"restarting": "line-1"}));
-    assert!(
-        eventually(Duration::from_secs(5), || restarts.load(Ordering::SeqCst)
-            == 1)
-        .await
-    );
+    assert_eq!(body, json!({"restarting": "line-2"}));
+    let links = app
+        .wait_for_json("/api/links/", |b| {
+            link(b)["restarts"] == 1 && link(b)["state"] == "up"
+        })
+        .await;
+    assert_eq!(link(&links)["name"], "line-2");
+    assert_eq!(link(&links)["port"], port);
+
+    // The reopened port is read: a frame written now reaches the queue.
+    // A few bytes fit the pty's buffer, so this write does not block.
+    pty.write_all(b"L9,1,25.4,1200,0\r").expect("pty write");
+    let page = app
+        .wait_for_json("/api/queue/?state=pending", |p| p["count"] == 1)
+        .await;
+    assert_eq!(page["results"][0]["source"], "line-2");
+    assert_eq!(page["results"][0]["raw"], "L9,1,25.4,1200,0");
+    let links = app
+        .wait_for_json("/api/links/", |b| link(b)["frames_read"] == 1)
+        .await;
+    assert_eq!(link(&links)["restarts"], 1);
 }

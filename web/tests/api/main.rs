@@ -1,5 +1,6 @@
 //! Integration tests of filmgate-web: a real server on 127.0.0.1:0 with a temp records
-//! database, driven over HTTP with awc.
+//! database and the real queue actor over a temp SQLite file (plus, for link control, a real
+//! serial link on a pseudo-terminal), driven over HTTP with awc.
 
 mod auth;
 mod helpers;

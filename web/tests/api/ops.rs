@@ -1,9 +1,11 @@
 //! Health, readiness, metrics and the dashboard assets.
 
-use crate::helpers::{spawn_app, spawn_app_with, stopped_queue};
+use crate::helpers::{DEADLINE, film, spawn_app};
 use awc::http::StatusCode;
-use serde_json::json;
+use filmgate_actors::messages::Enqueue;
+use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 #[actix_rt::test]
 async fn healthz_is_200_ok() {
@@ -21,26 +23,55 @@ async fn readyz_is_200_when_the_queue_answers() {
 }
 
 #[actix_rt::test]
-async fn readyz_is_503_when_the_queue_actor_is_gone() {
-    let app = spawn_app_with(None, stopped_queue()).await;
-    let mut status = StatusCode::OK;
-    // The placeholder stops asynchronously; poll until it has.
-    for _ in 0..100 {
-        status = app.get_json("/readyz").await.0;
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    let (_, body) = app.get_json("/readyz").await;
-    assert!(body["error"].is_string());
-    // Everything not needing the queue keeps working.
+async fn readyz_is_503_while_the_queue_file_is_locked_by_another_process_and_200_once_freed() {
+    let app = spawn_app().await;
+    // Another writer on the queue file (a second gateway, an sqlite3 shell left in a
+    // transaction) holds its write lock: the store's next write fails with SQLITE_BUSY after
+    // its busy timeout (2 s). `max_page_count` cannot do this from outside: it is a setting
+    // of the connection that sets it, not of the file.
+    let other = rusqlite::Connection::open(&app.queue_path).expect("second connection");
+    other.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+
+    let refused = app
+        .queue
+        .send(Enqueue {
+            items: vec![film(1)],
+        })
+        .await
+        .unwrap();
+    let err = refused.expect_err("a write under another's lock succeeded");
+    assert!(err.to_string().contains("locked"), "{err}");
+
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert!(body["error"].as_str().unwrap().contains("failed"), "{body}");
+    // Reads keep working and say why; writes are refused with 503 and the cause.
+    let (status, stats) = app.get_json("/api/queue/stats").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stats["store_ok"], false);
+    let (status, body) = app.post_json("/api/queue/retry", &Value::Null).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("locked"), "{body}");
     let (status, _) = app.get_json("/api/films/").await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = app.get_json("/api/queue/stats").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(body["error"].is_string());
+
+    // The queue retries its commit on its own; once the lock is gone it is ready again and
+    // takes frames.
+    other.execute_batch("ROLLBACK").expect("release the lock");
+    let deadline = Instant::now() + DEADLINE;
+    while app.get_json("/readyz").await.0 != StatusCode::OK {
+        assert!(
+            Instant::now() < deadline,
+            "readyz stayed 503 after the lock was freed"
+        );
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.enqueue(vec![film(1)]).await;
+    app.wait_for_json("/api/queue/stats", |s| {
+        s["pending"] == 1 && s["store_ok"] == true
+    })
+    .await;
 }
 
 #[actix_rt::test]
