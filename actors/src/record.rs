@@ -43,9 +43,16 @@ pub struct SequenceRef {
     pub key: Option<String>,
 }
 
-/// A new time-ordered unique id (UUID v7) as a string.
+/// A new time-ordered unique id (UUID v7: 48 bits of milliseconds, 74 random bits) as text.
+///
+/// The random bits come from a per-thread generator seeded by the OS, not from a system call
+/// per id: uids need uniqueness, not secrecy, and one is made for every frame read.
 pub fn new_uid() -> String {
-    uuid::Uuid::now_v7().to_string()
+    let mut random = [0u8; 10];
+    fastrand::fill(&mut random);
+    uuid::Builder::from_unix_timestamp_millis(now_ms() as u64, &random)
+        .into_uuid()
+        .to_string()
 }
 
 /// Milliseconds since the Unix epoch, now.
