@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkState {
-    /// Opening the port (or waiting out the backoff before it).
+    /// Opening the port.
     Connecting,
     /// The port is open and being read.
     Up,
-    /// The port failed; a restart is scheduled.
+    /// The port failed (`last_error` says how); a reopen is scheduled after the backoff.
     Down,
 }
 
