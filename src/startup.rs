@@ -13,7 +13,7 @@ use filmgate_actors::messages::{Flush, StopLink, Subscribe};
 use filmgate_actors::metrics::{PostMetrics, SharedPostMetrics};
 use filmgate_actors::poster::{Drain, PosterActor, QueueLinks};
 use filmgate_actors::queue::{QueueActor, QueueClient, QueueStore};
-use filmgate_actors::serial::start_link;
+use filmgate_actors::serial::start_link_resuming;
 use filmgate_web::AppState;
 use filmgate_web::records::RecordsStore;
 use std::collections::HashMap;
@@ -51,6 +51,12 @@ impl Application {
             .with_context(|| format!("cannot listen on web.bind = {}", settings.web.bind))?;
         let port = listener.local_addr()?.port();
 
+        // Read before the store moves to its thread: each keyed link continues its sequence.
+        let last_sequences = settings
+            .serial
+            .iter()
+            .map(|s| store.last_sequence(&s.name))
+            .collect::<Result<Vec<_>, _>>()?;
         let parsers: HashMap<_, _> = settings
             .serial
             .iter()
@@ -72,8 +78,8 @@ impl Application {
         queue.send(Subscribe(poster.clone().recipient())).await?;
 
         let links = LinkRegistry::default();
-        for link in &settings.serial {
-            start_link(link.clone(), queue.clone().recipient(), links.clone())
+        for (link, last) in settings.serial.iter().zip(last_sequences) {
+            start_link_resuming(link.clone(), queue.clone().recipient(), links.clone(), last)
                 .with_context(|| format!("cannot start link {}", link.name))?;
         }
 

@@ -353,3 +353,42 @@ async fn batches_are_judged_per_item_and_each_sequence_is_posted_once() {
     );
     app.stop().await;
 }
+
+#[actix_rt::test]
+async fn after_a_restart_films_of_the_same_lot_stay_in_their_sequence() {
+    let dir = temp_dir();
+    let upstream = TestUpstream::start().await;
+    let mut pty = pty_behind(&device_link(dir.path()));
+    let settings = test_settings(
+        dir.path(),
+        Some(&device_link(dir.path())),
+        Some(&upstream.base_url),
+    );
+    let app = spawn_app(settings.clone()).await;
+    app.wait_link_up("line-1").await;
+    write_films(&mut pty, "LOT-R", 1, 3);
+    wait_films(&upstream, 3).await;
+    app.stop().await;
+
+    let app = spawn_app(settings).await;
+    app.wait_link_up("line-1").await;
+    write_films(&mut pty, "LOT-R", 4, 6);
+    write_films(&mut pty, "LOT-S", 7, 7);
+    wait_films(&upstream, 7).await;
+    {
+        let seen = upstream.seen();
+        assert_eq!(seen.sequences.len(), 2, "LOT-R continued, LOT-S started");
+        let lot_r: std::collections::HashSet<u64> = seen
+            .films
+            .values()
+            .filter(|(_, b)| b["data"]["lot"] == "LOT-R")
+            .map(|(_, b)| b["sequence"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            lot_r.len(),
+            1,
+            "films of LOT-R in one sequence across the restart"
+        );
+    }
+    app.stop().await;
+}

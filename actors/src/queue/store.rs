@@ -251,6 +251,24 @@ impl QueueStore {
         })
     }
 
+    /// The newest sequence stored for `source` (a link name), so the link can continue it.
+    pub fn last_sequence(&self, source: &str) -> Result<Option<SequenceRef>, QueueError> {
+        let last = self
+            .conn
+            .query_row(
+                "SELECT uid, key FROM sequences WHERE source = ?1 ORDER BY id DESC LIMIT 1",
+                [source],
+                |r| {
+                    Ok(SequenceRef {
+                        uid: r.get(0)?,
+                        key: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(last)
+    }
+
     /// The queue file's path.
     pub fn path(&self) -> &str {
         &self.path

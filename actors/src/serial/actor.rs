@@ -51,6 +51,17 @@ pub fn start_link(
     queue: Recipient<Enqueue>,
     links: LinkRegistry,
 ) -> io::Result<Addr<SerialActor>> {
+    start_link_resuming(cfg, queue, links, None)
+}
+
+/// [`start_link`] continuing `last_sequence`, the newest sequence the queue holds for this link
+/// (see [`SequenceTracker::resuming`]).
+pub fn start_link_resuming(
+    cfg: SerialConfig,
+    queue: Recipient<Enqueue>,
+    links: LinkRegistry,
+    last_sequence: Option<SequenceRef>,
+) -> io::Result<Addr<SerialActor>> {
     let simulator = if cfg.is_sim() {
         Some(Simulator::start(cfg.sim_rate_hz)?)
     } else {
@@ -63,8 +74,9 @@ pub fn start_link(
     links.register(&cfg.name, &cfg.port);
     let name = cfg.name.clone();
     let actor = SerialActor {
-        tracker: Rc::new(RefCell::new(SequenceTracker::new(
+        tracker: Rc::new(RefCell::new(SequenceTracker::resuming(
             cfg.record.sequence_key().is_some(),
+            last_sequence,
         ))),
         backoff: Backoff::new(cfg.reconnect_initial_ms, cfg.reconnect_max_ms),
         cfg: Arc::new(cfg),

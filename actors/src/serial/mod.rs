@@ -13,5 +13,5 @@ pub mod pty;
 pub mod sequence;
 pub mod sim;
 
-pub use actor::{SerialActor, start_link};
+pub use actor::{SerialActor, start_link, start_link_resuming};
 pub use config::{FlowControl, Parity, RecordConfig, RecordFormat, SerialConfig};

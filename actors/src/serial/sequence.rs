@@ -29,6 +29,17 @@ impl SequenceTracker {
         }
     }
 
+    /// A tracker that continues `last`, the newest sequence stored for the link, when a key is
+    /// configured: after a process restart, films with the same key value stay in it.
+    /// Without a key every connection starts a new sequence anyway, so `last` is not used.
+    pub fn resuming(sequence_key_configured: bool, last: Option<SequenceRef>) -> SequenceTracker {
+        let mut tracker = SequenceTracker::new(sequence_key_configured);
+        if sequence_key_configured {
+            tracker.current = last;
+        }
+        tracker
+    }
+
     /// The link's port was (re)opened.
     pub fn on_connect(&mut self) {
         self.connected_since_last_film = true;
@@ -129,5 +140,20 @@ mod tests {
         assert_eq!(t.current(), None);
         let s = t.sequence_for(Some("A"));
         assert_eq!(t.current(), Some(s));
+    }
+
+    #[test]
+    fn a_keyed_tracker_resumes_the_stored_sequence_and_an_unkeyed_one_starts_anew() {
+        let stored = SequenceRef {
+            uid: "stored".into(),
+            key: Some("LOT-7".into()),
+        };
+        let mut keyed = SequenceTracker::resuming(true, Some(stored.clone()));
+        keyed.on_connect();
+        assert_eq!(keyed.sequence_for(Some("LOT-7")), stored);
+        assert_ne!(keyed.sequence_for(Some("LOT-8")).uid, "stored");
+        let mut unkeyed = SequenceTracker::resuming(false, Some(stored));
+        unkeyed.on_connect();
+        assert_ne!(unkeyed.sequence_for(None).uid, "stored");
     }
 }
