@@ -4,7 +4,7 @@
 //!
 //! When the upstream fails in a retryable way the poster pauses all leasing for the backoff, so
 //! an outage costs one probe per backoff rather than a churn through the backlog; the failed
-//! items are due exactly when the pause ends, and are leased first (oldest first), which keeps
+//! items are due exactly when the pause ends, and are leased first (earliest due first), which keeps
 //! read order with `concurrency = 1`.
 
 use super::body::{created_id, film_body, sequence_body};
