@@ -1,69 +1,148 @@
 //! Tests of the serial stage: real pseudo-terminals opened through tokio-serial by real
-//! supervised SerialActors. The queue's place is taken by a small recording sink actor (the
-//! end-to-end tests use the real queue).
+//! supervised SerialActors, feeding a real [`QueueActor`] over a SQLite file in a temp dir.
+//! What the links delivered is read back through the queue's own messages: [`Lease`] for films
+//! in read order with their sequences, [`ListItems`] for every item (rejected frames are dead
+//! items with their exact bytes), [`GetStats`] for counts.
 
 use actix::prelude::*;
 use filmgate_actors::links::{LinkRegistry, LinkState, LinkStatus};
-use filmgate_actors::messages::{Enqueue, EnqueueOutcome, RestartLink, StopLink};
-use filmgate_actors::queue::QueueError;
-use filmgate_actors::record::{ItemBody, NewItem};
+use filmgate_actors::messages::{
+    Enqueue, GetStats, ItemState, ItemView, Lease, LeasedItem, ListItems, QueueStats, RestartLink,
+    StopLink,
+};
+use filmgate_actors::queue::{QueueActor, QueueConfig, QueueStore};
+use filmgate_actors::record::now_ms;
 use filmgate_actors::serial::pty::Pty;
-use filmgate_actors::serial::{SerialConfig, start_link};
+use filmgate_actors::serial::{RecordConfig, SerialConfig, start_link};
 use serde_json::json;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 // ---- helpers ---------------------------------------------------------------------------------
 
-/// Stands in for the queue: records every batch, refusing the first `refuse_first` sends.
-struct Sink {
-    batches: Arc<Mutex<Vec<Vec<NewItem>>>>,
-    refuse_first: usize,
+/// How long a test waits for frames to reach the queue.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+/// Page size for listing every item of a test's queue (a test writes far fewer).
+const LIST_LIMIT: usize = 100_000;
+
+/// The real queue the links under test write to.
+struct TestQueue {
+    addr: Addr<QueueActor>,
+    /// The SQLite file, for a second connection that locks it.
+    path: PathBuf,
+    _dir: TempDir,
 }
 
-impl Actor for Sink {
-    type Context = Context<Self>;
+/// Opens a queue in a new temp dir, knowing the record config of the links named.
+fn spawn_queue(link_names: &[&str]) -> TestQueue {
+    let dir = TempDir::new().unwrap();
+    let cfg = QueueConfig {
+        path: dir.path().join("queue.sqlite3"),
+        ..QueueConfig::default()
+    };
+    let store = QueueStore::open(&cfg).expect("open queue");
+    let parsers = link_names
+        .iter()
+        .map(|name| (name.to_string(), RecordConfig::default()))
+        .collect::<HashMap<_, _>>();
+    let path = cfg.path.clone();
+    let addr = QueueActor::start(store, cfg, parsers);
+    TestQueue {
+        addr,
+        path,
+        _dir: dir,
+    }
 }
 
-impl Handler<Enqueue> for Sink {
-    type Result = Result<EnqueueOutcome, QueueError>;
+impl TestQueue {
+    /// The queue's mailbox as a link holds it.
+    fn recipient(&self) -> Recipient<Enqueue> {
+        self.addr.clone().recipient()
+    }
 
-    fn handle(&mut self, msg: Enqueue, _: &mut Context<Self>) -> Self::Result {
-        if self.refuse_first > 0 {
-            self.refuse_first -= 1;
-            return Err(QueueError::Unavailable("test sink refuses".into()));
+    async fn stats(&self) -> QueueStats {
+        self.addr.send(GetStats).await.unwrap().unwrap()
+    }
+
+    /// Every item the queue holds (written or committed), in read order.
+    async fn items(&self) -> Vec<ItemView> {
+        let all = ListItems {
+            state: None,
+            limit: LIST_LIMIT,
+            offset: 0,
+        };
+        let page = self.addr.send(all).await.unwrap().unwrap();
+        assert_eq!(
+            page.count as usize,
+            page.results.len(),
+            "one page holds all"
+        );
+        // Listed newest first; ids follow the order of writing.
+        let mut items = page.results;
+        items.reverse();
+        items
+    }
+
+    /// Polls until the queue holds at least `count` items; returns them in read order.
+    async fn wait_items(&self, count: usize) -> Vec<ItemView> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let items = self.items().await;
+            if items.len() >= count {
+                return items;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {count} items in the queue, got {}",
+                items.len()
+            );
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
         }
-        let accepted = msg.items.len();
-        self.batches.lock().unwrap().push(msg.items);
-        Ok(EnqueueOutcome {
-            accepted,
-            refused: 0,
-        })
-    }
-}
-
-/// What a [`Sink`] received.
-#[derive(Clone)]
-struct Received(Arc<Mutex<Vec<Vec<NewItem>>>>);
-
-impl Received {
-    fn items(&self) -> Vec<NewItem> {
-        self.0.lock().unwrap().iter().flatten().cloned().collect()
     }
 
-    fn batch_count(&self) -> usize {
-        self.0.lock().unwrap().len()
+    /// Polls until at least `count` frames were enqueued; returns the stats then.
+    async fn wait_enqueued(&self, count: u64) -> QueueStats {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let stats = self.stats().await;
+            if stats.enqueued_total >= count {
+                return stats;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {count} enqueued frames: {stats:?}"
+            );
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
     }
-}
 
-fn sink(refuse_first: usize) -> (Recipient<Enqueue>, Received) {
-    let batches = Arc::new(Mutex::new(Vec::new()));
-    let addr = Sink {
-        batches: batches.clone(),
-        refuse_first,
+    /// Leases films until `count` came back (failing after `limit`): the oldest committed
+    /// films, in read order. A failing store refuses leases until it recovers; like the
+    /// poster, this waits for that.
+    async fn lease_films(&self, count: usize, limit: Duration) -> Vec<LeasedItem> {
+        let deadline = Instant::now() + limit;
+        let mut films = Vec::new();
+        while films.len() < count {
+            let lease = Lease {
+                max_items: count - films.len(),
+            };
+            match self.addr.send(lease).await.unwrap() {
+                Ok(leased) if !leased.is_empty() => films.extend(leased),
+                other => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "timed out leasing {count} films, got {} (last answer {other:?})",
+                        films.len()
+                    );
+                    actix_rt::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+        films
     }
-    .start();
-    (addr.recipient(), Received(batches))
 }
 
 fn link_cfg(name: &str, port: &str) -> SerialConfig {
@@ -99,14 +178,6 @@ async fn wait_up(links: &LinkRegistry, name: &str) {
     .await;
 }
 
-async fn wait_items(received: &Received, count: usize) -> Vec<NewItem> {
-    wait_for(&format!("{count} items"), Duration::from_secs(5), || {
-        let items = received.items();
-        (items.len() >= count).then_some(items)
-    })
-    .await
-}
-
 /// Writes on a blocking thread: a write larger than the pty's buffer waits for the reader,
 /// which runs on this test's (single) runtime thread.
 async fn write(mut pty: Pty, bytes: impl Into<Vec<u8>>) -> Pty {
@@ -123,18 +194,45 @@ fn record(lot: &str, film_no: u32) -> String {
     format!("{lot},{film_no},25.{film_no:02},1200.5,0\r")
 }
 
-fn film_no(item: &NewItem) -> i64 {
-    match &item.body {
-        ItemBody::Film(data) => data["film_no"].as_i64().unwrap(),
-        other => panic!("expected a film, got {other:?}"),
-    }
+fn film_no(film: &LeasedItem) -> i64 {
+    film.data["film_no"].as_i64().unwrap()
 }
 
-fn reason(item: &NewItem) -> &str {
-    match &item.body {
-        ItemBody::Rejected { reason } => reason,
-        other => panic!("expected a rejected frame, got {other:?}"),
-    }
+fn film_nos(films: &[LeasedItem]) -> Vec<i64> {
+    films.iter().map(film_no).collect()
+}
+
+/// The film number of a listed item that must be a film (pending, parsed, no error).
+fn listed_film_no(item: &ItemView) -> i64 {
+    assert_eq!(item.state, ItemState::Pending, "expected a film: {item:?}");
+    assert_eq!(item.last_error, None);
+    let data = item.data.as_ref().expect("a film has data");
+    data["film_no"].as_i64().unwrap()
+}
+
+/// The reason of a listed item that must be a rejected frame (dead, unparsed).
+fn rejected_reason(item: &ItemView) -> &str {
+    assert_eq!(
+        item.state,
+        ItemState::Dead,
+        "expected a rejected frame: {item:?}"
+    );
+    assert_eq!(item.data, None);
+    item.last_error
+        .as_deref()
+        .expect("a rejected frame has a reason")
+}
+
+/// Every uid once: nothing was written twice.
+fn assert_unique_uids<'a>(uids: impl Iterator<Item = &'a String>, count: usize) {
+    let mut uids: Vec<_> = uids.collect();
+    uids.sort();
+    uids.dedup();
+    assert_eq!(uids.len(), count, "duplicate uids");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 // ---- tests -----------------------------------------------------------------------------------
@@ -143,9 +241,9 @@ fn reason(item: &NewItem) -> &str {
 async fn records_written_to_a_pty_arrive_as_parsed_films_in_order_with_sequences_by_lot() {
     let pty = Pty::open_raw().unwrap();
     let links = LinkRegistry::default();
-    let (queue, received) = sink(0);
+    let queue = spawn_queue(&["line-1"]);
     let port = pty.slave_path().to_str().unwrap().to_owned();
-    let _link = start_link(link_cfg("line-1", &port), queue, links.clone()).unwrap();
+    let _link = start_link(link_cfg("line-1", &port), queue.recipient(), links.clone()).unwrap();
     wait_up(&links, "line-1").await;
 
     let lots = ["A", "A", "A", "B", "B", "C"];
@@ -155,35 +253,39 @@ async fn records_written_to_a_pty_arrive_as_parsed_films_in_order_with_sequences
         .map(|(i, lot)| record(lot, i as u32 + 1))
         .collect();
     let _pty = write(pty, text).await;
-    let items = wait_items(&received, 6).await;
+    let films = queue.lease_films(6, DEADLINE).await;
 
-    assert_eq!(items.len(), 6);
+    assert_eq!(films.len(), 6);
+    assert_eq!(film_nos(&films), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(films[0].raw, "A,1,25.01,1200.5,0");
+    assert!(films.iter().all(|f| f.source == "line-1"));
     assert_eq!(
-        items.iter().map(film_no).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5, 6]
-    );
-    assert_eq!(items[0].raw, b"A,1,25.01,1200.5,0");
-    assert_eq!(items[0].source, "line-1");
-    let ItemBody::Film(data) = &items[3].body else {
-        unreachable!()
-    };
-    assert_eq!(
-        serde_json::Value::Object(data.clone()),
+        serde_json::Value::Object(films[3].data.clone()),
         json!({"lot": "B", "film_no": 4, "thickness_um": 25.04, "width_mm": 1200.5, "defects": 0})
     );
-    let seq = |i: usize| items[i].sequence.clone().expect("films have a sequence");
+    let seq = |i: usize| &films[i].sequence;
     assert_eq!(seq(0), seq(1));
     assert_eq!(seq(1), seq(2));
     assert_ne!(seq(2).uid, seq(3).uid);
     assert_eq!(seq(3), seq(4));
     assert_ne!(seq(4).uid, seq(5).uid);
     assert_eq!(
-        [seq(0).key, seq(3).key, seq(5).key].map(Option::unwrap),
-        ["A", "B", "C"]
+        [seq(0), seq(3), seq(5)].map(|s| s.key.as_deref()),
+        [Some("A"), Some("B"), Some("C")]
     );
-    let mut uids: Vec<_> = items.iter().map(|i| i.uid.clone()).collect();
-    uids.dedup();
-    assert_eq!(uids.len(), 6);
+    assert!(films.iter().all(|f| f.sequence.source == "line-1"));
+    assert_unique_uids(films.iter().map(|f| &f.uid), 6);
+    let stats = queue.stats().await;
+    assert_eq!(
+        (
+            stats.enqueued_total,
+            stats.pending,
+            stats.in_flight,
+            stats.dead
+        ),
+        (6, 0, 6, 0),
+        "{stats:?}"
+    );
 
     let s = wait_for("counters", Duration::from_secs(2), || {
         let s = status(&links, "line-1");
@@ -199,15 +301,17 @@ async fn records_written_to_a_pty_arrive_as_parsed_films_in_order_with_sequences
 async fn bad_frames_become_rejected_items_with_raw_bytes_while_the_frames_around_them_arrive() {
     let pty = Pty::open_raw().unwrap();
     let links = LinkRegistry::default();
-    let (queue, received) = sink(0);
+    let queue = spawn_queue(&["line-1"]);
     let port = pty.slave_path().to_str().unwrap().to_owned();
-    let _link = start_link(link_cfg("line-1", &port), queue, links.clone()).unwrap();
+    let _link = start_link(link_cfg("line-1", &port), queue.recipient(), links.clone()).unwrap();
     wait_up(&links, "line-1").await;
 
     let long_line: Vec<u8> = (0..70_001u32).map(|i| b'0' + (i % 10) as u8).collect();
+    let not_utf8: &[u8] = b"A,\xff\xfe,25.0,1200,0";
     let mut bytes = Vec::new();
     bytes.extend_from_slice(record("A", 1).as_bytes());
-    bytes.extend_from_slice(b"A,\xff\xfe,25.0,1200,0\r");
+    bytes.extend_from_slice(not_utf8);
+    bytes.push(b'\r');
     bytes.extend_from_slice(record("A", 2).as_bytes());
     bytes.extend_from_slice(&long_line);
     bytes.push(b'\r');
@@ -215,28 +319,46 @@ async fn bad_frames_become_rejected_items_with_raw_bytes_while_the_frames_around
     bytes.extend_from_slice(b"A,4,25.0\r");
     bytes.extend_from_slice(record("A", 5).as_bytes());
     let _pty = write(pty, bytes).await;
-    let items = wait_items(&received, 7).await;
+    let items = queue.wait_items(7).await;
 
     assert_eq!(items.len(), 7);
-    assert_eq!(film_no(&items[0]), 1);
-    assert_eq!(items[1].raw, b"A,\xff\xfe,25.0,1200,0");
-    assert_eq!(reason(&items[1]), "invalid UTF-8 at byte 2 of 16");
-    assert_eq!(film_no(&items[2]), 2);
-    assert_eq!(items[3].raw, long_line);
+    assert_eq!(listed_film_no(&items[0]), 1);
+    assert_eq!(items[0].raw, "A,1,25.01,1200.5,0");
+    assert_eq!(items[0].raw_hex, None);
+    // Not UTF-8: the exact bytes are in `raw_hex`, `raw` is their lossy text.
+    assert_eq!(rejected_reason(&items[1]), "invalid UTF-8 at byte 2 of 16");
+    assert_eq!(items[1].raw_hex.as_deref(), Some(hex(not_utf8).as_str()));
+    assert_eq!(items[1].raw, String::from_utf8_lossy(not_utf8));
+    assert_eq!(listed_film_no(&items[2]), 2);
     assert_eq!(
-        reason(&items[3]),
+        rejected_reason(&items[3]),
         "frame exceeds max_frame_bytes (4096): 70001 bytes"
     );
-    assert_eq!(film_no(&items[4]), 3);
-    assert_eq!(items[5].raw, b"A,4,25.0");
+    assert_eq!(items[3].raw.as_bytes(), long_line);
+    assert_eq!(items[3].raw_hex, None);
+    assert_eq!(listed_film_no(&items[4]), 3);
     assert!(
-        reason(&items[5]).contains("expected 5 fields"),
+        rejected_reason(&items[5]).contains("expected 5 fields"),
         "{}",
-        reason(&items[5])
+        rejected_reason(&items[5])
     );
-    assert_eq!(film_no(&items[6]), 5);
+    assert_eq!(items[5].raw, "A,4,25.0");
+    assert_eq!(listed_film_no(&items[6]), 5);
+    assert!(items.iter().all(|i| i.source == "line-1"));
     // Rejected frames ride in the current sequence without changing it.
-    assert!(items.iter().all(|i| i.sequence == items[0].sequence));
+    assert!(items[0].sequence_uid.is_some());
+    assert!(
+        items
+            .iter()
+            .all(|i| i.sequence_uid == items[0].sequence_uid)
+    );
+    assert_unique_uids(items.iter().map(|i| &i.uid), 7);
+    let stats = queue.stats().await;
+    assert_eq!(
+        (stats.enqueued_total, stats.pending, stats.dead),
+        (7, 4, 3),
+        "{stats:?}"
+    );
 
     wait_for("counters", Duration::from_secs(2), || {
         let s = status(&links, "line-1");
@@ -252,13 +374,13 @@ async fn a_device_unplugged_and_plugged_back_behind_the_same_symlink_resumes() {
     let first = Pty::open_raw().unwrap();
     std::os::unix::fs::symlink(first.slave_path(), &link_path).unwrap();
     let links = LinkRegistry::default();
-    let (queue, received) = sink(0);
+    let queue = spawn_queue(&["line-1"]);
     let cfg = link_cfg("line-1", link_path.to_str().unwrap());
     let reconnect_max_ms = cfg.reconnect_max_ms;
-    let _link = start_link(cfg, queue, links.clone()).unwrap();
+    let _link = start_link(cfg, queue.recipient(), links.clone()).unwrap();
     wait_up(&links, "line-1").await;
     let first = write(first, record("A", 1)).await;
-    wait_items(&received, 1).await;
+    queue.wait_enqueued(1).await;
 
     // Unplug: the device goes away; the link notices and goes down.
     drop(first);
@@ -298,10 +420,13 @@ async fn a_device_unplugged_and_plugged_back_behind_the_same_symlink_resumes() {
     );
 
     let _second = write(second, record("A", 2)).await;
-    let items = wait_items(&received, 2).await;
-    assert_eq!(items.iter().map(film_no).collect::<Vec<_>>(), [1, 2]);
+    let films = queue.lease_films(2, DEADLINE).await;
+    assert_eq!(film_nos(&films), [1, 2]);
     // Same lot across the reconnect: the sequence goes on.
-    assert_eq!(items[0].sequence, items[1].sequence);
+    assert_eq!(films[0].sequence, films[1].sequence);
+    assert_unique_uids(films.iter().map(|f| &f.uid), 2);
+    let stats = queue.stats().await;
+    assert_eq!((stats.enqueued_total, stats.dead), (2, 0), "{stats:?}");
     assert!(status(&links, "line-1").restarts >= 1);
 }
 
@@ -311,26 +436,24 @@ async fn a_link_with_a_missing_port_keeps_restarting_while_the_other_link_delive
     let missing = dir.path().join("ttyUSB9");
     let pty = Pty::open_raw().unwrap();
     let links = LinkRegistry::default();
-    let (queue, received) = sink(0);
+    let queue = spawn_queue(&["ghost", "good"]);
     let _ghost = start_link(
         link_cfg("ghost", missing.to_str().unwrap()),
-        queue.clone(),
+        queue.recipient(),
         links.clone(),
     )
     .unwrap();
     let port = pty.slave_path().to_str().unwrap().to_owned();
-    let _good = start_link(link_cfg("good", &port), queue, links.clone()).unwrap();
+    let _good = start_link(link_cfg("good", &port), queue.recipient(), links.clone()).unwrap();
     wait_up(&links, "good").await;
 
     let text: String = (1..=50).map(|n| record("A", n)).collect();
     let _pty = write(pty, text).await;
-    let items = wait_items(&received, 50).await;
-    assert_eq!(items.len(), 50);
-    assert!(items.iter().all(|i| i.source == "good"));
-    assert_eq!(
-        items.iter().map(film_no).collect::<Vec<_>>(),
-        (1..=50).collect::<Vec<_>>()
-    );
+    let films = queue.lease_films(50, DEADLINE).await;
+    assert_eq!(films.len(), 50);
+    assert!(films.iter().all(|f| f.source == "good"));
+    assert_eq!(film_nos(&films), (1..=50).collect::<Vec<_>>());
+    assert_unique_uids(films.iter().map(|f| &f.uid), 50);
 
     let ghost = wait_for("ghost restarts", Duration::from_secs(5), || {
         let s = status(&links, "ghost");
@@ -342,20 +465,22 @@ async fn a_link_with_a_missing_port_keeps_restarting_while_the_other_link_delive
     assert!(error.contains("cannot open"), "{error}");
     assert_eq!(ghost.frames_read, 0);
     assert_eq!(status(&links, "good").restarts, 0);
+    let stats = queue.stats().await;
+    assert_eq!((stats.enqueued_total, stats.dead), (50, 0), "{stats:?}");
 }
 
 #[actix_rt::test]
 async fn idle_timeout_restarts_a_silent_link() {
     let pty = Pty::open_raw().unwrap();
     let links = LinkRegistry::default();
-    let (queue, _received) = sink(0);
+    let queue = spawn_queue(&["quiet"]);
     let port = pty.slave_path().to_str().unwrap().to_owned();
     let cfg = SerialConfig {
         idle_timeout_ms: 300,
         ..link_cfg("quiet", &port)
     };
     let started = Instant::now();
-    let _link = start_link(cfg, queue, links.clone()).unwrap();
+    let _link = start_link(cfg, queue.recipient(), links.clone()).unwrap();
     let s = wait_for("an idle restart", Duration::from_secs(5), || {
         let s = status(&links, "quiet");
         (s.restarts >= 1).then_some(s)
@@ -367,6 +492,7 @@ async fn idle_timeout_restarts_a_silent_link() {
     assert_eq!(error, "no data for 300 ms");
     // The pty is still there: the link opens it again.
     wait_up(&links, "quiet").await;
+    assert_eq!(queue.stats().await.enqueued_total, 0, "nothing was read");
     drop(pty);
 }
 
@@ -374,12 +500,12 @@ async fn idle_timeout_restarts_a_silent_link() {
 async fn restart_link_through_the_registry_reopens_the_link_and_counts_a_restart() {
     let pty = Pty::open_raw().unwrap();
     let links = LinkRegistry::default();
-    let (queue, received) = sink(0);
+    let queue = spawn_queue(&["line-1"]);
     let port = pty.slave_path().to_str().unwrap().to_owned();
-    let _link = start_link(link_cfg("line-1", &port), queue, links.clone()).unwrap();
+    let _link = start_link(link_cfg("line-1", &port), queue.recipient(), links.clone()).unwrap();
     wait_up(&links, "line-1").await;
     let pty = write(pty, record("A", 1)).await;
-    wait_items(&received, 1).await;
+    queue.wait_enqueued(1).await;
     assert_eq!(status(&links, "line-1").restarts, 0);
 
     let handle = links.restart_handle("line-1").expect("restart handle");
@@ -395,8 +521,10 @@ async fn restart_link_through_the_registry_reopens_the_link_and_counts_a_restart
     .await;
 
     let _pty = write(pty, record("A", 2)).await;
-    let items = wait_items(&received, 2).await;
-    assert_eq!(items.iter().map(film_no).collect::<Vec<_>>(), [1, 2]);
+    let films = queue.lease_films(2, DEADLINE).await;
+    assert_eq!(film_nos(&films), [1, 2]);
+    assert_unique_uids(films.iter().map(|f| &f.uid), 2);
+    assert_eq!(queue.stats().await.enqueued_total, 2);
     assert_eq!(status(&links, "line-1").restarts, 1);
 }
 
@@ -404,12 +532,12 @@ async fn restart_link_through_the_registry_reopens_the_link_and_counts_a_restart
 async fn stop_link_stops_reading_for_good() {
     let pty = Pty::open_raw().unwrap();
     let links = LinkRegistry::default();
-    let (queue, received) = sink(0);
+    let queue = spawn_queue(&["line-1"]);
     let port = pty.slave_path().to_str().unwrap().to_owned();
-    let _link = start_link(link_cfg("line-1", &port), queue, links.clone()).unwrap();
+    let _link = start_link(link_cfg("line-1", &port), queue.recipient(), links.clone()).unwrap();
     wait_up(&links, "line-1").await;
     let pty = write(pty, record("A", 1)).await;
-    wait_items(&received, 1).await;
+    queue.wait_enqueued(1).await;
 
     for stop in links.stop_handles() {
         stop.send(StopLink).await.unwrap();
@@ -419,8 +547,16 @@ async fn stop_link_stops_reading_for_good() {
     assert_eq!(s.last_error.as_deref(), Some("stopped"));
 
     let _pty = write(pty, record("A", 2)).await;
+    // Nothing to poll for: give a link that wrongly kept reading time to deliver.
     actix_rt::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(received.items().len(), 1, "nothing read after the stop");
+    assert_eq!(
+        queue.stats().await.enqueued_total,
+        1,
+        "nothing read after the stop"
+    );
+    let items = queue.items().await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(listed_film_no(&items[0]), 1);
     assert_eq!(status(&links, "line-1").state, LinkState::Down);
     assert_eq!(status(&links, "line-1").restarts, 0);
 }
@@ -429,45 +565,101 @@ async fn stop_link_stops_reading_for_good() {
 async fn a_batch_the_queue_refuses_is_held_and_retried_with_the_same_items() {
     let pty = Pty::open_raw().unwrap();
     let links = LinkRegistry::default();
-    let (queue, received) = sink(2);
+    let queue = spawn_queue(&["line-1"]);
     let port = pty.slave_path().to_str().unwrap().to_owned();
-    let _link = start_link(link_cfg("line-1", &port), queue, links.clone()).unwrap();
+    let _link = start_link(link_cfg("line-1", &port), queue.recipient(), links.clone()).unwrap();
     wait_up(&links, "line-1").await;
+
+    // Another writer holds the queue file's write lock: the queue's next write fails with
+    // "database is locked" after its busy timeout (2 s), and it refuses every write until
+    // one of its commit retries (every 500 ms) gets through.
+    let other = rusqlite::Connection::open(&queue.path).expect("second connection");
+    other.execute_batch("BEGIN IMMEDIATE").expect("write lock");
     let text: String = (1..=3).map(|n| record("A", n)).collect();
     let pty = write(pty, text).await;
-    // Two refusals, 500 ms apart, then taken.
-    let items = wait_items(&received, 3).await;
-    assert_eq!(items.iter().map(film_no).collect::<Vec<_>>(), [1, 2, 3]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while queue.stats().await.store_ok {
+        assert!(Instant::now() < deadline, "the queue never failed a write");
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Frame 4 waits in the pty: the link does not read while it holds a refused batch.
     let _pty = write(pty, record("A", 4)).await;
-    let items = wait_items(&received, 4).await;
-    assert_eq!(items.iter().map(film_no).collect::<Vec<_>>(), [1, 2, 3, 4]);
-    assert_eq!(status(&links, "line-1").frames_read, 4);
-    assert_eq!(status(&links, "line-1").restarts, 0);
+    // Held for several of the link's retries (every 500 ms); none may get in.
+    actix_rt::time::sleep(Duration::from_millis(1500)).await;
+    let stats = queue.stats().await;
+    assert!(!stats.store_ok);
+    assert_eq!(stats.enqueued_total, 0, "{stats:?}");
+    assert!(queue.items().await.is_empty());
+    assert_eq!(status(&links, "line-1").frames_read, 0);
+
+    other.execute_batch("ROLLBACK").expect("release the lock");
+    let released_at_ms = now_ms();
+    // The queue's own retry may be inside a 2 s busy wait when the lock goes.
+    let films = queue.lease_films(4, Duration::from_secs(10)).await;
+    assert_eq!(film_nos(&films), [1, 2, 3, 4]);
+    assert_unique_uids(films.iter().map(|f| &f.uid), 4);
+    // The held films kept the read time of their first pass; frame 4 was read after.
+    assert!(
+        films[..3].iter().all(|f| f.received_at_ms < released_at_ms),
+        "{:?} vs {released_at_ms}",
+        films.iter().map(|f| f.received_at_ms).collect::<Vec<_>>()
+    );
+    assert!(films[3].received_at_ms >= released_at_ms);
+    assert!(films.iter().all(|f| f.sequence == films[0].sequence));
+    let stats = queue.stats().await;
+    assert!(stats.store_ok);
+    assert_eq!(
+        (
+            stats.enqueued_total,
+            stats.pending,
+            stats.in_flight,
+            stats.dead
+        ),
+        (4, 0, 4, 0),
+        "each frame exactly once: {stats:?}"
+    );
+    assert_eq!(queue.items().await.len(), 4);
+    let s = wait_for("counters", Duration::from_secs(2), || {
+        let s = status(&links, "line-1");
+        (s.frames_read == 4).then_some(s)
+    })
+    .await;
+    assert_eq!(s.restarts, 0);
 }
 
 #[actix_rt::test]
 async fn a_sim_link_reads_films_from_the_simulated_machine() {
     let links = LinkRegistry::default();
-    let (queue, received) = sink(0);
+    let queue = spawn_queue(&["sim-1"]);
     let cfg = SerialConfig {
         sim_rate_hz: 200.0,
         ..link_cfg("sim-1", "sim")
     };
-    let _link = start_link(cfg, queue, links.clone()).unwrap();
-    let items = wait_items(&received, 20).await;
-    for item in &items {
-        let ItemBody::Film(data) = &item.body else {
-            panic!("{:?} {:?}", item.body, String::from_utf8_lossy(&item.raw))
-        };
-        assert!(data["lot"].as_str().unwrap().starts_with('L'));
-        assert!(item.sequence.is_some());
+    let _link = start_link(cfg, queue.recipient(), links.clone()).unwrap();
+    // The first 20 items read are all films...
+    let items = queue.wait_items(20).await;
+    let first: Vec<&ItemView> = items.iter().take(20).collect();
+    for item in &first {
+        assert_eq!(item.state, ItemState::Pending, "{item:?}");
+        assert!(item.sequence_uid.is_some());
     }
-    let numbers: Vec<i64> = items.iter().map(film_no).collect();
+    // ...and lease in the same order, each in the sequence of its lot.
+    let films = queue.lease_films(20, DEADLINE).await;
+    assert_eq!(
+        films.iter().map(|f| f.id).collect::<Vec<_>>(),
+        first.iter().map(|i| i.id).collect::<Vec<_>>()
+    );
+    for film in &films {
+        let lot = film.data["lot"].as_str().unwrap();
+        assert!(lot.starts_with('L'), "{lot}");
+        assert_eq!(film.sequence.key.as_deref(), Some(lot));
+        assert_eq!(film.source, "sim-1");
+    }
+    let numbers = film_nos(&films);
     assert!(
         numbers.windows(2).all(|w| w[1] == w[0] + 1 || w[1] == 1),
         "{numbers:?}"
     );
-    assert!(received.batch_count() >= 1);
     let s = status(&links, "sim-1");
     assert_eq!(s.port, "sim");
     assert_eq!(s.state, LinkState::Up);
