@@ -141,14 +141,7 @@ async fn run_mode(mode: &str, films: u64, smoke: bool) -> Run {
     let api = format!("http://127.0.0.1:{web_port}");
     let client = awc::Client::default();
     wait_until(Duration::from_secs(30), async || {
-        let links: Value = client
-            .get(format!("{api}/api/links/"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let links: Value = get_json(&client, &format!("{api}/api/links/")).await?;
         (links[0]["state"] == "up").then_some(())
     })
     .await;
@@ -189,14 +182,7 @@ async fn run_mode(mode: &str, films: u64, smoke: bool) -> Run {
         // Upstream down while the whole backlog queues, then up: measure the drain.
         let _pty = writer.join().unwrap();
         wait_until(Duration::from_secs(600), async || {
-            let stats: Value = client
-                .get(format!("{api}/api/queue/stats"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let stats: Value = get_json(&client, &format!("{api}/api/queue/stats")).await?;
             (stats["enqueued_total"].as_u64()? >= films).then_some(())
         })
         .await;
@@ -206,14 +192,7 @@ async fn run_mode(mode: &str, films: u64, smoke: bool) -> Run {
     let limit = Duration::from_secs(if smoke { 120 } else { 900 });
     wait_until(limit, async || {
         let done = if mode == "embedded" {
-            let stats: Value = client
-                .get(format!("{api}/api/queue/stats"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let stats: Value = get_json(&client, &format!("{api}/api/queue/stats")).await?;
             stats["delivered_total"].as_u64()?
         } else {
             arrivals.received.load(Ordering::SeqCst)
@@ -251,6 +230,11 @@ fn static_mode(mode: &str) -> &'static str {
         "backlog" => "backlog",
         _ => "embedded",
     }
+}
+
+/// A JSON answer from the gateway, or `None` while it is not answering yet.
+async fn get_json(client: &awc::Client, url: &str) -> Option<Value> {
+    client.get(url).send().await.ok()?.json().await.ok()
 }
 
 /// Peak resident set (VmHWM) of a process, in KiB.
