@@ -10,6 +10,8 @@ use filmgate_actors::poster::UpstreamConfig;
 use filmgate_actors::queue::QueueConfig;
 use filmgate_actors::serial::SerialConfig;
 use filmgate_web::WebConfig;
+use filmgate_web::config::redact_url;
+use filmgate_web::records::RecordsDb;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -135,7 +137,7 @@ impl Settings {
             filmgate_actors::poster::tls::client_config(&self.upstream)
                 .map_err(|e| InvalidConfig::new("", "upstream", e))?;
         }
-        if self.web.records_db == self.queue.path {
+        if self.web.records_db() == Ok(RecordsDb::Sqlite(self.queue.path.clone())) {
             return Err(InvalidConfig::new(
                 "web",
                 "records_db",
@@ -174,25 +176,8 @@ impl Settings {
             }
         }
         shown.upstream.base_url = redact_url(&shown.upstream.base_url);
+        shown.web.records_db = redact_url(&shown.web.records_db);
         toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
-    }
-}
-
-/// `url` with the password of its `user:password@` part replaced by `<redacted>`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            format!(
-                "{scheme}://{user}:{REDACTED}@{host}{}",
-                &rest[authority_end..]
-            )
-        }
-        None => url.to_owned(),
     }
 }
 

@@ -41,10 +41,11 @@ impl Application {
     /// Builds everything from `settings`. Must run inside an actix `System`.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let store = QueueStore::open(&settings.queue)?;
-        let records = RecordsStore::open(&settings.web.records_db).with_context(|| {
+        let records_db = settings.web.records_db().map_err(anyhow::Error::msg)?;
+        let records = RecordsStore::open(&records_db).with_context(|| {
             format!(
-                "cannot open the records database {}",
-                settings.web.records_db.display()
+                "cannot open the records database web.records_db = {}",
+                filmgate_web::config::redact_url(&settings.web.records_db)
             )
         })?;
         let listener = TcpListener::bind(&settings.web.bind)
@@ -108,7 +109,7 @@ impl Application {
             "filmgate listening on http://{} with {} link(s), posting to {}",
             settings.web.bind,
             settings.serial.len(),
-            crate::config::redact_url(&posting_to)
+            filmgate_web::config::redact_url(&posting_to)
         );
         Ok(Application {
             port,

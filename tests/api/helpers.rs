@@ -54,7 +54,7 @@ pub fn test_settings(dir: &Path, port_path: Option<&Path>, base_url: Option<&str
     let mut s = Settings::from_toml("", "test", std::iter::empty()).unwrap();
     let port = free_port();
     s.web.bind = format!("127.0.0.1:{port}");
-    s.web.records_db = dir.join("records.sqlite3");
+    s.web.records_db = dir.join("records.sqlite3").display().to_string();
     s.queue.path = dir.join("queue.sqlite3");
     s.upstream.base_url = base_url.map_or(format!("http://127.0.0.1:{port}/api/"), str::to_owned);
     s.upstream.retry_initial_ms = 20;

@@ -143,7 +143,7 @@ async fn run_mode(mode: &str, films: u64, smoke: bool) -> Run {
     };
     let mut settings = Settings::from_toml("", "bench", std::iter::empty()).unwrap();
     settings.web.bind = format!("127.0.0.1:{web_port}");
-    settings.web.records_db = dir.path().join("records.sqlite3");
+    settings.web.records_db = dir.path().join("records.sqlite3").display().to_string();
     settings.queue.path = dir.path().join("queue.sqlite3");
     settings.upstream.base_url = base_url;
     settings.upstream.retry_max_ms = 1000;

@@ -1,8 +1,8 @@
 //! `[web]`: where the frontend listens, its API token and the records database.
 
+use crate::records::RecordsDb;
 use filmgate_actors::invalid::InvalidConfig;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -12,8 +12,9 @@ pub struct WebConfig {
     /// When set, every non-GET `/api` endpoint needs `Authorization: Bearer <token>`
     /// (or `Token <token>`).
     pub token: String,
-    /// SQLite file of the embedded records service.
-    pub records_db: PathBuf,
+    /// Where the embedded records service keeps its rows: a SQLite file path, or a
+    /// `postgres://user:password@host:port/db` URL several filmgate nodes may share.
+    pub records_db: String,
     /// `Host` names accepted besides loopback and the bind address (the DNS-rebinding guard),
     /// e.g. the gateway's name on the plant network.
     pub allowed_hosts: Vec<String>,
@@ -31,6 +32,11 @@ impl Default for WebConfig {
 }
 
 impl WebConfig {
+    /// The records database `records_db` names (validated by [`WebConfig::validate`]).
+    pub fn records_db(&self) -> Result<RecordsDb, String> {
+        RecordsDb::parse(&self.records_db)
+    }
+
     /// The token, if one is set.
     pub fn token(&self) -> Option<&str> {
         (!self.token.is_empty()).then_some(self.token.as_str())
@@ -47,9 +53,8 @@ impl WebConfig {
                 ),
             ));
         }
-        if self.records_db.as_os_str().is_empty() {
-            return Err(InvalidConfig::new(prefix, "records_db", "a file path"));
-        }
+        RecordsDb::parse(&self.records_db)
+            .map_err(|expected| InvalidConfig::new(prefix, "records_db", expected))?;
         if let Some(bad) = self
             .allowed_hosts
             .iter()
@@ -69,5 +74,24 @@ impl WebConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// `url` with the password of its `user:password@` part replaced by `<redacted>`, for logs
+/// and the printed configuration.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!(
+                "{scheme}://{user}:<redacted>@{host}{}",
+                &rest[authority_end..]
+            )
+        }
+        _ => url.to_owned(),
     }
 }

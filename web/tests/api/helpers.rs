@@ -1,6 +1,9 @@
-//! `spawn_app()`: a real filmgate-web server on 127.0.0.1:0 with a temp records database and
-//! a real [`QueueActor`] over a temp SQLite queue, and a `TestApp` with typed request helpers
+//! `spawn_app()`: a real filmgate-web server on 127.0.0.1:0 with a temp records database (a
+//! SQLite file, or with [`spawn_app_on`] a database in a throwaway PostgreSQL cluster) and a
+//! real [`QueueActor`] over a temp SQLite queue, and a `TestApp` with typed request helpers
 //! (awc) and helpers to put items in the queue through its own messages.
+//!
+//! [`on_both_backends!`] runs one test body against each records backend.
 
 use actix::prelude::*;
 use awc::http::StatusCode;
@@ -11,6 +14,7 @@ use filmgate_actors::queue::{QueueActor, QueueClient, QueueConfig, QueueStore};
 use filmgate_actors::record::{ItemBody, NewItem, SequenceRef, new_uid, now_ms};
 use filmgate_actors::serial::RecordConfig;
 use filmgate_actors::serial::parse::parse_frame;
+use filmgate_web::records::RecordsDb;
 use filmgate_web::{AppState, RecordsStore};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -18,6 +22,11 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[allow(dead_code)] // shared with the gateway tests and the benchmark, which use all of it
+#[path = "../../../tests/support/postgres.rs"]
+mod postgres;
+pub use postgres::Postgres;
 
 /// How long the polling helpers wait for the queue or a link before failing the test.
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -36,7 +45,7 @@ pub struct TestApp {
     pub links: LinkRegistry,
     /// The counters `/metrics` renders.
     pub post_metrics: SharedPostMetrics,
-    /// The records database file.
+    /// The records database file (SQLite backend only).
     pub db_path: PathBuf,
     /// The real queue the server inspects; tests enqueue, lease and ack through it as the
     /// links and the poster do.
@@ -47,21 +56,65 @@ pub struct TestApp {
     pub token: Option<String>,
     /// Keeps the databases alive for the test's duration.
     _dir: tempfile::TempDir,
+    /// The PostgreSQL cluster of the PostgreSQL backend, stopped when the test ends.
+    postgres: Option<Postgres>,
+}
+
+/// Which database the records service keeps its rows in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs a test body once per records backend, as `<name>::sqlite` and `<name>::postgres`:
+/// `on_both_backends! { async fn name(app) { ... } }`, with `app` a [`TestApp`].
+#[macro_export]
+macro_rules! on_both_backends {
+    ($(async fn $name:ident($app:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($app: $crate::helpers::TestApp) $body
+
+            #[actix_rt::test]
+            async fn sqlite() {
+                run($crate::helpers::spawn_app_on($crate::helpers::Backend::Sqlite).await).await
+            }
+
+            #[actix_rt::test]
+            async fn postgres() {
+                run($crate::helpers::spawn_app_on($crate::helpers::Backend::Postgres).await).await
+            }
+        }
+    )*};
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn(None).await
+    spawn(None, Backend::Sqlite).await
+}
+
+pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    spawn(None, backend).await
 }
 
 pub async fn spawn_app_with_token(token: &str) -> TestApp {
-    spawn(Some(token.to_owned())).await
+    spawn(Some(token.to_owned()), Backend::Sqlite).await
 }
 
-async fn spawn(token: Option<String>) -> TestApp {
+async fn spawn(token: Option<String>, backend: Backend) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     // A nested path also checks that the store creates its parent directory.
     let db_path = dir.path().join("data/records.sqlite3");
-    let records = RecordsStore::open(&db_path).expect("records store");
+    let (db, postgres) = match backend {
+        Backend::Sqlite => (RecordsDb::Sqlite(db_path.clone()), None),
+        Backend::Postgres => {
+            let pg = Postgres::start();
+            (RecordsDb::Postgres(pg.create_database("records")), Some(pg))
+        }
+    };
+    let records = RecordsStore::open(&db).expect("records store");
     let queue_cfg = QueueConfig {
         path: dir.path().join("data/queue.sqlite3"),
         ..QueueConfig::default()
@@ -96,10 +149,32 @@ async fn spawn(token: Option<String>) -> TestApp {
         queue_path,
         token,
         _dir: dir,
+        postgres,
     }
 }
 
 impl TestApp {
+    /// Films stored under `uid`, read over a connection of its own, which sees only committed
+    /// rows.
+    pub fn committed_films(&self, uid: &str) -> i64 {
+        match &self.postgres {
+            Some(pg) => pg
+                .psql(
+                    "records",
+                    &format!("SELECT COUNT(*) FROM films WHERE uid = '{uid}'"),
+                )
+                .parse()
+                .expect("a count"),
+            None => rusqlite::Connection::open(&self.db_path)
+                .and_then(|conn| {
+                    conn.query_row("SELECT COUNT(*) FROM films WHERE uid = ?1", [uid], |r| {
+                        r.get(0)
+                    })
+                })
+                .expect("a count"),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

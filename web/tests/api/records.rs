@@ -1,176 +1,177 @@
 //! The DRF-shaped records service.
 
-use crate::helpers::{film_body, spawn_app};
+use crate::helpers::film_body;
+use crate::on_both_backends;
 use awc::http::StatusCode;
 use serde_json::{Value, json};
 
-#[actix_rt::test]
-async fn create_sequence_returns_201_with_the_drf_row() {
-    let app = spawn_app().await;
-    let (status, row) = app
-        .post_json(
-            "/api/sequences/",
-            &json!({"uid": "s-1", "source": "line-1", "key": "A"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(row["uid"], "s-1");
-    assert_eq!(row["source"], "line-1");
-    assert_eq!(row["key"], "A");
-    assert!(row["id"].as_i64().unwrap() > 0);
-    assert!(row["created"].as_str().unwrap().ends_with('Z'));
-}
-
-#[actix_rt::test]
-async fn replayed_sequence_uid_returns_200_with_the_stored_row() {
-    let app = spawn_app().await;
-    let body = json!({"uid": "s-1", "source": "line-1", "key": "A"});
-    let (_, first) = app.post_json("/api/sequences/", &body).await;
-    let (status, again) = app
-        .post_json("/api/sequences/", &json!({"uid": "s-1", "source": "other"}))
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(again, first);
-}
-
-#[actix_rt::test]
-async fn idempotency_key_header_is_the_uid_when_the_body_has_none() {
-    let app = spawn_app().await;
-    let seq = app.create_sequence("line-1").await;
-    let mut body = film_body(seq["id"].as_i64().unwrap(), "line-1", "x");
-    body.as_object_mut().unwrap().remove("uid");
-    let headers = [("Idempotency-Key", "from-header-1")];
-    let (status, row) = app.post_json_with("/api/films/", &body, &headers).await;
-    assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(row["uid"], "from-header-1");
-    let (status, replay) = app.post_json_with("/api/films/", &body, &headers).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(replay["id"], row["id"]);
-}
-
-#[actix_rt::test]
-async fn create_film_returns_201_and_a_replayed_uid_returns_200_with_the_stored_row() {
-    let app = spawn_app().await;
-    let seq_id = app.create_sequence("line-1").await["id"].as_i64().unwrap();
-    let (status, row) = app
-        .post_json("/api/films/", &film_body(seq_id, "line-1", "f-1"))
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    for key in [
-        "id",
-        "uid",
-        "sequence",
-        "source",
-        "received_at",
-        "raw",
-        "data",
-        "created",
-    ] {
-        assert!(row.get(key).is_some(), "missing {key} in {row}");
+on_both_backends! {
+    async fn create_sequence_returns_201_with_the_drf_row(app) {
+        let (status, row) = app
+            .post_json(
+                "/api/sequences/",
+                &json!({"uid": "s-1", "source": "line-1", "key": "A"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(row["uid"], "s-1");
+        assert_eq!(row["source"], "line-1");
+        assert_eq!(row["key"], "A");
+        assert!(row["id"].as_i64().unwrap() > 0);
+        assert!(row["created"].as_str().unwrap().ends_with('Z'));
     }
-    assert_eq!(row["sequence"], seq_id);
-    assert_eq!(
-        row["data"],
-        json!({"lot": "A", "film_no": 1, "thickness_um": 12.5})
-    );
-    let (status, replay) = app
-        .post_json("/api/films/", &film_body(seq_id, "line-1", "f-1"))
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(replay, row);
-    let (_, list) = app.get_json("/api/films/").await;
-    assert_eq!(list["count"], 1, "a replay must not store a second row");
 }
 
-#[actix_rt::test]
-async fn film_with_an_unknown_sequence_is_400_naming_the_sequence() {
-    let app = spawn_app().await;
-    let (status, body) = app
-        .post_json("/api/films/", &film_body(9, "line-1", "f-1"))
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["error"], "unknown sequence 9");
-    assert_eq!(
-        body["sequence"],
-        json!(["Invalid pk \"9\" - object does not exist."])
-    );
-}
-
-#[actix_rt::test]
-async fn film_missing_fields_is_400_naming_each_field_drf_style() {
-    let app = spawn_app().await;
-    let (status, body) = app
-        .post_json("/api/films/", &json!({"uid": "u", "raw": "x"}))
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    for field in ["sequence", "source", "received_at"] {
-        assert_eq!(body[field], json!(["This field is required."]), "{body}");
+on_both_backends! {
+    async fn replayed_sequence_uid_returns_200_with_the_stored_row(app) {
+        let body = json!({"uid": "s-1", "source": "line-1", "key": "A"});
+        let (_, first) = app.post_json("/api/sequences/", &body).await;
+        let (status, again) = app
+            .post_json("/api/sequences/", &json!({"uid": "s-1", "source": "other"}))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(again, first);
     }
-    assert!(body["error"].as_str().unwrap().contains("sequence"));
-    let (status, body) = app.post_json("/api/sequences/", &json!({"key": "A"})).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["source"], json!(["This field is required."]));
 }
 
-#[actix_rt::test]
-async fn flat_film_body_stores_extra_top_level_keys_as_data() {
-    let app = spawn_app().await;
-    let seq_id = app.create_sequence("line-1").await["id"].as_i64().unwrap();
-    let flat = json!({
-        "uid": "flat-1", "sequence": seq_id, "source": "line-1",
-        "received_at": "2026-11-22T05:03:05.123Z", "raw": "A,7",
-        "lot": "A", "film_no": 7,
-    });
-    let (status, row) = app.post_json("/api/films/", &flat).await;
-    assert_eq!(status, StatusCode::CREATED, "{row}");
-    assert_eq!(row["data"], json!({"lot": "A", "film_no": 7}));
-    let (_, stored) = app.get_json(&format!("/api/films/{}/", row["id"])).await;
-    assert_eq!(stored["data"], json!({"lot": "A", "film_no": 7}));
+on_both_backends! {
+    async fn idempotency_key_header_is_the_uid_when_the_body_has_none(app) {
+        let seq = app.create_sequence("line-1").await;
+        let mut body = film_body(seq["id"].as_i64().unwrap(), "line-1", "x");
+        body.as_object_mut().unwrap().remove("uid");
+        let headers = [("Idempotency-Key", "from-header-1")];
+        let (status, row) = app.post_json_with("/api/films/", &body, &headers).await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(row["uid"], "from-header-1");
+        let (status, replay) = app.post_json_with("/api/films/", &body, &headers).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(replay["id"], row["id"]);
+    }
 }
 
-#[actix_rt::test]
-async fn batch_answers_per_item_in_order_and_stores_the_good_ones() {
-    let app = spawn_app().await;
-    let seq_id = app.create_sequence("line-1").await["id"].as_i64().unwrap();
-    app.create_film(seq_id, "line-1", "old").await;
-    let batch = json!([
-        film_body(seq_id, "line-1", "b-1"),
-        film_body(seq_id, "line-1", "old"),
-        film_body(999, "line-1", "b-3"),
-        {"uid": "b-4", "source": "line-1"},
-        film_body(seq_id, "line-1", "b-5"),
-    ]);
-    let (status, body) = app.post_json("/api/films/batch/", &batch).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let results = body["results"].as_array().unwrap();
-    let statuses: Vec<i64> = results
-        .iter()
-        .map(|r| r["status"].as_i64().unwrap())
-        .collect();
-    assert_eq!(statuses, [201, 200, 400, 400, 201]);
-    let uids: Vec<&str> = results.iter().map(|r| r["uid"].as_str().unwrap()).collect();
-    assert_eq!(uids, ["b-1", "old", "b-3", "b-4", "b-5"]);
-    assert!(results[0]["id"].as_i64().is_some());
-    assert_eq!(results[2]["error"], "unknown sequence 999");
-    assert!(
-        results[3]["error"]
-            .as_str()
-            .unwrap()
-            .contains("received_at")
-    );
-    assert!(results[3].get("id").is_none());
-    let (_, list) = app.get_json("/api/films/").await;
-    assert_eq!(list["count"], 3);
+on_both_backends! {
+    async fn create_film_returns_201_and_a_replayed_uid_returns_200_with_the_stored_row(app) {
+        let seq_id = app.create_sequence("line-1").await["id"].as_i64().unwrap();
+        let (status, row) = app
+            .post_json("/api/films/", &film_body(seq_id, "line-1", "f-1"))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        for key in [
+            "id",
+            "uid",
+            "sequence",
+            "source",
+            "received_at",
+            "raw",
+            "data",
+            "created",
+        ] {
+            assert!(row.get(key).is_some(), "missing {key} in {row}");
+        }
+        assert_eq!(row["sequence"], seq_id);
+        assert_eq!(
+            row["data"],
+            json!({"lot": "A", "film_no": 1, "thickness_um": 12.5})
+        );
+        let (status, replay) = app
+            .post_json("/api/films/", &film_body(seq_id, "line-1", "f-1"))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(replay, row);
+        let (_, list) = app.get_json("/api/films/").await;
+        assert_eq!(list["count"], 1, "a replay must not store a second row");
+    }
 }
 
-#[actix_rt::test]
-async fn batch_that_is_not_an_array_is_400() {
-    let app = spawn_app().await;
-    let (status, body) = app
-        .post_json("/api/films/batch/", &json!({"uid": "x"}))
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"].is_string());
+on_both_backends! {
+    async fn film_with_an_unknown_sequence_is_400_naming_the_sequence(app) {
+        let (status, body) = app
+            .post_json("/api/films/", &film_body(9, "line-1", "f-1"))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"], "unknown sequence 9");
+        assert_eq!(
+            body["sequence"],
+            json!(["Invalid pk \"9\" - object does not exist."])
+        );
+    }
+}
+
+on_both_backends! {
+    async fn film_missing_fields_is_400_naming_each_field_drf_style(app) {
+        let (status, body) = app
+            .post_json("/api/films/", &json!({"uid": "u", "raw": "x"}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        for field in ["sequence", "source", "received_at"] {
+            assert_eq!(body[field], json!(["This field is required."]), "{body}");
+        }
+        assert!(body["error"].as_str().unwrap().contains("sequence"));
+        let (status, body) = app.post_json("/api/sequences/", &json!({"key": "A"})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["source"], json!(["This field is required."]));
+    }
+}
+
+on_both_backends! {
+    async fn flat_film_body_stores_extra_top_level_keys_as_data(app) {
+        let seq_id = app.create_sequence("line-1").await["id"].as_i64().unwrap();
+        let flat = json!({
+            "uid": "flat-1", "sequence": seq_id, "source": "line-1",
+            "received_at": "2026-11-22T05:03:05.123Z", "raw": "A,7",
+            "lot": "A", "film_no": 7,
+        });
+        let (status, row) = app.post_json("/api/films/", &flat).await;
+        assert_eq!(status, StatusCode::CREATED, "{row}");
+        assert_eq!(row["data"], json!({"lot": "A", "film_no": 7}));
+        let (_, stored) = app.get_json(&format!("/api/films/{}/", row["id"])).await;
+        assert_eq!(stored["data"], json!({"lot": "A", "film_no": 7}));
+    }
+}
+
+on_both_backends! {
+    async fn batch_answers_per_item_in_order_and_stores_the_good_ones(app) {
+        let seq_id = app.create_sequence("line-1").await["id"].as_i64().unwrap();
+        app.create_film(seq_id, "line-1", "old").await;
+        let batch = json!([
+            film_body(seq_id, "line-1", "b-1"),
+            film_body(seq_id, "line-1", "old"),
+            film_body(999, "line-1", "b-3"),
+            {"uid": "b-4", "source": "line-1"},
+            film_body(seq_id, "line-1", "b-5"),
+        ]);
+        let (status, body) = app.post_json("/api/films/batch/", &batch).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let results = body["results"].as_array().unwrap();
+        let statuses: Vec<i64> = results
+            .iter()
+            .map(|r| r["status"].as_i64().unwrap())
+            .collect();
+        assert_eq!(statuses, [201, 200, 400, 400, 201]);
+        let uids: Vec<&str> = results.iter().map(|r| r["uid"].as_str().unwrap()).collect();
+        assert_eq!(uids, ["b-1", "old", "b-3", "b-4", "b-5"]);
+        assert!(results[0]["id"].as_i64().is_some());
+        assert_eq!(results[2]["error"], "unknown sequence 999");
+        assert!(
+            results[3]["error"]
+                .as_str()
+                .unwrap()
+                .contains("received_at")
+        );
+        assert!(results[3].get("id").is_none());
+        let (_, list) = app.get_json("/api/films/").await;
+        assert_eq!(list["count"], 3);
+    }
+}
+
+on_both_backends! {
+    async fn batch_that_is_not_an_array_is_400(app) {
+        let (status, body) = app
+            .post_json("/api/films/batch/", &json!({"uid": "x"}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["error"].is_string());
+    }
 }
 
 /// Creates one sequence per source and `n` films alternating between them.
@@ -202,173 +203,173 @@ fn ids(page: &Value) -> Vec<i64> {
         .collect()
 }
 
-#[actix_rt::test]
-async fn list_films_paginates_newest_first_with_absolute_next_and_previous() {
-    let app = spawn_app().await;
-    seed(&app, 5).await;
-    let (status, page) = app.get_json("/api/films/?limit=2").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(page["count"], 5);
-    assert_eq!(ids(&page), [5, 4]);
-    assert_eq!(page["previous"], Value::Null);
-    let next = page["next"].as_str().unwrap();
-    assert_eq!(next, app.url("/api/films/?limit=2&offset=2"));
-    let (_, page2) = app.get_json(next.strip_prefix(&app.address).unwrap()).await;
-    assert_eq!(ids(&page2), [3, 2]);
-    assert_eq!(page2["previous"], app.url("/api/films/?limit=2"));
-    let (_, last) = app.get_json("/api/films/?limit=2&offset=4").await;
-    assert_eq!(ids(&last), [1]);
-    assert_eq!(last["next"], Value::Null);
-    assert_eq!(last["previous"], app.url("/api/films/?limit=2&offset=2"));
-}
-
-#[actix_rt::test]
-async fn list_films_filters_by_source_and_sequence_and_keeps_filters_in_links() {
-    let app = spawn_app().await;
-    let (a, b) = seed(&app, 6).await;
-    let (_, page) = app.get_json("/api/films/?source=b&limit=2").await;
-    assert_eq!(page["count"], 3);
-    assert_eq!(ids(&page), [6, 4]);
-    assert_eq!(
-        page["next"],
-        app.url("/api/films/?source=b&limit=2&offset=2")
-    );
-    let (_, page) = app.get_json(&format!("/api/films/?sequence={a}")).await;
-    assert_eq!(ids(&page), [5, 3, 1]);
-    let (_, page) = app
-        .get_json(&format!("/api/films/?sequence={b}&source=a"))
-        .await;
-    assert_eq!(page["count"], 0);
-    assert_eq!(ids(&page), Vec::<i64>::new());
-}
-
-#[actix_rt::test]
-async fn list_films_since_id_is_ascending_from_that_id() {
-    let app = spawn_app().await;
-    seed(&app, 6).await;
-    let (_, page) = app.get_json("/api/films/?since_id=3&limit=2").await;
-    assert_eq!(page["count"], 3);
-    assert_eq!(ids(&page), [4, 5]);
-    assert_eq!(
-        page["next"],
-        app.url("/api/films/?since_id=3&limit=2&offset=2")
-    );
-}
-
-#[actix_rt::test]
-async fn list_sequences_is_newest_first_and_filters_by_source() {
-    let app = spawn_app().await;
-    seed(&app, 2).await;
-    let (_, page) = app.get_json("/api/sequences/").await;
-    assert_eq!(page["count"], 2);
-    assert_eq!(ids(&page), [2, 1]);
-    let (_, page) = app.get_json("/api/sequences/?source=a").await;
-    assert_eq!(page["count"], 1);
-    assert_eq!(page["results"][0]["source"], "a");
-}
-
-#[actix_rt::test]
-async fn detail_routes_return_the_row_or_a_json_404() {
-    let app = spawn_app().await;
-    let seq = app.create_sequence("line-1").await;
-    let film = app
-        .create_film(seq["id"].as_i64().unwrap(), "line-1", "f-1")
-        .await;
-    let (status, got) = app.get_json(&format!("/api/films/{}/", film["id"])).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(got, film);
-    let (status, got) = app
-        .get_json(&format!("/api/sequences/{}/", seq["id"]))
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(got, seq);
-    let (status, body) = app.get_json("/api/films/424242/").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body["error"], "no film with id 424242");
-    let (status, body) = app.get_json("/api/sequences/77/").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(body["error"].is_string());
-}
-
-#[actix_rt::test]
-async fn bad_query_and_path_values_are_400_json() {
-    let app = spawn_app().await;
-    for path in [
-        "/api/films/?limit=abc",
-        "/api/films/?limit=0",
-        "/api/films/?offset=-1",
-        "/api/films/?since_id=x",
-        "/api/sequences/?limit=-5",
-        "/api/films/abc/",
-    ] {
-        let (status, body) = app.get_json(path).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
-        assert!(body["error"].is_string(), "{path}: {body}");
+on_both_backends! {
+    async fn list_films_paginates_newest_first_with_absolute_next_and_previous(app) {
+        seed(&app, 5).await;
+        let (status, page) = app.get_json("/api/films/?limit=2").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(page["count"], 5);
+        assert_eq!(ids(&page), [5, 4]);
+        assert_eq!(page["previous"], Value::Null);
+        let next = page["next"].as_str().unwrap();
+        assert_eq!(next, app.url("/api/films/?limit=2&offset=2"));
+        let (_, page2) = app.get_json(next.strip_prefix(&app.address).unwrap()).await;
+        assert_eq!(ids(&page2), [3, 2]);
+        assert_eq!(page2["previous"], app.url("/api/films/?limit=2"));
+        let (_, last) = app.get_json("/api/films/?limit=2&offset=4").await;
+        assert_eq!(ids(&last), [1]);
+        assert_eq!(last["next"], Value::Null);
+        assert_eq!(last["previous"], app.url("/api/films/?limit=2&offset=2"));
     }
 }
 
-#[actix_rt::test]
-async fn malformed_json_and_wrong_content_type_are_400_json() {
-    let app = spawn_app().await;
-    let (status, body) = app
-        .post_raw("/api/films/", "application/json", b"{\"uid\": ".to_vec())
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"].as_str().unwrap().contains("JSON"), "{body}");
-    let (status, body) = app
-        .post_raw(
-            "/api/sequences/",
-            "text/plain",
-            b"{\"source\": \"a\"}".to_vec(),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"].is_string());
-    let (status, body) = app
-        .post_raw("/api/films/batch/", "application/json", b"[1, 2".to_vec())
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"].is_string());
+on_both_backends! {
+    async fn list_films_filters_by_source_and_sequence_and_keeps_filters_in_links(app) {
+        let (a, b) = seed(&app, 6).await;
+        let (_, page) = app.get_json("/api/films/?source=b&limit=2").await;
+        assert_eq!(page["count"], 3);
+        assert_eq!(ids(&page), [6, 4]);
+        assert_eq!(
+            page["next"],
+            app.url("/api/films/?source=b&limit=2&offset=2")
+        );
+        let (_, page) = app.get_json(&format!("/api/films/?sequence={a}")).await;
+        assert_eq!(ids(&page), [5, 3, 1]);
+        let (_, page) = app
+            .get_json(&format!("/api/films/?sequence={b}&source=a"))
+            .await;
+        assert_eq!(page["count"], 0);
+        assert_eq!(ids(&page), Vec::<i64>::new());
+    }
 }
 
-#[actix_rt::test]
-async fn bodies_over_the_cap_are_413_json_and_batches_get_a_larger_cap() {
-    let app = spawn_app().await;
-    let seq_id = app.create_sequence("line-1").await["id"].as_i64().unwrap();
-    let mut big = film_body(seq_id, "line-1", "big");
-    big["raw"] = Value::from("x".repeat(1_100_000));
-    let (status, body) = app.post_json("/api/films/", &big).await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
-    // The same film is within the batch cap.
-    let (status, body) = app.post_json("/api/films/batch/", &json!([big])).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["results"][0]["status"], 201);
-    let huge = Value::from(vec![Value::from("y".repeat(1 << 20)); 17]);
-    let (status, body) = app.post_json("/api/films/batch/", &huge).await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(body["error"].is_string());
+on_both_backends! {
+    async fn list_films_since_id_is_ascending_from_that_id(app) {
+        seed(&app, 6).await;
+        let (_, page) = app.get_json("/api/films/?since_id=3&limit=2").await;
+        assert_eq!(page["count"], 3);
+        assert_eq!(ids(&page), [4, 5]);
+        assert_eq!(
+            page["next"],
+            app.url("/api/films/?since_id=3&limit=2&offset=2")
+        );
+    }
 }
 
-#[actix_rt::test]
-async fn unknown_routes_and_methods_answer_json() {
-    let app = spawn_app().await;
-    let (status, body) = app.get_json("/api/nothing-here/").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(body["error"].is_string());
-    let (status, body) = app.delete("/api/films/").await;
-    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    assert!(body["error"].is_string());
+on_both_backends! {
+    async fn list_sequences_is_newest_first_and_filters_by_source(app) {
+        seed(&app, 2).await;
+        let (_, page) = app.get_json("/api/sequences/").await;
+        assert_eq!(page["count"], 2);
+        assert_eq!(ids(&page), [2, 1]);
+        let (_, page) = app.get_json("/api/sequences/?source=a").await;
+        assert_eq!(page["count"], 1);
+        assert_eq!(page["results"][0]["source"], "a");
+    }
 }
 
-#[actix_rt::test]
-async fn paths_without_the_trailing_slash_work_too() {
-    let app = spawn_app().await;
-    let (status, _) = app
-        .post_json("/api/sequences", &json!({"source": "a"}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (status, page) = app.get_json("/api/sequences").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(page["count"], 1);
+on_both_backends! {
+    async fn detail_routes_return_the_row_or_a_json_404(app) {
+        let seq = app.create_sequence("line-1").await;
+        let film = app
+            .create_film(seq["id"].as_i64().unwrap(), "line-1", "f-1")
+            .await;
+        let (status, got) = app.get_json(&format!("/api/films/{}/", film["id"])).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(got, film);
+        let (status, got) = app
+            .get_json(&format!("/api/sequences/{}/", seq["id"]))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(got, seq);
+        let (status, body) = app.get_json("/api/films/424242/").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"], "no film with id 424242");
+        let (status, body) = app.get_json("/api/sequences/77/").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body["error"].is_string());
+    }
+}
+
+on_both_backends! {
+    async fn bad_query_and_path_values_are_400_json(app) {
+        for path in [
+            "/api/films/?limit=abc",
+            "/api/films/?limit=0",
+            "/api/films/?offset=-1",
+            "/api/films/?since_id=x",
+            "/api/sequences/?limit=-5",
+            "/api/films/abc/",
+        ] {
+            let (status, body) = app.get_json(path).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+            assert!(body["error"].is_string(), "{path}: {body}");
+        }
+    }
+}
+
+on_both_backends! {
+    async fn malformed_json_and_wrong_content_type_are_400_json(app) {
+        let (status, body) = app
+            .post_raw("/api/films/", "application/json", b"{\"uid\": ".to_vec())
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["error"].as_str().unwrap().contains("JSON"), "{body}");
+        let (status, body) = app
+            .post_raw(
+                "/api/sequences/",
+                "text/plain",
+                b"{\"source\": \"a\"}".to_vec(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["error"].is_string());
+        let (status, body) = app
+            .post_raw("/api/films/batch/", "application/json", b"[1, 2".to_vec())
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["error"].is_string());
+    }
+}
+
+on_both_backends! {
+    async fn bodies_over_the_cap_are_413_json_and_batches_get_a_larger_cap(app) {
+        let seq_id = app.create_sequence("line-1").await["id"].as_i64().unwrap();
+        let mut big = film_body(seq_id, "line-1", "big");
+        big["raw"] = Value::from("x".repeat(1_100_000));
+        let (status, body) = app.post_json("/api/films/", &big).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
+        // The same film is within the batch cap.
+        let (status, body) = app.post_json("/api/films/batch/", &json!([big])).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["results"][0]["status"], 201);
+        let huge = Value::from(vec![Value::from("y".repeat(1 << 20)); 17]);
+        let (status, body) = app.post_json("/api/films/batch/", &huge).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(body["error"].is_string());
+    }
+}
+
+on_both_backends! {
+    async fn unknown_routes_and_methods_answer_json(app) {
+        let (status, body) = app.get_json("/api/nothing-here/").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body["error"].is_string());
+        let (status, body) = app.delete("/api/films/").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(body["error"].is_string());
+    }
+}
+
+on_both_backends! {
+    async fn paths_without_the_trailing_slash_work_too(app) {
+        let (status, _) = app
+            .post_json("/api/sequences", &json!({"source": "a"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, page) = app.get_json("/api/sequences").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(page["count"], 1);
+    }
 }

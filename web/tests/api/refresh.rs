@@ -1,6 +1,7 @@
 //! `/api/refresh/` and the SSE stream `/api/events/`.
 
-use crate::helpers::{film_body, spawn_app};
+use crate::helpers::film_body;
+use crate::on_both_backends;
 use awc::http::StatusCode;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -14,124 +15,124 @@ fn ids(rows: &Value) -> Vec<i64> {
         .collect()
 }
 
-#[actix_rt::test]
-async fn refresh_without_a_cursor_returns_the_newest_rows_queue_links_and_a_cursor() {
-    let app = spawn_app().await;
-    let seq = app.create_sequence("line-1").await["id"].as_i64().unwrap();
-    let films: Vec<Value> = (0..60)
-        .map(|i| film_body(seq, "line-1", &format!("f{i}")))
-        .collect();
-    app.post_json("/api/films/batch/", &Value::from(films))
-        .await;
-    let (status, body) = app.get_json("/api/refresh/").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["cursor"], "s1.f60");
-    let film_ids = ids(&body["films"]);
-    assert_eq!(film_ids.len(), 50);
-    assert_eq!(film_ids[0], 60, "newest first");
-    assert_eq!(ids(&body["sequences"]), [1]);
-    assert_eq!(body["queue"]["store_ok"], true);
-    assert_eq!(body["links"][0]["name"], "line-1");
+on_both_backends! {
+    async fn refresh_without_a_cursor_returns_the_newest_rows_queue_links_and_a_cursor(app) {
+        let seq = app.create_sequence("line-1").await["id"].as_i64().unwrap();
+        let films: Vec<Value> = (0..60)
+            .map(|i| film_body(seq, "line-1", &format!("f{i}")))
+            .collect();
+        app.post_json("/api/films/batch/", &Value::from(films))
+            .await;
+        let (status, body) = app.get_json("/api/refresh/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["cursor"], "s1.f60");
+        let film_ids = ids(&body["films"]);
+        assert_eq!(film_ids.len(), 50);
+        assert_eq!(film_ids[0], 60, "newest first");
+        assert_eq!(ids(&body["sequences"]), [1]);
+        assert_eq!(body["queue"]["store_ok"], true);
+        assert_eq!(body["links"][0]["name"], "line-1");
+    }
 }
 
-#[actix_rt::test]
-async fn refresh_with_a_cursor_returns_only_newer_rows_ascending_and_catches_up_in_steps() {
-    let app = spawn_app().await;
-    let seq = app.create_sequence("line-1").await["id"].as_i64().unwrap();
-    app.create_film(seq, "line-1", "first").await;
-    let (_, body) = app.get_json("/api/refresh/").await;
-    let cursor = body["cursor"].as_str().unwrap().to_owned();
-    assert_eq!(cursor, "s1.f1");
-    let (_, body) = app
-        .get_json(&format!("/api/refresh/?cursor={cursor}"))
-        .await;
-    assert_eq!(body["films"], json!([]));
-    assert_eq!(body["cursor"], cursor, "nothing new keeps the cursor");
-
-    let films: Vec<Value> = (0..700)
-        .map(|i| film_body(seq, "line-1", &format!("f{i}")))
-        .collect();
-    app.post_json("/api/films/batch/", &Value::from(films))
-        .await;
-    let (_, step1) = app
-        .get_json(&format!("/api/refresh/?cursor={cursor}"))
-        .await;
-    let step1_ids = ids(&step1["films"]);
-    assert_eq!(step1_ids.len(), 500);
-    assert_eq!(
-        (step1_ids[0], step1_ids[499]),
-        (2, 501),
-        "ascending after the cursor"
-    );
-    assert_eq!(step1["cursor"], "s1.f501");
-    let (_, step2) = app
-        .get_json(&format!(
-            "/api/refresh/?cursor={}",
-            step1["cursor"].as_str().unwrap()
-        ))
-        .await;
-    assert_eq!(ids(&step2["films"]).len(), 200);
-    assert_eq!(step2["cursor"], "s1.f701");
-    assert_eq!(step2["sequences"], json!([]));
-}
-
-#[actix_rt::test]
-async fn refresh_with_a_bad_cursor_is_400_json() {
-    let app = spawn_app().await;
-    for cursor in ["garbage", "s1", "s1.fx", "f1.s1"] {
-        let (status, body) = app
+on_both_backends! {
+    async fn refresh_with_a_cursor_returns_only_newer_rows_ascending_and_catches_up_in_steps(app) {
+        let seq = app.create_sequence("line-1").await["id"].as_i64().unwrap();
+        app.create_film(seq, "line-1", "first").await;
+        let (_, body) = app.get_json("/api/refresh/").await;
+        let cursor = body["cursor"].as_str().unwrap().to_owned();
+        assert_eq!(cursor, "s1.f1");
+        let (_, body) = app
             .get_json(&format!("/api/refresh/?cursor={cursor}"))
             .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{cursor}");
-        assert!(body["error"].as_str().unwrap().contains("cursor"));
+        assert_eq!(body["films"], json!([]));
+        assert_eq!(body["cursor"], cursor, "nothing new keeps the cursor");
+
+        let films: Vec<Value> = (0..700)
+            .map(|i| film_body(seq, "line-1", &format!("f{i}")))
+            .collect();
+        app.post_json("/api/films/batch/", &Value::from(films))
+            .await;
+        let (_, step1) = app
+            .get_json(&format!("/api/refresh/?cursor={cursor}"))
+            .await;
+        let step1_ids = ids(&step1["films"]);
+        assert_eq!(step1_ids.len(), 500);
+        assert_eq!(
+            (step1_ids[0], step1_ids[499]),
+            (2, 501),
+            "ascending after the cursor"
+        );
+        assert_eq!(step1["cursor"], "s1.f501");
+        let (_, step2) = app
+            .get_json(&format!(
+                "/api/refresh/?cursor={}",
+                step1["cursor"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(ids(&step2["films"]).len(), 200);
+        assert_eq!(step2["cursor"], "s1.f701");
+        assert_eq!(step2["sequences"], json!([]));
     }
-    let (status, _) = app.get_json("/api/events/?cursor=garbage").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
-#[actix_rt::test]
-async fn events_stream_delivers_a_refresh_event_after_a_film_is_posted() {
-    let app = spawn_app().await;
-    let seq = app.create_sequence("line-1").await["id"].as_i64().unwrap();
-    let mut resp = app
-        .client()
-        .get(app.url("/api/events/"))
-        .send()
-        .await
-        .expect("connect");
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(
-        resp.headers().get("content-type").unwrap(),
-        "text/event-stream"
-    );
-    app.create_film(seq, "line-1", "sse-film").await;
-
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut seen = String::new();
-    let event = loop {
-        assert!(
-            Instant::now() < deadline,
-            "no event with the film within 10 s; got:\n{seen}"
-        );
-        let chunk = actix_rt::time::timeout(Duration::from_secs(10), resp.next())
-            .await
-            .expect("chunk in time")
-            .expect("stream open")
-            .expect("chunk");
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-        if let Some(event) = seen.split("\n\n").find(|e| e.contains("sse-film")) {
-            break event.to_owned();
+on_both_backends! {
+    async fn refresh_with_a_bad_cursor_is_400_json(app) {
+        for cursor in ["garbage", "s1", "s1.fx", "f1.s1"] {
+            let (status, body) = app
+                .get_json(&format!("/api/refresh/?cursor={cursor}"))
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{cursor}");
+            assert!(body["error"].as_str().unwrap().contains("cursor"));
         }
-    };
-    assert!(event.starts_with("event: refresh\n"), "{event}");
-    let data = event
-        .lines()
-        .find_map(|l| l.strip_prefix("data: "))
-        .unwrap();
-    let body: Value = serde_json::from_str(data).unwrap();
-    assert_eq!(body["films"][0]["uid"], "sse-film");
-    assert_eq!(body["cursor"], "s1.f1");
-    assert!(event.contains("\nid: s1.f1\n"));
+        let (status, _) = app.get_json("/api/events/?cursor=garbage").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}
+
+on_both_backends! {
+    async fn events_stream_delivers_a_refresh_event_after_a_film_is_posted(app) {
+        let seq = app.create_sequence("line-1").await["id"].as_i64().unwrap();
+        let mut resp = app
+            .client()
+            .get(app.url("/api/events/"))
+            .send()
+            .await
+            .expect("connect");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            resp.headers().get("content-type").unwrap(),
+            "text/event-stream"
+        );
+        app.create_film(seq, "line-1", "sse-film").await;
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = String::new();
+        let event = loop {
+            assert!(
+                Instant::now() < deadline,
+                "no event with the film within 10 s; got:\n{seen}"
+            );
+            let chunk = actix_rt::time::timeout(Duration::from_secs(10), resp.next())
+                .await
+                .expect("chunk in time")
+                .expect("stream open")
+                .expect("chunk");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(event) = seen.split("\n\n").find(|e| e.contains("sse-film")) {
+                break event.to_owned();
+            }
+        };
+        assert!(event.starts_with("event: refresh\n"), "{event}");
+        let data = event
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap();
+        let body: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(body["films"][0]["uid"], "sse-film");
+        assert_eq!(body["cursor"], "s1.f1");
+        assert!(event.contains("\nid: s1.f1\n"));
+    }
 }
 
 /// Reads an event stream until an event with `needle` arrives (10 s at most).
@@ -157,65 +158,65 @@ async fn event_with(
     }
 }
 
-#[actix_rt::test]
-async fn a_cursor_far_behind_gets_one_catch_up_page_then_the_newest_rows() {
-    let app = spawn_app().await;
-    let seq = app.create_sequence("line-1").await["id"].as_i64().unwrap();
-    for batch in 0..2 {
-        let films: Vec<Value> = (0..700)
-            .map(|i| crate::helpers::film_body(seq, "line-1", &format!("old-{batch}-{i}")))
-            .collect();
-        let (status, _) = app
-            .post_json("/api/films/batch/", &Value::Array(films))
-            .await;
-        assert_eq!(status, StatusCode::OK);
-    }
-    let mut resp = app
-        .client()
-        .get(app.url("/api/events/?cursor=s0.f0"))
-        .send()
-        .await
-        .unwrap();
-    let first = event_with(&mut resp, "event: refresh").await;
-    let data: Value = serde_json::from_str(
-        first
-            .lines()
-            .find_map(|l| l.strip_prefix("data: "))
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(data["films"].as_array().unwrap().len(), 500, "one page");
-    assert_eq!(
-        data["cursor"], "s1.f1400",
-        "then the newest rows, not the history"
-    );
-    app.create_film(seq, "line-1", "new-after-catch-up").await;
-    let next = event_with(&mut resp, "new-after-catch-up").await;
-    assert!(next.contains("\"cursor\":\"s1.f1401\""), "{next}");
-}
-
-#[actix_rt::test]
-async fn event_streams_are_capped_with_a_json_503() {
-    let app = spawn_app().await;
-    let mut open = Vec::new();
-    for _ in 0..filmgate_web::routes::events::MAX_CLIENTS {
-        let resp = app
+on_both_backends! {
+    async fn a_cursor_far_behind_gets_one_catch_up_page_then_the_newest_rows(app) {
+        let seq = app.create_sequence("line-1").await["id"].as_i64().unwrap();
+        for batch in 0..2 {
+            let films: Vec<Value> = (0..700)
+                .map(|i| crate::helpers::film_body(seq, "line-1", &format!("old-{batch}-{i}")))
+                .collect();
+            let (status, _) = app
+                .post_json("/api/films/batch/", &Value::Array(films))
+                .await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let mut resp = app
             .client()
-            .get(app.url("/api/events/"))
+            .get(app.url("/api/events/?cursor=s0.f0"))
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        open.push(resp);
+        let first = event_with(&mut resp, "event: refresh").await;
+        let data: Value = serde_json::from_str(
+            first
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(data["films"].as_array().unwrap().len(), 500, "one page");
+        assert_eq!(
+            data["cursor"], "s1.f1400",
+            "then the newest rows, not the history"
+        );
+        app.create_film(seq, "line-1", "new-after-catch-up").await;
+        let next = event_with(&mut resp, "new-after-catch-up").await;
+        assert!(next.contains("\"cursor\":\"s1.f1401\""), "{next}");
     }
-    let (status, body) = app.get_json("/api/events/").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        body["error"].as_str().unwrap().contains("/api/refresh/"),
-        "{body}"
-    );
-    open.pop();
-    wait_for_slot(&app).await;
+}
+
+on_both_backends! {
+    async fn event_streams_are_capped_with_a_json_503(app) {
+        let mut open = Vec::new();
+        for _ in 0..filmgate_web::routes::events::MAX_CLIENTS {
+            let resp = app
+                .client()
+                .get(app.url("/api/events/"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            open.push(resp);
+        }
+        let (status, body) = app.get_json("/api/events/").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body["error"].as_str().unwrap().contains("/api/refresh/"),
+            "{body}"
+        );
+        open.pop();
+        wait_for_slot(&app).await;
+    }
 }
 
 /// A closed stream frees its slot (the server notices the close on its next write).

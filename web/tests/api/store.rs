@@ -1,28 +1,26 @@
 //! The records store's durability: what a 201 promises, and what survives a reopen.
 
-use crate::helpers::{film_body, spawn_app};
+use crate::helpers::film_body;
+use crate::on_both_backends;
 use awc::http::StatusCode;
 use filmgate_web::RecordsStore;
 use filmgate_web::records::{ListFilter, NewSequence, Saved};
 
-#[actix_rt::test]
-async fn a_201_film_is_already_committed_when_the_answer_arrives() {
-    let app = spawn_app().await;
-    let seq = app.create_sequence("line-1").await["id"].as_i64().unwrap();
-    for i in 0..20 {
-        let uid = format!("committed-{i}");
-        let (status, _) = app
-            .post_json("/api/films/", &film_body(seq, "line-1", &uid))
-            .await;
-        assert_eq!(status, StatusCode::CREATED);
-        // A separate connection sees only committed rows.
-        let conn = rusqlite::Connection::open(&app.db_path).unwrap();
-        let n: i64 = conn
-            .query_row("SELECT COUNT(*) FROM films WHERE uid = ?1", [&uid], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(n, 1, "{uid} answered 201 before its commit");
+on_both_backends! {
+    async fn a_201_film_is_already_committed_when_the_answer_arrives(app) {
+        let seq = app.create_sequence("line-1").await["id"].as_i64().unwrap();
+        for i in 0..20 {
+            let uid = format!("committed-{i}");
+            let (status, _) = app
+                .post_json("/api/films/", &film_body(seq, "line-1", &uid))
+                .await;
+            assert_eq!(status, StatusCode::CREATED);
+            assert_eq!(
+                app.committed_films(&uid),
+                1,
+                "{uid} answered 201 before its commit"
+            );
+        }
     }
 }
 
@@ -31,7 +29,7 @@ async fn a_reopened_store_has_its_rows_counts_and_ids() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("records.sqlite3");
     {
-        let store = RecordsStore::open(&path).unwrap();
+        let store = RecordsStore::open_sqlite(&path).unwrap();
         let saved = store
             .create_sequence(NewSequence {
                 uid: "s".into(),
@@ -53,7 +51,7 @@ async fn a_reopened_store_has_its_rows_counts_and_ids() {
             .collect();
         store.create_films(films).await.unwrap();
     }
-    let store = RecordsStore::open(&path).unwrap();
+    let store = RecordsStore::open_sqlite(&path).unwrap();
     assert_eq!(store.films_total(), 3);
     assert_eq!(store.sequences_total(), 1);
     assert_eq!(store.latest_ids(), (1, 3));
@@ -73,7 +71,7 @@ async fn an_unwritable_records_path_is_a_clear_open_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"not a directory").unwrap();
-    let err = RecordsStore::open(&file.join("records.sqlite3"))
+    let err = RecordsStore::open_sqlite(&file.join("records.sqlite3"))
         .err()
         .expect("open must fail");
     let text = err.to_string();

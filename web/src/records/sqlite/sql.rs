@@ -1,12 +1,15 @@
-//! The records store's SQL: schema, the inserts one group commit runs, and the list queries.
+//! The SQLite records store's SQL: schema, the inserts one group commit runs, and the list
+//! queries.
 //! Plain functions over a [`rusqlite::Connection`] (no threads, no actix), with bound
 //! parameters only.
 
-use super::input::{NewFilm, NewSequence};
+use crate::records::{
+    Counts, FilmRejected, FilmRow, ListFilter, NewFilm, NewSequence, Saved, SequenceRow,
+    WriteAnswer, WriteOp,
+};
 use filmgate_actors::record::{now_ms, rfc3339_ms};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
-use serde::Serialize;
 use serde_json::Value;
 
 /// Tables and the indexes the list queries rely on: `films(sequence, id)` and
@@ -34,89 +37,6 @@ CREATE INDEX IF NOT EXISTS films_source_id ON films(source, id);
 CREATE INDEX IF NOT EXISTS sequences_source_id ON sequences(source, id);
 ";
 
-/// A sequence row as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SequenceRow {
-    pub id: i64,
-    pub uid: String,
-    pub source: String,
-    pub key: Option<String>,
-    /// RFC 3339, when the row was created.
-    pub created: String,
-}
-
-/// A film row as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FilmRow {
-    pub id: i64,
-    pub uid: String,
-    /// Id of the film's sequence row.
-    pub sequence: i64,
-    pub source: String,
-    pub received_at: String,
-    pub raw: String,
-    /// The film's fields (a JSON object).
-    pub data: Value,
-    /// RFC 3339, when the row was created.
-    pub created: String,
-}
-
-/// Whether a write created the row or found it already stored under the same uid.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Saved<T> {
-    /// New row (HTTP 201).
-    Created(T),
-    /// The uid was stored before; this is the stored row (HTTP 200).
-    Replayed(T),
-}
-
-impl<T> Saved<T> {
-    /// The row either way.
-    pub fn row(&self) -> &T {
-        match self {
-            Saved::Created(row) | Saved::Replayed(row) => row,
-        }
-    }
-
-    /// Whether the row is new.
-    pub fn is_created(&self) -> bool {
-        matches!(self, Saved::Created(_))
-    }
-}
-
-/// Why a film was not stored (a client error, per film).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum FilmRejected {
-    /// The `sequence` id names no sequence row.
-    #[error("unknown sequence {0}")]
-    UnknownSequence(i64),
-}
-
-/// One write of a group commit.
-#[derive(Debug)]
-pub enum WriteOp {
-    Sequence(NewSequence),
-    Films(Vec<NewFilm>),
-}
-
-/// The answer to one [`WriteOp`].
-#[derive(Debug)]
-pub enum WriteAnswer {
-    Sequence(Saved<SequenceRow>),
-    Films(Vec<Result<Saved<FilmRow>, FilmRejected>>),
-}
-
-/// What a committed group added, to update the in-memory counters.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct GroupAdded {
-    pub sequences: u64,
-    pub films: u64,
-    /// Highest sequence id created in the group (0 when none).
-    pub max_sequence_id: i64,
-    /// Highest film id created in the group (0 when none).
-    pub max_film_id: i64,
-}
-
 /// Opens the writer connection: WAL with `synchronous=NORMAL` (see the module doc of
 /// [`super`]), foreign keys on, schema created.
 pub fn open_writer(path: &std::path::Path) -> rusqlite::Result<Connection> {
@@ -139,16 +59,17 @@ pub fn open_reader(path: &std::path::Path) -> rusqlite::Result<Connection> {
 
 /// Runs `ops` in one transaction and commits once. Any SQL error rolls the whole group back
 /// (nothing is answered as stored unless the COMMIT succeeded).
-pub fn write_group(
+/// Also returns what the group added: the rows created and the highest ids among them.
+pub fn write_group<O: std::borrow::Borrow<WriteOp>>(
     conn: &mut Connection,
-    ops: &[WriteOp],
-) -> rusqlite::Result<(Vec<WriteAnswer>, GroupAdded)> {
+    ops: &[O],
+) -> rusqlite::Result<(Vec<WriteAnswer>, Counts)> {
     let tx = conn.transaction()?;
-    let mut added = GroupAdded::default();
+    let mut added = Counts::default();
     let mut answers = Vec::with_capacity(ops.len());
     let created = rfc3339_ms(now_ms());
     for op in ops {
-        answers.push(match op {
+        answers.push(match op.borrow() {
             WriteOp::Sequence(new) => {
                 let saved = insert_sequence(&tx, new, &created)?;
                 if let Saved::Created(row) = &saved {
@@ -297,28 +218,7 @@ pub fn film_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<FilmRow
         .optional()
 }
 
-/// Which rows a list query returns.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ListFilter {
-    /// Only rows from this source.
-    pub source: Option<String>,
-    /// Only films of this sequence id (ignored for sequences).
-    pub sequence: Option<i64>,
-    /// Only rows with a higher id, ascending; `None` lists newest first.
-    pub since_id: Option<i64>,
-    /// Page size.
-    pub limit: u64,
-    /// Rows to skip.
-    pub offset: u64,
-}
-
 impl ListFilter {
-    /// Whether the filter selects every row (the count can then come from memory).
-    pub fn is_unfiltered(&self) -> bool {
-        self.source.is_none() && self.sequence.is_none() && self.since_id.is_none()
-    }
-
-    /// `WHERE ...` text and its bound values.
     fn where_clause(&self, with_sequence: bool) -> (String, Vec<SqlValue>) {
         let mut clauses = Vec::new();
         let mut values = Vec::new();
@@ -410,11 +310,21 @@ pub fn count_sequences(conn: &Connection, filter: &ListFilter) -> rusqlite::Resu
     count(conn, "sequences", false, filter)
 }
 
-/// `(rows, highest id)` of a table, read once at open to seed the in-memory counters.
-pub fn totals(conn: &Connection, table: &str) -> rusqlite::Result<(u64, i64)> {
-    let sql = format!("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM {table}");
-    conn.query_row(&sql, [], |r| {
-        Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get(1)?))
+/// Rows and highest ids of both tables, read once at open to seed the in-memory totals.
+pub fn counts(conn: &Connection) -> rusqlite::Result<Counts> {
+    let of = |table: &str| {
+        let sql = format!("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM {table}");
+        conn.query_row(&sql, [], |r| {
+            Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, i64>(1)?))
+        })
+    };
+    let (sequences, max_sequence_id) = of("sequences")?;
+    let (films, max_film_id) = of("films")?;
+    Ok(Counts {
+        sequences,
+        films,
+        max_sequence_id,
+        max_film_id,
     })
 }
 
@@ -463,7 +373,7 @@ mod tests {
         let (answers, added) = write_group(&mut conn, &ops).unwrap();
         assert_eq!(
             added,
-            GroupAdded {
+            Counts {
                 sequences: 1,
                 films: 1,
                 max_sequence_id: 1,
@@ -554,7 +464,15 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(ids(&seq1), [5, 3, 1]);
-        assert_eq!(totals(&conn, "films").unwrap(), (6, 6));
+        assert_eq!(
+            counts(&conn).unwrap(),
+            Counts {
+                sequences: 2,
+                films: 6,
+                max_sequence_id: 2,
+                max_film_id: 6
+            }
+        );
     }
 
     #[test]

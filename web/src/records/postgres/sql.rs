@@ -1,0 +1,359 @@
+//! The PostgreSQL records store's SQL: the group commit and the list queries, as async
+//! functions over a client, with bound parameters only.
+//!
+//! Ids come from identity columns, and every writing transaction takes [`WRITE_LOCK`] before
+//! its first insert and holds it until its COMMIT. So ids are handed out in commit order on
+//! every node, and a reader that has seen id X has seen every committed row below it: the
+//! `id > X` cursor of refresh and SSE never skips a row that commits late. PostgreSQL makes a
+//! commit visible before it releases the transaction's locks, so the next writer's ids are
+//! always above every row a reader can already see.
+
+use crate::records::{
+    Counts, FilmRejected, FilmRow, ListFilter, NewFilm, NewSequence, Saved, SequenceRow,
+    WriteAnswer, WriteOp,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, Row};
+
+/// Advisory lock key every writing transaction holds (ASCII "filmgate").
+const WRITE_LOCK: i64 = 0x66696c6d67617465;
+
+/// `created` of the table or alias `t` as the API shows it: RFC 3339 in UTC with
+/// milliseconds, as on SQLite.
+fn created(t: &str) -> String {
+    format!("to_char({t}created AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+}
+
+fn sequence_columns() -> String {
+    format!("id, uid, source, key, {}", created(""))
+}
+
+/// The film columns [`film_from_row`] reads, of the table or alias `t` (`""` or `"old."`).
+fn film_columns(t: &str) -> String {
+    format!(
+        "{t}id, {t}uid, {t}sequence, {t}source, {t}received_at, {t}raw, {t}data::text, {}",
+        created(t)
+    )
+}
+
+fn sequence_from_row(r: &Row) -> SequenceRow {
+    SequenceRow {
+        id: r.get(0),
+        uid: r.get(1),
+        source: r.get(2),
+        key: r.get(3),
+        created: r.get(4),
+    }
+}
+
+/// A film from the columns of [`film_columns`] starting at `at`.
+fn film_from_row(r: &Row, at: usize) -> FilmRow {
+    let data_text: String = r.get(at + 6);
+    FilmRow {
+        id: r.get(at),
+        uid: r.get(at + 1),
+        sequence: r.get(at + 2),
+        source: r.get(at + 3),
+        received_at: r.get(at + 4),
+        raw: r.get(at + 5),
+        data: serde_json::from_str(&data_text).unwrap_or(Value::String(data_text)),
+        created: r.get(at + 7),
+    }
+}
+
+/// Runs `ops` in one transaction holding [`WRITE_LOCK`] and commits once. Any error rolls the
+/// whole group back. Returns the answers and the totals after the commit.
+pub async fn write_group(
+    client: &mut tokio_postgres::Client,
+    ops: &[&WriteOp],
+) -> Result<(Vec<WriteAnswer>, Counts), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        .await?;
+    let mut answers = Vec::with_capacity(ops.len());
+    let mut added = Counts::default();
+    for op in ops {
+        answers.push(match op {
+            WriteOp::Sequence(new) => {
+                let saved = insert_sequence(&tx, new).await?;
+                if let Saved::Created(row) = &saved {
+                    added.sequences += 1;
+                    added.max_sequence_id = added.max_sequence_id.max(row.id);
+                }
+                WriteAnswer::Sequence(saved)
+            }
+            WriteOp::Films(films) => {
+                let results = insert_films(&tx, films).await?;
+                for result in &results {
+                    if let Ok(Saved::Created(row)) = result {
+                        added.films += 1;
+                        added.max_film_id = added.max_film_id.max(row.id);
+                    }
+                }
+                WriteAnswer::Films(results)
+            }
+        });
+    }
+    let totals = tx
+        .query_one(
+            "UPDATE records_totals SET
+                sequences = sequences + $1,
+                films = films + $2,
+                max_sequence_id = GREATEST(max_sequence_id, $3),
+                max_film_id = GREATEST(max_film_id, $4)
+             RETURNING sequences, films, max_sequence_id, max_film_id",
+            &[
+                &(added.sequences as i64),
+                &(added.films as i64),
+                &added.max_sequence_id,
+                &added.max_film_id,
+            ],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok((answers, counts_from_row(&totals)))
+}
+
+/// The committed totals.
+pub async fn counts(client: &impl GenericClient) -> Result<Counts, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT sequences, films, max_sequence_id, max_film_id FROM records_totals",
+            &[],
+        )
+        .await?;
+    Ok(counts_from_row(&row))
+}
+
+fn counts_from_row(row: &Row) -> Counts {
+    Counts {
+        sequences: row.get::<_, i64>(0).max(0) as u64,
+        films: row.get::<_, i64>(1).max(0) as u64,
+        max_sequence_id: row.get(2),
+        max_film_id: row.get(3),
+    }
+}
+
+/// Inserts a sequence, or returns the stored one with the same uid.
+async fn insert_sequence(
+    client: &impl GenericClient,
+    new: &NewSequence,
+) -> Result<Saved<SequenceRow>, tokio_postgres::Error> {
+    let inserted = client
+        .query_opt(
+            &format!(
+                "INSERT INTO sequences (uid, source, key) VALUES ($1, $2, $3)
+                 ON CONFLICT (uid) DO NOTHING RETURNING {}",
+                sequence_columns()
+            ),
+            &[&new.uid, &new.source, &new.key],
+        )
+        .await?;
+    if let Some(row) = inserted {
+        return Ok(Saved::Created(sequence_from_row(&row)));
+    }
+    let stored = client
+        .query_one(
+            &format!(
+                "SELECT {} FROM sequences WHERE uid = $1",
+                sequence_columns()
+            ),
+            &[&new.uid],
+        )
+        .await?;
+    Ok(Saved::Replayed(sequence_from_row(&stored)))
+}
+
+/// Inserts films in one statement (one round trip however many), answering per film in
+/// order exactly as inserting them one by one would: a uid stored before, or earlier in the
+/// same list, is a replay (even with another sequence); else an unknown sequence is rejected.
+async fn insert_films(
+    client: &impl GenericClient,
+    films: &[NewFilm],
+) -> Result<Vec<Result<Saved<FilmRow>, FilmRejected>>, tokio_postgres::Error> {
+    let column = |f: fn(&NewFilm) -> &str| films.iter().map(f).collect::<Vec<&str>>();
+    let uids = column(|f| &f.uid);
+    let sources = column(|f| &f.source);
+    let received = column(|f| &f.received_at);
+    let raws = column(|f| &f.raw);
+    let sequences: Vec<i64> = films.iter().map(|f| f.sequence).collect();
+    let data: Vec<String> = films
+        .iter()
+        .map(|f| serde_json::to_string(&f.data).unwrap_or_else(|_| "{}".into()))
+        .collect();
+    // `input` numbers the films; `ins` inserts, in that order, each film whose sequence
+    // exists, skipping uids already stored; the answer lists the inserted rows (kind 0), then
+    // per input film whether its sequence exists and the row its uid had before (kind 1).
+    let sql = format!(
+        "WITH input AS (
+            SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                                 $6::text[])
+                WITH ORDINALITY AS t (uid, sequence, source, received_at, raw, data, ord)
+         ), ins AS (
+            INSERT INTO films (uid, sequence, source, received_at, raw, data)
+            SELECT uid, sequence, source, received_at, raw, data::json FROM input
+            WHERE EXISTS (SELECT 1 FROM sequences s WHERE s.id = input.sequence)
+            ORDER BY ord
+            ON CONFLICT (uid) DO NOTHING
+            RETURNING *
+         )
+         SELECT 0, 0::bigint, true, {} FROM ins
+         UNION ALL
+         SELECT 1, input.ord,
+                EXISTS (SELECT 1 FROM sequences s WHERE s.id = input.sequence),
+                {}
+         FROM input LEFT JOIN films old ON old.uid = input.uid",
+        film_columns("ins."),
+        film_columns("old.")
+    );
+    let params: [&(dyn ToSql + Sync); 6] = [&uids, &sequences, &sources, &received, &raws, &data];
+    let rows = client.query(&sql, &params).await?;
+    let mut inserted: HashMap<String, FilmRow> = HashMap::new();
+    let mut before: Vec<(bool, Option<FilmRow>)> = vec![(false, None); films.len()];
+    for row in &rows {
+        let kind: i32 = row.get(0);
+        if kind == 0 {
+            let film = film_from_row(row, 3);
+            inserted.insert(film.uid.clone(), film);
+        } else {
+            let ord: i64 = row.get(1);
+            let old = row.get::<_, Option<i64>>(3).map(|_| film_from_row(row, 3));
+            before[(ord - 1) as usize] = (row.get(2), old);
+        }
+    }
+    // Replays of a film created earlier in this list.
+    let mut created_here: HashMap<&str, FilmRow> = HashMap::new();
+    let mut results = Vec::with_capacity(films.len());
+    for (film, (known, old)) in films.iter().zip(before) {
+        results.push(if let Some(old) = old {
+            Ok(Saved::Replayed(old))
+        } else if let Some(row) = created_here.get(film.uid.as_str()) {
+            Ok(Saved::Replayed(row.clone()))
+        } else if let (true, Some(row)) = (known, inserted.remove(&film.uid)) {
+            created_here.insert(&film.uid, row.clone());
+            Ok(Saved::Created(row))
+        } else {
+            Err(FilmRejected::UnknownSequence(film.sequence))
+        });
+    }
+    Ok(results)
+}
+
+pub async fn film_by_id(
+    client: &impl GenericClient,
+    id: i64,
+) -> Result<Option<FilmRow>, tokio_postgres::Error> {
+    let sql = format!("SELECT {} FROM films WHERE id = $1", film_columns(""));
+    Ok(client
+        .query_opt(&sql, &[&id])
+        .await?
+        .map(|r| film_from_row(&r, 0)))
+}
+
+pub async fn sequence_by_id(
+    client: &impl GenericClient,
+    id: i64,
+) -> Result<Option<SequenceRow>, tokio_postgres::Error> {
+    let sql = format!("SELECT {} FROM sequences WHERE id = $1", sequence_columns());
+    Ok(client
+        .query_opt(&sql, &[&id])
+        .await?
+        .map(|r| sequence_from_row(&r)))
+}
+
+/// `WHERE ...` text of a list filter and its bound values (`$1`, `$2`, ... in order).
+fn where_clause(
+    filter: &ListFilter,
+    with_sequence: bool,
+) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
+    let mut clauses = Vec::new();
+    let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    if let Some(source) = &filter.source {
+        values.push(Box::new(source.clone()));
+        clauses.push(format!("source = ${}", values.len()));
+    }
+    if let (true, Some(seq)) = (with_sequence, filter.sequence) {
+        values.push(Box::new(seq));
+        clauses.push(format!("sequence = ${}", values.len()));
+    }
+    if let Some(since) = filter.since_id {
+        values.push(Box::new(since));
+        clauses.push(format!("id > ${}", values.len()));
+    }
+    let text = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    (text, values)
+}
+
+async fn page(
+    client: &impl GenericClient,
+    table: &str,
+    columns: &str,
+    with_sequence: bool,
+    filter: &ListFilter,
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let (clause, mut values) = where_clause(filter, with_sequence);
+    values.push(Box::new(filter.limit.min(i64::MAX as u64) as i64));
+    values.push(Box::new(filter.offset.min(i64::MAX as u64) as i64));
+    let order = if filter.since_id.is_some() {
+        "ASC"
+    } else {
+        "DESC"
+    };
+    let sql = format!(
+        "SELECT {columns} FROM {table} {clause} ORDER BY id {order} LIMIT ${} OFFSET ${}",
+        values.len() - 1,
+        values.len()
+    );
+    let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as _).collect();
+    client.query(&sql, &params).await
+}
+
+async fn count(
+    client: &impl GenericClient,
+    table: &str,
+    with_sequence: bool,
+    filter: &ListFilter,
+) -> Result<u64, tokio_postgres::Error> {
+    let (clause, values) = where_clause(filter, with_sequence);
+    let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as _).collect();
+    let row = client
+        .query_one(&format!("SELECT COUNT(*) FROM {table} {clause}"), &params)
+        .await?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
+}
+
+pub async fn list_films(
+    client: &impl GenericClient,
+    filter: &ListFilter,
+) -> Result<Vec<FilmRow>, tokio_postgres::Error> {
+    let rows = page(client, "films", &film_columns(""), true, filter).await?;
+    Ok(rows.iter().map(|r| film_from_row(r, 0)).collect())
+}
+
+pub async fn count_films(
+    client: &impl GenericClient,
+    filter: &ListFilter,
+) -> Result<u64, tokio_postgres::Error> {
+    count(client, "films", true, filter).await
+}
+
+pub async fn list_sequences(
+    client: &impl GenericClient,
+    filter: &ListFilter,
+) -> Result<Vec<SequenceRow>, tokio_postgres::Error> {
+    let rows = page(client, "sequences", &sequence_columns(), false, filter).await?;
+    Ok(rows.iter().map(sequence_from_row).collect())
+}
+
+pub async fn count_sequences(
+    client: &impl GenericClient,
+    filter: &ListFilter,
+) -> Result<u64, tokio_postgres::Error> {
+    count(client, "sequences", false, filter).await
+}
