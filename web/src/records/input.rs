@@ -12,6 +12,10 @@ pub const MAX_UID_CHARS: usize = 128;
 /// Film body keys that are row columns; in the flat shape every other key is a data field.
 const FILM_COLUMNS: [&str; 6] = ["uid", "sequence", "source", "received_at", "raw", "data"];
 
+/// DRF's message for a text field holding U+0000, which it refuses (so does PostgreSQL's
+/// `text`); the same on both backends.
+const NUL_MESSAGE: &str = "Null characters are not allowed.";
+
 /// Read-only row fields a client may echo back; ignored on input, as DRF ignores them.
 const READ_ONLY: [&str; 2] = ["id", "created"];
 
@@ -86,6 +90,10 @@ pub fn parse_sequence(body: Value, header_uid: Option<&str>) -> Result<NewSequen
     let key = match obj.remove("key") {
         None | Some(Value::Null) => None,
         Some(v) => match text_of(&v) {
+            Some(t) if t.contains('\0') => {
+                errors.add("key", NUL_MESSAGE);
+                None
+            }
             Some(t) => Some(t),
             None => {
                 errors.add("key", "Not a valid string.");
@@ -133,10 +141,17 @@ pub fn parse_film(body: Value, header_uid: Option<&str>) -> Result<NewFilm, Fiel
             errors.add("raw", "This field is required.");
             None
         }
-        Some(v) => text_of(&v).or_else(|| {
-            errors.add("raw", "Not a valid string.");
-            None
-        }),
+        Some(v) => match text_of(&v) {
+            Some(t) if t.contains('\0') => {
+                errors.add("raw", NUL_MESSAGE);
+                None
+            }
+            Some(t) => Some(t),
+            None => {
+                errors.add("raw", "Not a valid string.");
+                None
+            }
+        },
     };
     let mut data = match obj.remove("data") {
         None | Some(Value::Null) => Map::new(),
@@ -268,6 +283,9 @@ fn take_uid(
     if uid.trim().is_empty() {
         errors.add("uid", "This field may not be blank.");
         None
+    } else if uid.contains('\0') {
+        errors.add("uid", NUL_MESSAGE);
+        None
     } else if uid.chars().count() > MAX_UID_CHARS {
         errors.add(
             "uid",
@@ -292,6 +310,10 @@ fn take_required_text(
         Some(v) => match text_of(&v) {
             Some(t) if t.is_empty() => {
                 errors.add(field, "This field may not be blank.");
+                None
+            }
+            Some(t) if t.contains('\0') => {
+                errors.add(field, NUL_MESSAGE);
                 None
             }
             Some(t) => Some(t),
@@ -432,6 +454,18 @@ mod tests {
         assert!(parse_sequence(json!({"uid": " ", "source": "s"}), None).is_err());
         let long = "x".repeat(MAX_UID_CHARS + 1);
         assert!(parse_sequence(json!({"uid": long, "source": "s"}), None).is_err());
+    }
+
+    #[test]
+    fn null_characters_in_text_fields_are_refused_like_drf() {
+        let body = json!({"uid": "u\u{0}", "sequence": 1, "source": "a\u{0}",
+                          "received_at": "t", "raw": "x\u{0}y", "data": {"k": "v\u{0}"}});
+        let errors = parse_film(body, None).unwrap_err();
+        for field in ["uid", "source", "raw"] {
+            assert_eq!(errors.fields[field], [NUL_MESSAGE], "{field}");
+        }
+        let errors = parse_sequence(json!({"source": "s", "key": "\u{0}"}), None).unwrap_err();
+        assert_eq!(errors.fields["key"], [NUL_MESSAGE]);
     }
 
     #[test]

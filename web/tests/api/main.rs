@@ -3,6 +3,7 @@
 //! serial link on a pseudo-terminal), driven over HTTP with awc.
 
 mod auth;
+mod backends;
 mod fuzz;
 mod guard;
 mod helpers;

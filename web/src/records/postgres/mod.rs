@@ -287,8 +287,7 @@ async fn run_writer(pool: Pool, mut rx: mpsc::Receiver<WriteJob>, totals: Arc<To
                 .map(|(answers, counts)| {
                     totals.raise(counts);
                     answers
-                })
-                .map_err(RecordsError::from),
+                }),
             Err(e) => Err(pool_error(e)),
         };
         drop(ops);

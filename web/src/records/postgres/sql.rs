@@ -9,8 +9,8 @@
 //! always above every row a reader can already see.
 
 use crate::records::{
-    Counts, FilmRejected, FilmRow, ListFilter, NewFilm, NewSequence, Saved, SequenceRow,
-    WriteAnswer, WriteOp,
+    Counts, FilmRejected, FilmRow, ListFilter, NewFilm, NewSequence, RecordsError, Saved,
+    SequenceRow, WriteAnswer, WriteOp,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -68,7 +68,7 @@ fn film_from_row(r: &Row, at: usize) -> FilmRow {
 pub async fn write_group(
     client: &mut tokio_postgres::Client,
     ops: &[&WriteOp],
-) -> Result<(Vec<WriteAnswer>, Counts), tokio_postgres::Error> {
+) -> Result<(Vec<WriteAnswer>, Counts), RecordsError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
         .await?;
@@ -136,34 +136,32 @@ fn counts_from_row(row: &Row) -> Counts {
     }
 }
 
-/// Inserts a sequence, or returns the stored one with the same uid.
+/// Inserts a sequence, or returns the stored one with the same uid. Looking first (under
+/// [`WRITE_LOCK`] nobody can insert in between) means a replay never takes an id, so ids have
+/// no gaps and match SQLite's for the same requests.
 async fn insert_sequence(
     client: &impl GenericClient,
     new: &NewSequence,
 ) -> Result<Saved<SequenceRow>, tokio_postgres::Error> {
-    let inserted = client
+    let columns = sequence_columns();
+    let stored = client
         .query_opt(
+            &format!("SELECT {columns} FROM sequences WHERE uid = $1"),
+            &[&new.uid],
+        )
+        .await?;
+    if let Some(row) = stored {
+        return Ok(Saved::Replayed(sequence_from_row(&row)));
+    }
+    let row = client
+        .query_one(
             &format!(
-                "INSERT INTO sequences (uid, source, key) VALUES ($1, $2, $3)
-                 ON CONFLICT (uid) DO NOTHING RETURNING {}",
-                sequence_columns()
+                "INSERT INTO sequences (uid, source, key) VALUES ($1, $2, $3) RETURNING {columns}"
             ),
             &[&new.uid, &new.source, &new.key],
         )
         .await?;
-    if let Some(row) = inserted {
-        return Ok(Saved::Created(sequence_from_row(&row)));
-    }
-    let stored = client
-        .query_one(
-            &format!(
-                "SELECT {} FROM sequences WHERE uid = $1",
-                sequence_columns()
-            ),
-            &[&new.uid],
-        )
-        .await?;
-    Ok(Saved::Replayed(sequence_from_row(&stored)))
+    Ok(Saved::Created(sequence_from_row(&row)))
 }
 
 /// Inserts films in one statement (one round trip however many), answering per film in
@@ -172,7 +170,7 @@ async fn insert_sequence(
 async fn insert_films(
     client: &impl GenericClient,
     films: &[NewFilm],
-) -> Result<Vec<Result<Saved<FilmRow>, FilmRejected>>, tokio_postgres::Error> {
+) -> Result<Vec<Result<Saved<FilmRow>, FilmRejected>>, RecordsError> {
     let column = |f: fn(&NewFilm) -> &str| films.iter().map(f).collect::<Vec<&str>>();
     let uids = column(|f| &f.uid);
     let sources = column(|f| &f.source);
@@ -183,9 +181,10 @@ async fn insert_films(
         .iter()
         .map(|f| serde_json::to_string(&f.data).unwrap_or_else(|_| "{}".into()))
         .collect();
-    // `input` numbers the films; `ins` inserts, in that order, each film whose sequence
-    // exists, skipping uids already stored; the answer lists the inserted rows (kind 0), then
-    // per input film whether its sequence exists and the row its uid had before (kind 1).
+    // `input` numbers the films; `ins` inserts, in that order, the first film of each uid not
+    // stored yet whose sequence exists (so no id is spent on a replay); the answer lists the
+    // inserted rows (kind 0), then per input film whether its sequence exists and the row
+    // its uid had before (kind 1).
     let sql = format!(
         "WITH input AS (
             SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
@@ -193,10 +192,13 @@ async fn insert_films(
                 WITH ORDINALITY AS t (uid, sequence, source, received_at, raw, data, ord)
          ), ins AS (
             INSERT INTO films (uid, sequence, source, received_at, raw, data)
-            SELECT uid, sequence, source, received_at, raw, data::json FROM input
-            WHERE EXISTS (SELECT 1 FROM sequences s WHERE s.id = input.sequence)
+            SELECT uid, sequence, source, received_at, raw, data::json FROM (
+                SELECT DISTINCT ON (uid) * FROM input
+                WHERE EXISTS (SELECT 1 FROM sequences s WHERE s.id = input.sequence)
+                  AND NOT EXISTS (SELECT 1 FROM films f WHERE f.uid = input.uid)
+                ORDER BY uid, ord
+            ) AS first_of_uid
             ORDER BY ord
-            ON CONFLICT (uid) DO NOTHING
             RETURNING *
          )
          SELECT 0, 0::bigint, true, {} FROM ins
@@ -231,7 +233,12 @@ async fn insert_films(
             Ok(Saved::Replayed(old))
         } else if let Some(row) = created_here.get(film.uid.as_str()) {
             Ok(Saved::Replayed(row.clone()))
-        } else if let (true, Some(row)) = (known, inserted.remove(&film.uid)) {
+        } else if known {
+            // Under the lock nothing else inserts: every new uid with a known sequence was
+            // inserted by this statement.
+            let row = inserted.remove(&film.uid).ok_or_else(|| {
+                RecordsError::Store(format!("film {} was neither stored nor inserted", film.uid))
+            })?;
             created_here.insert(&film.uid, row.clone());
             Ok(Saved::Created(row))
         } else {
