@@ -312,6 +312,22 @@ mod tests {
             "{shown}"
         );
         assert_eq!(redact_url("http://h/api/"), "http://h/api/");
+        assert_eq!(redact_url("postgres://gw@h/db"), "postgres://gw@h/db");
+    }
+
+    #[test]
+    fn a_password_in_records_db_is_redacted() {
+        let s = load(
+            "[web]\nrecords_db = \"postgres://gw:s3cret@db.plant:5432/records\"\n",
+            &[],
+        )
+        .unwrap();
+        let shown = s.redacted_toml();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("postgres://gw:<redacted>@db.plant:5432/records"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -446,6 +462,16 @@ mod tests {
             key_of("[web]\nrecords_db = \"q.db\"\n[queue]\npath = \"q.db\"\n"),
             "web.records_db"
         );
+        for bad in [
+            "postgres://gw:s3cret@db:port/records",
+            "mysql://db/records",
+            "",
+        ] {
+            let text = format!("[web]\nrecords_db = \"{bad}\"\n");
+            assert_eq!(key_of(&text), "web.records_db", "{bad}");
+            let message = load(&text, &[]).unwrap_err().to_string();
+            assert!(!message.contains("s3cret"), "{message}");
+        }
         let two = format!(
             "{}{}",
             link(""),

@@ -7,6 +7,7 @@ mod cli;
 mod dashboard;
 mod delivery;
 mod disk;
+mod fleet;
 mod helpers;
 mod integrity;
 mod kill;

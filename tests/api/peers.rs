@@ -1,11 +1,14 @@
 //! Real servers the tests post to, as plants run them: Django REST Framework (`runserver` and
-//! gunicorn, from `tests/django` in the venv `tests/peers.sh` makes), nginx, and a test CA made
-//! with the openssl command. Each runs in the test's temp dir and is stopped when dropped.
+//! gunicorn, from `tests/django` in the venv `tests/peers.sh` makes), nginx, PostgreSQL, and a
+//! test CA made with the openssl command. Each runs in the test's temp dir and is stopped when dropped.
 
 use crate::helpers::*;
 #[path = "../support/nginx.rs"]
 mod nginx;
 pub use nginx::Nginx;
+#[path = "../support/postgres.rs"]
+mod postgres;
+pub use postgres::Postgres;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,265 @@
+//! The records service as a fleet (SPEC §9): several filmgate nodes on one PostgreSQL database
+//! behind nginx, line gateways posting to it through their serial links, and the failures a
+//! fleet meets: a node killed mid-flood, the database restarted.
+
+use crate::helpers::*;
+use crate::peers::{Nginx, Postgres};
+use filmgate::config::Settings;
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// How long a fleet test may take to settle after its last line (a debug build of five
+/// processes on two cores).
+const SETTLE: Duration = Duration::from_secs(120);
+
+/// A records node: no serial link, its rows in `url`.
+fn node_settings(dir: &Path, url: &str) -> Settings {
+    let mut s = test_settings(dir, None, None);
+    s.web.records_db = url.to_owned();
+    s
+}
+
+/// A line gateway: link `name` on a pty, posting to `base_url` in batches of `batch_size`.
+fn gateway_settings(dir: &Path, name: &str, base_url: &str, batch_size: usize) -> Settings {
+    let mut s = test_settings(dir, Some(&device_link(dir)), Some(base_url));
+    s.serial[0].name = name.into();
+    s.upstream.batch_size = batch_size;
+    s
+}
+
+/// Writes `films` lines of lots of 25 (`<prefix>-<lot>`) the way a line does: ten records at a
+/// time, a short pause between. Returns the lines without their delimiter.
+fn write_line(
+    mut pty: filmgate_actors::serial::pty::Pty,
+    prefix: String,
+    films: u64,
+) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let lines: Vec<String> = (1..=films)
+            .map(|n| film_line(&format!("{prefix}-{}", (n - 1) / 25), n))
+            .collect();
+        for chunk in lines.chunks(10) {
+            pty.write_all(chunk.concat().as_bytes()).expect("pty write");
+            std::thread::sleep(Duration::from_millis(15));
+        }
+        lines
+            .into_iter()
+            .map(|l| l.trim_end_matches('\r').to_owned())
+            .collect()
+    })
+}
+
+/// Films stored in the database.
+fn stored_films(pg: &Postgres) -> u64 {
+    pg.psql("records", "SELECT count(*) FROM films")
+        .parse()
+        .unwrap_or(0)
+}
+
+/// `source -> raws` of every stored film, each raw as often as it is stored.
+fn stored_raws(pg: &Postgres) -> HashMap<String, Vec<String>> {
+    let mut by_source: HashMap<String, Vec<String>> = HashMap::new();
+    let rows = pg.psql(
+        "records",
+        "SELECT source || '|' || raw FROM films ORDER BY id",
+    );
+    for row in rows.lines() {
+        let (source, raw) = row.split_once('|').unwrap();
+        by_source.entry(source.into()).or_default().push(raw.into());
+    }
+    by_source
+}
+
+/// Follows `/api/refresh/` from the start, as a dashboard or a reporting client does, until
+/// its cursor has passed film id `until` (0 until the test knows the last id); returns
+/// `(id, uid)` of every film in the order seen.
+async fn follow_refresh(origin: String, until: Arc<AtomicI64>) -> Vec<(i64, String)> {
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let mut cursor = "s0.f0".to_owned();
+    let mut seen = Vec::new();
+    loop {
+        let last = until.load(Ordering::Relaxed);
+        if last > 0 && seen.last().is_some_and(|(id, _)| *id >= last) {
+            return seen;
+        }
+        let answer: Option<Value> = async {
+            let mut res = client
+                .get(format!("{origin}/api/refresh/?cursor={cursor}"))
+                .send()
+                .await
+                .ok()?;
+            if !res.status().is_success() {
+                return None;
+            }
+            res.json().limit(64 << 20).await.ok()
+        }
+        .await;
+        let Some(page) = answer else {
+            // A node down or restarting: ask again shortly.
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        // Asking again at once when nothing is new keeps a read in flight all the time, so
+        // a row committed late (after a higher id) is read past if the cursor allows it.
+        for film in page["films"].as_array().unwrap() {
+            seen.push((
+                film["id"].as_i64().unwrap(),
+                film["uid"].as_str().unwrap().to_owned(),
+            ));
+        }
+        cursor = page["cursor"].as_str().unwrap().to_owned();
+    }
+}
+
+#[actix_rt::test]
+async fn three_lines_two_nodes_one_database_a_node_killed_mid_flood() {
+    const FILMS: u64 = 600;
+    let dir = temp_dir();
+    let pg = Postgres::start();
+    let url = pg.create_database("records");
+    let mut nodes: Vec<Gateway> = (0..2)
+        .map(|i| {
+            let node_dir = dir.path().join(format!("node-{i}"));
+            std::fs::create_dir_all(&node_dir).unwrap();
+            Gateway::launch(&node_dir, &node_settings(&node_dir, &url))
+        })
+        .collect();
+    for node in &nodes {
+        node.wait_answering().await;
+    }
+    let upstreams: String = nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "server {} max_fails=1 fail_timeout=1s; ",
+                n.address.trim_start_matches("http://")
+            )
+        })
+        .collect();
+    // Every post names its uid, so a retry on the other node is a replay: safe to pass even
+    // POSTs on (`non_idempotent`).
+    let (_nginx, port) = Nginx::start(
+        &dir.path().join("nginx"),
+        &format!(
+            "upstream records {{ {upstreams} keepalive 16; }}
+             server {{ listen 127.0.0.1:PORT;
+               location / {{ proxy_pass http://records; proxy_http_version 1.1;
+                 proxy_set_header Connection \"\"; proxy_set_header Host $host;
+                 proxy_next_upstream error timeout http_502 non_idempotent; }} }}"
+        ),
+    )
+    .await;
+    let origin = format!("http://127.0.0.1:{port}");
+    let last_id = Arc::new(AtomicI64::new(0));
+    // One follower through nginx (either node), one on the node that stays up.
+    let followers = [origin.clone(), nodes[1].address.clone()]
+        .map(|at| actix_rt::spawn(follow_refresh(at, last_id.clone())));
+
+    let mut gateways = Vec::new();
+    let mut writers = Vec::new();
+    for (i, batch_size) in [1, 10, 50].into_iter().enumerate() {
+        let gw_dir = dir.path().join(format!("line-{i}"));
+        std::fs::create_dir_all(&gw_dir).unwrap();
+        let pty = pty_behind(&device_link(&gw_dir));
+        let settings = gateway_settings(
+            &gw_dir,
+            &format!("line-{i}"),
+            &format!("{origin}/api/"),
+            batch_size,
+        );
+        let gateway = Gateway::launch(&gw_dir, &settings);
+        gateway.wait_link_up().await;
+        writers.push(write_line(pty, format!("L{i}"), FILMS));
+        gateways.push(gateway);
+    }
+
+    wait_for(SETTLE, "150 films stored", async || {
+        (stored_films(&pg) >= 150).then_some(())
+    })
+    .await;
+    let killed_at = stored_films(&pg);
+    nodes[0].stop(Signal::SIGKILL);
+    wait_for(SETTLE, "films stored through the other node", async || {
+        (stored_films(&pg) >= killed_at + 150).then_some(())
+    })
+    .await;
+    let config = dir.path().join("node-0/filmgate.toml");
+    nodes[0] = Gateway::start(&config, &nodes[0].address.clone());
+    nodes[0].wait_answering().await;
+
+    let mut emitted: HashMap<String, Vec<String>> = HashMap::new();
+    for (i, writer) in writers.into_iter().enumerate() {
+        emitted.insert(format!("line-{i}"), writer.join().unwrap());
+    }
+    for gateway in &gateways {
+        wait_for(SETTLE, "the line read and its queue drained", async || {
+            let links = gateway.get_json("/api/links/").await?;
+            let stats = gateway.get_json("/api/queue/stats").await?;
+            let read = links[0]["frames_read"] == FILMS;
+            (read && stats["pending"] == 0 && stats["in_flight"] == 0).then_some(())
+        })
+        .await;
+        let stats = gateway.get_json("/api/queue/stats").await.unwrap();
+        assert_eq!(stats["dead"], 0, "{stats}");
+    }
+
+    // Every emitted line stored exactly once, under its own line, nothing else.
+    let mut stored = stored_raws(&pg);
+    for (source, lines) in &emitted {
+        let mut got = stored.remove(source).unwrap_or_default();
+        let mut want = lines.clone();
+        got.sort();
+        want.sort();
+        assert_eq!(got.len(), want.len(), "{source}: films stored");
+        assert!(
+            got == want,
+            "{source}: stored raws differ from the emitted lines"
+        );
+    }
+    assert!(stored.is_empty(), "films from nowhere: {:?}", stored.keys());
+    let twice = pg.psql(
+        "records",
+        "SELECT count(*) FROM (SELECT source, key FROM sequences GROUP BY 1, 2 HAVING count(*) > 1) t",
+    );
+    assert_eq!(twice, "0", "a lot stored as two sequences");
+
+    // Each follower saw every row exactly once, in id order.
+    last_id.store(
+        pg.psql("records", "SELECT max(id) FROM films")
+            .parse()
+            .unwrap(),
+        Ordering::Relaxed,
+    );
+    let stored_uids = pg.psql("records", "SELECT uid FROM films");
+    for (follower, at) in followers.into_iter().zip(["nginx", "node 1"]) {
+        let seen = actix_rt::time::timeout(SETTLE, follower)
+            .await
+            .expect("the follower reached the last film")
+            .unwrap();
+        let ids: Vec<i64> = seen.iter().map(|(id, _)| *id).collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "{at}: refresh went back or repeated a row"
+        );
+        let seen_uids: HashSet<&str> = seen.iter().map(|(_, uid)| uid.as_str()).collect();
+        let missed: Vec<&str> = stored_uids
+            .lines()
+            .filter(|uid| !seen_uids.contains(uid))
+            .collect();
+        assert!(
+            missed.is_empty(),
+            "{at}: the follower missed {} of {} rows, e.g. {:?}",
+            missed.len(),
+            3 * FILMS,
+            &missed[..missed.len().min(5)]
+        );
+        assert_eq!(seen.len(), 3 * FILMS as usize, "{at}");
+    }
+}
