@@ -263,3 +263,73 @@ async fn three_lines_two_nodes_one_database_a_node_killed_mid_flood() {
         assert_eq!(seen.len(), 3 * FILMS as usize, "{at}");
     }
 }
+
+#[actix_rt::test]
+async fn the_database_restarted_while_a_line_posts() {
+    const FILMS: u64 = 400;
+    let dir = temp_dir();
+    let pg = Postgres::start();
+    let url = pg.create_database("records");
+    let node_dir = dir.path().join("node");
+    std::fs::create_dir_all(&node_dir).unwrap();
+    let node = Gateway::launch(&node_dir, &node_settings(&node_dir, &url));
+    node.wait_answering().await;
+    let gw_dir = dir.path().join("line");
+    std::fs::create_dir_all(&gw_dir).unwrap();
+    let pty = pty_behind(&device_link(&gw_dir));
+    let base_url = format!("{}/api/", node.address);
+    let gateway = Gateway::launch(&gw_dir, &gateway_settings(&gw_dir, "line-1", &base_url, 10));
+    gateway.wait_link_up().await;
+    let writer = write_line(pty, "DB".into(), FILMS);
+
+    wait_for(SETTLE, "100 films stored", async || {
+        (stored_films(&pg) >= 100).then_some(())
+    })
+    .await;
+    pg.stop_server();
+    // Meanwhile the node answers 503 with a JSON error, and the line's posts wait.
+    let client = awc::Client::default();
+    let answer = wait_for(SETTLE, "a 503 from the node", async || {
+        let mut res = client
+            .get(format!("{}/api/films/?source=line-1", node.address))
+            .send()
+            .await
+            .ok()?;
+        let body: Value = res.json().await.ok()?;
+        (res.status() == 503).then_some(body)
+    })
+    .await;
+    assert!(answer["error"].is_string(), "{answer}");
+    let refused = wait_for(SETTLE, "a post refused with 503", async || {
+        let page = gateway.get_json("/api/queue/?state=pending").await?;
+        let errors = page["results"].as_array()?.iter();
+        errors
+            .filter_map(|item| item["last_error"].as_str())
+            .find(|e| e.starts_with("HTTP 503"))
+            .map(str::to_owned)
+    })
+    .await;
+    assert!(refused.contains("records store"), "{refused}");
+    pg.start_server();
+
+    let lines = writer.join().unwrap();
+    wait_for(SETTLE, "the line read and its queue drained", async || {
+        let links = gateway.get_json("/api/links/").await?;
+        let stats = gateway.get_json("/api/queue/stats").await?;
+        let read = links[0]["frames_read"] == FILMS;
+        (read && stats["pending"] == 0 && stats["in_flight"] == 0).then_some(())
+    })
+    .await;
+    let mut stored = stored_raws(&pg).remove("line-1").unwrap_or_default();
+    let mut want = lines;
+    stored.sort();
+    want.sort();
+    assert_eq!(stored.len(), want.len());
+    assert!(stored == want, "stored raws differ from the emitted lines");
+    // The node serves reads again without having been restarted.
+    let page = node
+        .get_json("/api/films/?source=line-1&limit=1")
+        .await
+        .unwrap();
+    assert_eq!(page["count"], FILMS);
+}

@@ -251,16 +251,21 @@ impl From<tokio_postgres::Error> for RecordsError {
     }
 }
 
-/// The error's text with the server's detail, which `Display` leaves out ("db error").
+/// The error's text with its cause (the server's message, the refused connection), which
+/// `Display` leaves out ("db error", "error connecting to server").
 fn db_error_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{e}: {}", db.message()),
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
         None => e.to_string(),
     }
 }
 
 fn pool_error(e: deadpool_postgres::PoolError) -> RecordsError {
-    RecordsError::Store(format!("no database connection: {e}"))
+    let detail = match &e {
+        deadpool_postgres::PoolError::Backend(db) => db_error_text(db),
+        other => other.to_string(),
+    };
+    RecordsError::Store(format!("no database connection: {detail}"))
 }
 
 /// Runs `future` on the database runtime and waits for it on this thread (start-up only).
