@@ -301,12 +301,20 @@ async fn the_database_restarted_while_a_line_posts() {
     .await;
     assert!(answer["error"].is_string(), "{answer}");
     let refused = wait_for(SETTLE, "a post refused with 503", async || {
-        let page = gateway.get_json("/api/queue/?state=pending").await?;
-        let errors = page["results"].as_array()?.iter();
-        errors
-            .filter_map(|item| item["last_error"].as_str())
-            .find(|e| e.starts_with("HTTP 503"))
-            .map(str::to_owned)
+        for state in ["pending", "in_flight"] {
+            let page = gateway
+                .get_json(&format!("/api/queue/?state={state}&limit=1000"))
+                .await?;
+            let refused = page["results"]
+                .as_array()?
+                .iter()
+                .filter_map(|item| item["last_error"].as_str())
+                .find(|e| e.starts_with("HTTP 503"));
+            if let Some(refused) = refused {
+                return Some(refused.to_owned());
+            }
+        }
+        None
     })
     .await;
     assert!(refused.contains("records store"), "{refused}");

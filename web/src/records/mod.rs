@@ -8,9 +8,9 @@
 //! - writes are group-committed by one writer per node (every request already waiting goes
 //!   into one transaction);
 //! - reads run off the HTTP workers' event loops, at most [`MAX_CONCURRENT_READS`] at a time;
-//! - the unfiltered row counts and the highest ids are kept in memory ([`Totals`]), so `count`
-//!   never needs a `COUNT(*)` over millions of rows and change detection (refresh, SSE) is two
-//!   loads.
+//! - the unfiltered row counts and the highest ids are kept in memory ([`Totals`]) and, on
+//!   PostgreSQL, in a one-row table, so `count` never needs a `COUNT(*)` over millions of rows
+//!   and change detection (refresh, SSE) is two loads.
 
 pub mod input;
 pub mod postgres;
@@ -211,8 +211,10 @@ impl RecordsStore {
 
     /// One page of films (newest first, or ascending after `since_id`) and the filter's count.
     pub async fn list_films(&self, filter: ListFilter) -> Result<Page<FilmRow>, RecordsError> {
-        let total = self.totals().films;
-        on_backend!(self, store => store.list_films(filter, total).await)
+        match &self.backend {
+            Backend::Sqlite(store) => store.list_films(filter, self.totals().films).await,
+            Backend::Postgres(store) => store.list_films(filter).await,
+        }
     }
 
     /// One page of sequences (newest first, or ascending after `since_id`).
@@ -220,8 +222,10 @@ impl RecordsStore {
         &self,
         filter: ListFilter,
     ) -> Result<Page<SequenceRow>, RecordsError> {
-        let total = self.totals().sequences;
-        on_backend!(self, store => store.list_sequences(filter, total).await)
+        match &self.backend {
+            Backend::Sqlite(store) => store.list_sequences(filter, self.totals().sequences).await,
+            Backend::Postgres(store) => store.list_sequences(filter).await,
+        }
     }
 
     /// Films and sequences for a refresh: after the given ids ascending (capped at `limit`),

@@ -128,7 +128,7 @@ impl PgRecords {
             if !applied.is_empty() {
                 log::info!("records database: applied schema migrations {applied:?}");
             }
-            sql::counts(&**client).await.map_err(|e| e.to_string())
+            sql::counts(&client).await.map_err(|e| e.to_string())
         })
         .map_err(|e| open_err(e.into()))?;
         let totals = Arc::new(Totals::new(counts));
@@ -158,17 +158,18 @@ impl PgRecords {
         self.shared.totals.get()
     }
 
+    /// A page of films; the unfiltered count is the committed total, read with the page
+    /// (memory may lag other nodes' commits by a poll).
     pub(super) async fn list_films(
         &self,
         filter: ListFilter,
-        total: u64,
     ) -> Result<Page<FilmRow>, RecordsError> {
         self.read(move |client| async move {
-            let results = sql::list_films(&**client, &filter).await?;
+            let results = sql::list_films(&client, &filter).await?;
             let count = if filter.is_unfiltered() {
-                total
+                sql::counts(&client).await?.films
             } else {
-                sql::count_films(&**client, &filter).await?
+                sql::count_films(&client, &filter).await?
             };
             Ok(Page { count, results })
         })
@@ -178,14 +179,13 @@ impl PgRecords {
     pub(super) async fn list_sequences(
         &self,
         filter: ListFilter,
-        total: u64,
     ) -> Result<Page<SequenceRow>, RecordsError> {
         self.read(move |client| async move {
-            let results = sql::list_sequences(&**client, &filter).await?;
+            let results = sql::list_sequences(&client, &filter).await?;
             let count = if filter.source.is_none() && filter.since_id.is_none() {
-                total
+                sql::counts(&client).await?.sequences
             } else {
-                sql::count_sequences(&**client, &filter).await?
+                sql::count_sequences(&client, &filter).await?
             };
             Ok(Page { count, results })
         })
@@ -199,20 +199,20 @@ impl PgRecords {
     ) -> Result<(Vec<SequenceRow>, Vec<FilmRow>), RecordsError> {
         self.read(move |client| async move {
             Ok((
-                sql::list_sequences(&**client, &sequences).await?,
-                sql::list_films(&**client, &films).await?,
+                sql::list_sequences(&client, &sequences).await?,
+                sql::list_films(&client, &films).await?,
             ))
         })
         .await
     }
 
     pub(super) async fn film(&self, id: i64) -> Result<Option<FilmRow>, RecordsError> {
-        self.read(move |client| async move { Ok(sql::film_by_id(&**client, id).await?) })
+        self.read(move |client| async move { Ok(sql::film_by_id(&client, id).await?) })
             .await
     }
 
     pub(super) async fn sequence(&self, id: i64) -> Result<Option<SequenceRow>, RecordsError> {
-        self.read(move |client| async move { Ok(sql::sequence_by_id(&**client, id).await?) })
+        self.read(move |client| async move { Ok(sql::sequence_by_id(&client, id).await?) })
             .await
     }
 
@@ -308,7 +308,7 @@ async fn poll_totals(pool: Pool, totals: Arc<Totals>) {
     loop {
         tick.tick().await;
         if let Ok(client) = pool.get().await
-            && let Ok(counts) = sql::counts(&**client).await
+            && let Ok(counts) = sql::counts(&client).await
         {
             totals.raise(counts);
         }

@@ -12,10 +12,11 @@ use crate::records::{
     Counts, FilmRejected, FilmRow, ListFilter, NewFilm, NewSequence, RecordsError, Saved,
     SequenceRow, WriteAnswer, WriteOp,
 };
+use deadpool_postgres::{Client, GenericClient, Transaction};
 use serde_json::Value;
 use std::collections::HashMap;
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Row};
 
 /// Advisory lock key every writing transaction holds (ASCII "filmgate").
 const WRITE_LOCK: i64 = 0x66696c6d67617465;
@@ -64,46 +65,68 @@ fn film_from_row(r: &Row, at: usize) -> FilmRow {
 }
 
 /// Runs `ops` in one transaction holding [`WRITE_LOCK`] and commits once. Any error rolls the
-/// whole group back. Returns the answers and the totals after the commit.
+/// whole group back. The group's sequences are inserted first, then all its films in one
+/// statement, in request order: a handful of round trips per group however many requests it
+/// holds. Returns the answers and the totals after the commit.
 pub async fn write_group(
-    client: &mut tokio_postgres::Client,
+    client: &mut Client,
     ops: &[&WriteOp],
 ) -> Result<(Vec<WriteAnswer>, Counts), RecordsError> {
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
         .await?;
-    let mut answers = Vec::with_capacity(ops.len());
+    tx.execute(&lock, &[&WRITE_LOCK]).await?;
     let mut added = Counts::default();
+    let mut sequences = Vec::new();
     for op in ops {
-        answers.push(match op {
-            WriteOp::Sequence(new) => {
-                let saved = insert_sequence(&tx, new).await?;
-                if let Saved::Created(row) = &saved {
-                    added.sequences += 1;
-                    added.max_sequence_id = added.max_sequence_id.max(row.id);
-                }
-                WriteAnswer::Sequence(saved)
+        if let WriteOp::Sequence(new) = op {
+            let saved = insert_sequence(&tx, new).await?;
+            if let Saved::Created(row) = &saved {
+                added.sequences += 1;
+                added.max_sequence_id = added.max_sequence_id.max(row.id);
             }
-            WriteOp::Films(films) => {
-                let results = insert_films(&tx, films).await?;
-                for result in &results {
-                    if let Ok(Saved::Created(row)) = result {
-                        added.films += 1;
-                        added.max_film_id = added.max_film_id.max(row.id);
-                    }
-                }
-                WriteAnswer::Films(results)
-            }
-        });
+            sequences.push(saved);
+        }
     }
-    let totals = tx
-        .query_one(
+    let films: Vec<&NewFilm> = ops
+        .iter()
+        .filter_map(|op| match op {
+            WriteOp::Films(films) => Some(films.iter()),
+            WriteOp::Sequence(_) => None,
+        })
+        .flatten()
+        .collect();
+    let film_results = insert_films(&tx, &films).await?;
+    for result in &film_results {
+        if let Ok(Saved::Created(row)) = result {
+            added.films += 1;
+            added.max_film_id = added.max_film_id.max(row.id);
+        }
+    }
+    let (mut sequences, mut film_results) = (sequences.into_iter(), film_results.into_iter());
+    let answers = ops
+        .iter()
+        .map(|op| match op {
+            WriteOp::Sequence(_) => WriteAnswer::Sequence(sequences.next().expect("one per op")),
+            WriteOp::Films(films) => {
+                WriteAnswer::Films(film_results.by_ref().take(films.len()).collect())
+            }
+        })
+        .collect();
+    let update = tx
+        .prepare_cached(
             "UPDATE records_totals SET
                 sequences = sequences + $1,
                 films = films + $2,
                 max_sequence_id = GREATEST(max_sequence_id, $3),
                 max_film_id = GREATEST(max_film_id, $4)
              RETURNING sequences, films, max_sequence_id, max_film_id",
+        )
+        .await?;
+    let totals = tx
+        .query_one(
+            &update,
             &[
                 &(added.sequences as i64),
                 &(added.films as i64),
@@ -117,13 +140,11 @@ pub async fn write_group(
 }
 
 /// The committed totals.
-pub async fn counts(client: &impl GenericClient) -> Result<Counts, tokio_postgres::Error> {
-    let row = client
-        .query_one(
-            "SELECT sequences, films, max_sequence_id, max_film_id FROM records_totals",
-            &[],
-        )
+pub async fn counts(client: &Client) -> Result<Counts, tokio_postgres::Error> {
+    let statement = client
+        .prepare_cached("SELECT sequences, films, max_sequence_id, max_film_id FROM records_totals")
         .await?;
+    let row = client.query_one(&statement, &[]).await?;
     Ok(counts_from_row(&row))
 }
 
@@ -140,26 +161,24 @@ fn counts_from_row(row: &Row) -> Counts {
 /// [`WRITE_LOCK`] nobody can insert in between) means a replay never takes an id, so ids have
 /// no gaps and match SQLite's for the same requests.
 async fn insert_sequence(
-    client: &impl GenericClient,
+    tx: &Transaction<'_>,
     new: &NewSequence,
 ) -> Result<Saved<SequenceRow>, tokio_postgres::Error> {
     let columns = sequence_columns();
-    let stored = client
-        .query_opt(
-            &format!("SELECT {columns} FROM sequences WHERE uid = $1"),
-            &[&new.uid],
-        )
+    let select = tx
+        .prepare_cached(&format!("SELECT {columns} FROM sequences WHERE uid = $1"))
         .await?;
+    let stored = tx.query_opt(&select, &[&new.uid]).await?;
     if let Some(row) = stored {
         return Ok(Saved::Replayed(sequence_from_row(&row)));
     }
-    let row = client
-        .query_one(
-            &format!(
-                "INSERT INTO sequences (uid, source, key) VALUES ($1, $2, $3) RETURNING {columns}"
-            ),
-            &[&new.uid, &new.source, &new.key],
-        )
+    let insert = tx
+        .prepare_cached(&format!(
+            "INSERT INTO sequences (uid, source, key) VALUES ($1, $2, $3) RETURNING {columns}"
+        ))
+        .await?;
+    let row = tx
+        .query_one(&insert, &[&new.uid, &new.source, &new.key])
         .await?;
     Ok(Saved::Created(sequence_from_row(&row)))
 }
@@ -168,10 +187,13 @@ async fn insert_sequence(
 /// order exactly as inserting them one by one would: a uid stored before, or earlier in the
 /// same list, is a replay (even with another sequence); else an unknown sequence is rejected.
 async fn insert_films(
-    client: &impl GenericClient,
-    films: &[NewFilm],
+    tx: &Transaction<'_>,
+    films: &[&NewFilm],
 ) -> Result<Vec<Result<Saved<FilmRow>, FilmRejected>>, RecordsError> {
-    let column = |f: fn(&NewFilm) -> &str| films.iter().map(f).collect::<Vec<&str>>();
+    if films.is_empty() {
+        return Ok(Vec::new());
+    }
+    let column = |f: fn(&NewFilm) -> &str| films.iter().map(|film| f(film)).collect::<Vec<&str>>();
     let uids = column(|f| &f.uid);
     let sources = column(|f| &f.source);
     let received = column(|f| &f.received_at);
@@ -211,7 +233,8 @@ async fn insert_films(
         film_columns("old.")
     );
     let params: [&(dyn ToSql + Sync); 6] = [&uids, &sequences, &sources, &received, &raws, &data];
-    let rows = client.query(&sql, &params).await?;
+    let statement = tx.prepare_cached(&sql).await?;
+    let rows = tx.query(&statement, &params).await?;
     let mut inserted: HashMap<String, FilmRow> = HashMap::new();
     let mut before: Vec<(bool, Option<FilmRow>)> = vec![(false, None); films.len()];
     for row in &rows {
@@ -228,7 +251,7 @@ async fn insert_films(
     // Replays of a film created earlier in this list.
     let mut created_here: HashMap<&str, FilmRow> = HashMap::new();
     let mut results = Vec::with_capacity(films.len());
-    for (film, (known, old)) in films.iter().zip(before) {
+    for (&film, (known, old)) in films.iter().zip(before) {
         results.push(if let Some(old) = old {
             Ok(Saved::Replayed(old))
         } else if let Some(row) = created_here.get(film.uid.as_str()) {
@@ -249,23 +272,25 @@ async fn insert_films(
 }
 
 pub async fn film_by_id(
-    client: &impl GenericClient,
+    client: &Client,
     id: i64,
 ) -> Result<Option<FilmRow>, tokio_postgres::Error> {
     let sql = format!("SELECT {} FROM films WHERE id = $1", film_columns(""));
+    let statement = client.prepare_cached(&sql).await?;
     Ok(client
-        .query_opt(&sql, &[&id])
+        .query_opt(&statement, &[&id])
         .await?
         .map(|r| film_from_row(&r, 0)))
 }
 
 pub async fn sequence_by_id(
-    client: &impl GenericClient,
+    client: &Client,
     id: i64,
 ) -> Result<Option<SequenceRow>, tokio_postgres::Error> {
     let sql = format!("SELECT {} FROM sequences WHERE id = $1", sequence_columns());
+    let statement = client.prepare_cached(&sql).await?;
     Ok(client
-        .query_opt(&sql, &[&id])
+        .query_opt(&statement, &[&id])
         .await?
         .map(|r| sequence_from_row(&r)))
 }
@@ -298,7 +323,7 @@ fn where_clause(
 }
 
 async fn page(
-    client: &impl GenericClient,
+    client: &Client,
     table: &str,
     columns: &str,
     with_sequence: bool,
@@ -318,25 +343,27 @@ async fn page(
         values.len()
     );
     let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as _).collect();
-    client.query(&sql, &params).await
+    let statement = client.prepare_cached(&sql).await?;
+    client.query(&statement, &params).await
 }
 
 async fn count(
-    client: &impl GenericClient,
+    client: &Client,
     table: &str,
     with_sequence: bool,
     filter: &ListFilter,
 ) -> Result<u64, tokio_postgres::Error> {
     let (clause, values) = where_clause(filter, with_sequence);
     let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as _).collect();
-    let row = client
-        .query_one(&format!("SELECT COUNT(*) FROM {table} {clause}"), &params)
+    let statement = client
+        .prepare_cached(&format!("SELECT COUNT(*) FROM {table} {clause}"))
         .await?;
+    let row = client.query_one(&statement, &params).await?;
     Ok(row.get::<_, i64>(0).max(0) as u64)
 }
 
 pub async fn list_films(
-    client: &impl GenericClient,
+    client: &Client,
     filter: &ListFilter,
 ) -> Result<Vec<FilmRow>, tokio_postgres::Error> {
     let rows = page(client, "films", &film_columns(""), true, filter).await?;
@@ -344,14 +371,14 @@ pub async fn list_films(
 }
 
 pub async fn count_films(
-    client: &impl GenericClient,
+    client: &Client,
     filter: &ListFilter,
 ) -> Result<u64, tokio_postgres::Error> {
     count(client, "films", true, filter).await
 }
 
 pub async fn list_sequences(
-    client: &impl GenericClient,
+    client: &Client,
     filter: &ListFilter,
 ) -> Result<Vec<SequenceRow>, tokio_postgres::Error> {
     let rows = page(client, "sequences", &sequence_columns(), false, filter).await?;
@@ -359,7 +386,7 @@ pub async fn list_sequences(
 }
 
 pub async fn count_sequences(
-    client: &impl GenericClient,
+    client: &Client,
     filter: &ListFilter,
 ) -> Result<u64, tokio_postgres::Error> {
     count(client, "sequences", false, filter).await
