@@ -1,23 +1,34 @@
-//! The process logger: env_logger (`RUST_LOG`, default `info`), with one guard. actix-http
-//! logs every malformed request a client sends at ERROR ("stream error: request parse
-//! error"), so any client could flood the log; those lines pass at most once per
-//! [`MALFORMED_LOG_INTERVAL`], as a WARN that says how many were left out.
+//! The process logger: env_logger (`RUST_LOG`, default `info`), with one guard against
+//! floods. actix-http logs every malformed request a client sends at ERROR ("stream error:
+//! request parse error"), so any client could flood the log; and while the records database
+//! is down every post a gateway retries fails alike. Those lines pass at most once per
+//! [`REPEAT_LOG_INTERVAL`] per source, saying how many were left out.
 
 use log::{Level, Log, Metadata, Record};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Least time between two logged malformed-request lines.
-pub const MALFORMED_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// Least time between two logged lines of one throttled source.
+pub const REPEAT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// The log target of actix-http's per-connection errors.
-const DISPATCHER_TARGET: &str = "actix_http::h1::dispatcher";
+/// The throttled log targets, what their lines are about, and the least level they log at.
+const THROTTLED: [(&str, &str, Level); 3] = [
+    // actix-http's per-connection errors: a client's doing, so a warning.
+    (
+        "actix_http::h1::dispatcher",
+        "a client's request; ",
+        Level::Warn,
+    ),
+    // Records store failures, of writes and of reads.
+    ("filmgate_web::records", "", Level::Error),
+    ("filmgate_web::errors", "", Level::Error),
+];
 
-/// env_logger behind the malformed-request rate limit.
+/// env_logger behind the repeat rate limit.
 pub struct Logger {
     inner: env_logger::Logger,
-    /// When the last malformed-request line was logged, and how many were left out since.
-    malformed: Mutex<(Option<Instant>, u64)>,
+    /// Per [`THROTTLED`] target: when its last line was logged, and how many were left out.
+    throttled: Mutex<[(Option<Instant>, u64); THROTTLED.len()]>,
 }
 
 /// Installs the logger for the process (once, at start).
@@ -27,7 +38,7 @@ pub fn init() {
     let max = inner.filter();
     let logger = Logger {
         inner,
-        malformed: Mutex::new((None, 0)),
+        throttled: Mutex::new([(None, 0); THROTTLED.len()]),
     };
     if log::set_boxed_logger(Box::new(logger)).is_ok() {
         log::set_max_level(max);
@@ -43,28 +54,29 @@ impl Log for Logger {
         if !self.inner.matches(record) {
             return;
         }
-        if record.target() != DISPATCHER_TARGET {
+        let Some(i) = THROTTLED.iter().position(|t| t.0 == record.target()) else {
             return self.inner.log(record);
-        }
-        let mut malformed = self.malformed.lock().unwrap_or_else(|p| p.into_inner());
-        let (last, left_out) = &mut *malformed;
-        if last.is_some_and(|at| at.elapsed() < MALFORMED_LOG_INTERVAL) {
+        };
+        let (_, about, least_level) = THROTTLED[i];
+        let mut throttled = self.throttled.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, left_out) = &mut throttled[i];
+        if last.is_some_and(|at| at.elapsed() < REPEAT_LOG_INTERVAL) {
             *left_out += 1;
             return;
         }
         let message = format!(
-            "{} (a client's request; {} more like it in the last {} s not logged)",
+            "{} ({about}{} more like it in the last {} s not logged)",
             record.args(),
             left_out,
-            MALFORMED_LOG_INTERVAL.as_secs()
+            REPEAT_LOG_INTERVAL.as_secs()
         );
         *last = Some(Instant::now());
         *left_out = 0;
-        drop(malformed);
+        drop(throttled);
         self.inner.log(
             &Record::builder()
                 .args(format_args!("{message}"))
-                .level(record.level().max(Level::Warn))
+                .level(record.level().max(least_level))
                 .target(record.target())
                 .build(),
         );
