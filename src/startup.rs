@@ -42,12 +42,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let store = QueueStore::open(&settings.queue)?;
         let records_db = settings.web.records_db().map_err(anyhow::Error::msg)?;
-        let records = RecordsStore::open(&records_db).with_context(|| {
-            format!(
-                "cannot open the records database web.records_db = {}",
-                filmgate_web::config::redact_url(&settings.web.records_db)
-            )
-        })?;
+        let records = RecordsStore::open(&records_db).context("web.records_db")?;
         let listener = TcpListener::bind(&settings.web.bind)
             .with_context(|| format!("cannot listen on web.bind = {}", settings.web.bind))?;
         let local_addr = listener.local_addr()?;

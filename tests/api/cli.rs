@@ -64,3 +64,29 @@ fn check_config_errors_name_the_key() {
     let (ok, _, err) = check_config("", &[("FILMGATE__QUEUE__MAX_ITEMS", "many")]);
     assert!(!ok && err.contains("FILMGATE__QUEUE__MAX_ITEMS"), "{err}");
 }
+
+#[test]
+fn a_node_that_cannot_reach_its_database_exits_2_naming_the_key_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nbind = \"127.0.0.1:0\"\nrecords_db = \"postgres://gw:s3cret@127.0.0.1:1/records\"\n\
+             [queue]\npath = \"{}\"\n",
+            dir.path().join("queue.sqlite3").display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_filmgate"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("web.records_db"), "{stderr}");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}

@@ -65,8 +65,9 @@ impl RecordsDb {
 /// What can go wrong with the records store.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordsError {
-    /// The database could not be created, reached or migrated at start.
-    #[error("cannot open the records store at {path}: {source}")]
+    /// The database could not be created, reached or migrated at start (the cause is the
+    /// error's source).
+    #[error("cannot open the records store at {path}")]
     Open {
         path: String,
         #[source]

@@ -77,4 +77,8 @@ async fn an_unwritable_records_path_is_a_clear_open_error() {
     let text = err.to_string();
     assert!(text.contains("cannot open the records store at"), "{text}");
     assert!(text.contains("a-file"), "{text}");
+    let cause = std::error::Error::source(&err)
+        .expect("a cause")
+        .to_string();
+    assert!(cause.contains("os error"), "{cause}");
 }

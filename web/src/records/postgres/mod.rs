@@ -121,7 +121,7 @@ impl PgRecords {
             .map_err(|e| open_err(e.into()))?;
         let setup_pool = pool.clone();
         let counts = block_on(runtime.handle(), async move {
-            let mut client = setup_pool.get().await.map_err(|e| e.to_string())?;
+            let mut client = setup_pool.get().await.map_err(|e| pool_error_text(&e))?;
             let applied = schema::migrate(&mut client)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -261,11 +261,14 @@ fn db_error_text(e: &tokio_postgres::Error) -> String {
 }
 
 fn pool_error(e: deadpool_postgres::PoolError) -> RecordsError {
-    let detail = match &e {
+    RecordsError::Store(format!("no database connection: {}", pool_error_text(&e)))
+}
+
+fn pool_error_text(e: &deadpool_postgres::PoolError) -> String {
+    match e {
         deadpool_postgres::PoolError::Backend(db) => db_error_text(db),
         other => other.to_string(),
-    };
-    RecordsError::Store(format!("no database connection: {detail}"))
+    }
 }
 
 /// Runs `future` on the database runtime and waits for it on this thread (start-up only).
