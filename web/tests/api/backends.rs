@@ -152,3 +152,67 @@ async fn both_backends_answer_every_request_alike() {
     let films = sqlite.records.films_total();
     assert!(films >= 20, "only {films} films created");
 }
+
+/// Two nodes on one database (two stores, each with its own pool and writer, as two processes
+/// have) receiving the same uids at the same moment store one row per uid: one 201, the rest
+/// replays of that row.
+#[actix_rt::test]
+async fn two_nodes_receiving_the_same_uid_at_once_store_one_row() {
+    use filmgate_web::RecordsStore;
+    use filmgate_web::records::{NewFilm, NewSequence, RecordsDb, Saved};
+    let pg = crate::helpers::Postgres::start();
+    let db = RecordsDb::Postgres(pg.create_database("records"));
+    let nodes = [
+        RecordsStore::open(&db).unwrap(),
+        RecordsStore::open(&db).unwrap(),
+    ];
+    let sequence = NewSequence {
+        uid: "same-seq".into(),
+        source: "a".into(),
+        key: None,
+    };
+    let answers = futures_util::future::join_all(
+        (0..40).map(|i| nodes[i % 2].create_sequence(sequence.clone())),
+    )
+    .await;
+    let rows: Vec<_> = answers.into_iter().map(Result::unwrap).collect();
+    assert_eq!(rows.iter().filter(|s| s.is_created()).count(), 1);
+    let id = rows[0].row().id;
+    assert!(rows.iter().all(|s| s.row().id == id));
+    for round in 0..10 {
+        let film = |uid: String| NewFilm {
+            uid,
+            sequence: id,
+            source: "a".into(),
+            received_at: "2026-11-22T05:03:05.123Z".into(),
+            raw: "A,1".into(),
+            data: Default::default(),
+        };
+        // Single posts and batches holding the same uid, on both nodes at once.
+        let uid = format!("same-film-{round}");
+        let answers = futures_util::future::join_all((0..20).map(|i| {
+            let films = if i % 3 == 0 {
+                vec![film(format!("other-{round}-{i}")), film(uid.clone())]
+            } else {
+                vec![film(uid.clone())]
+            };
+            nodes[i % 2].create_films(films)
+        }))
+        .await;
+        let saved: Vec<Saved<_>> = answers
+            .into_iter()
+            .flat_map(Result::unwrap)
+            .map(Result::unwrap)
+            .filter(|s| s.row().uid == uid)
+            .collect();
+        assert_eq!(saved.len(), 20);
+        assert_eq!(saved.iter().filter(|s| s.is_created()).count(), 1, "{uid}");
+        let id = saved[0].row().id;
+        assert!(saved.iter().all(|s| s.row().id == id), "{uid}");
+    }
+    let stored = pg.psql(
+        "records",
+        "SELECT count(*) FROM films WHERE uid LIKE 'same-film-%'",
+    );
+    assert_eq!(stored, "10");
+}
