@@ -298,7 +298,8 @@ async fn the_database_restarted_while_a_line_posts() {
     pg.stop_server();
     // Meanwhile the node answers 503 with a JSON error, and the line's posts wait.
     let client = awc::Client::default();
-    let answer = wait_for(SETTLE, "a 503 from the node", async || {
+    // Within seconds, not when some connection times out.
+    let answer = wait_for(Duration::from_secs(15), "a 503 from the node", async || {
         let mut res = client
             .get(format!("{}/api/films/?source=line-1", node.address))
             .send()

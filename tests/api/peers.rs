@@ -1,11 +1,13 @@
 //! Real servers the tests post to, as plants run them: Django REST Framework (`runserver` and
 //! gunicorn, from `tests/django` in the venv `tests/peers.sh` makes), nginx, PostgreSQL, and a
-//! test CA made with the openssl command. Each runs in the test's temp dir and is stopped when dropped.
+//! test CA made with the openssl command. Each runs in the test's temp dir and is stopped when
+//! dropped.
 
 use crate::helpers::*;
 #[path = "../support/nginx.rs"]
 mod nginx;
 pub use nginx::Nginx;
+#[allow(dead_code)] // shared with the records suite and the benchmark, which use all of it
 #[path = "../support/postgres.rs"]
 mod postgres;
 pub use postgres::Postgres;

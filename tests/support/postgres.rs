@@ -72,28 +72,49 @@ impl Postgres {
 
     /// Runs SQL with `psql` and returns its unaligned, tuples-only output.
     pub fn psql(&self, database: &str, sql: &str) -> String {
-        let out = self.run_output(
-            "psql",
-            &[
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                database,
-                "-c",
-                sql,
-            ],
-        );
+        let out = self.run_output("psql", &self.psql_args(database, sql));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Starts `psql` running SQL in a session named `application_name` and returns at once
+    /// (for a session that holds a lock while a test watches).
+    pub fn psql_in_background(
+        &self,
+        database: &str,
+        sql: &str,
+        application_name: &str,
+    ) -> std::process::Child {
+        self.command("psql")
+            .args(self.psql_args(database, sql))
+            .env("PGAPPNAME", application_name)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("psql starts")
+    }
+
+    fn psql_args(&self, database: &str, sql: &str) -> Vec<String> {
+        let port = self.port.to_string();
+        [
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-c",
+            sql,
+        ]
+        .map(str::to_owned)
+        .to_vec()
     }
 
     /// Stops the server the way an administrator's restart does (`-m fast`: sessions are
@@ -121,8 +142,8 @@ impl Postgres {
         self.run_output(tool, args);
     }
 
-    /// Runs a PostgreSQL tool as the cluster's owner; panics with its output when it fails.
-    fn run_output(&self, tool: &str, args: &[&str]) -> Output {
+    /// A PostgreSQL tool, to run as the cluster's owner in its directory.
+    fn command(&self, tool: &str) -> Command {
         let path = self.bin.join(tool);
         let mut cmd = if postgres_user().is_some() {
             let mut c = Command::new("runuser");
@@ -131,13 +152,21 @@ impl Postgres {
         } else {
             Command::new(&path)
         };
-        let out = cmd
+        cmd.current_dir(self.dir.path());
+        cmd
+    }
+
+    /// Runs a PostgreSQL tool as the cluster's owner; panics with its output when it fails.
+    fn run_output<A: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+        &self,
+        tool: &str,
+        args: &[A],
+    ) -> Output {
+        let out = self
+            .command(tool)
             .args(args)
-            .current_dir(self.dir.path())
             .output()
-            .unwrap_or_else(|e| {
-                panic!("{} does not run ({e}): run tests/peers.sh", path.display())
-            });
+            .unwrap_or_else(|e| panic!("{tool} does not run ({e}): run tests/peers.sh"));
         assert!(
             out.status.success(),
             "{tool} {args:?} failed: {}\n{}",
@@ -151,15 +180,8 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.data().display().to_string();
-        let path = self.bin.join("pg_ctl");
-        let mut cmd = if postgres_user().is_some() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&path);
-            c
-        } else {
-            Command::new(&path)
-        };
-        let _ = cmd
+        let _ = self
+            .command("pg_ctl")
             .args(["-D", &data, "-m", "immediate", "-w", "stop"])
             .output();
     }

@@ -33,6 +33,10 @@ const WRITE_QUEUE_CAPACITY: usize = 4096;
 /// Most write requests one group commit takes, so one commit never grows unbounded.
 const MAX_GROUP_REQUESTS: usize = 1024;
 
+/// Films beyond which a group commit takes no more requests (a batch is at most 1,000), so
+/// one transaction, one statement and one hold of PostgreSQL's write lock stay bounded.
+const MAX_GROUP_FILMS: usize = 10_000;
+
 /// Where the records live, as `web.records_db` names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordsDb {
@@ -301,13 +305,21 @@ async fn send_to_writer(
     answer.await.map_err(|_| RecordsError::WriterGone)?
 }
 
-/// `first` and every write request already queued behind it, up to [`MAX_GROUP_REQUESTS`]:
-/// the requests of one group commit.
+/// `first` and every write request already queued behind it, up to [`MAX_GROUP_REQUESTS`]
+/// requests or [`MAX_GROUP_FILMS`] films: the requests of one group commit.
 fn take_group(first: WriteJob, rx: &mut tokio::sync::mpsc::Receiver<WriteJob>) -> Vec<WriteJob> {
+    let films = |job: &WriteJob| match &job.op {
+        WriteOp::Films(films) => films.len(),
+        WriteOp::Sequence(_) => 0,
+    };
+    let mut group_films = films(&first);
     let mut jobs = vec![first];
-    while jobs.len() < MAX_GROUP_REQUESTS {
+    while jobs.len() < MAX_GROUP_REQUESTS && group_films < MAX_GROUP_FILMS {
         match rx.try_recv() {
-            Ok(job) => jobs.push(job),
+            Ok(job) => {
+                group_films += films(&job);
+                jobs.push(job);
+            }
             Err(_) => break,
         }
     }

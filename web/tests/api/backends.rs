@@ -216,3 +216,55 @@ async fn two_nodes_receiving_the_same_uid_at_once_store_one_row() {
     );
     assert_eq!(stored, "10");
 }
+
+/// On PostgreSQL every write waits for the fleet's write lock (what keeps ids in commit
+/// order): while another session holds it, a post is not answered and its node's session waits
+/// on the lock; once that session is gone, the post is answered 201.
+#[actix_rt::test]
+async fn a_write_waits_for_the_fleet_write_lock() {
+    use crate::helpers::film_body;
+    let app = spawn_app_on(Backend::Postgres).await;
+    let seq = app.create_sequence("a").await["id"].as_i64().unwrap();
+    let pg = app.postgres.as_ref().unwrap();
+    // The key of WRITE_LOCK (ASCII "filmgate").
+    let mut holder = pg.psql_in_background(
+        "records",
+        "SELECT pg_advisory_xact_lock(7379548681564943461); SELECT pg_sleep(600)",
+        "lock-holder",
+    );
+    let count = |sql: &str| pg.psql("records", sql).parse::<u32>().unwrap();
+    let deadline = std::time::Instant::now() + crate::helpers::DEADLINE;
+    while count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "psql never took the lock"
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let body = film_body(seq, "a", "waits");
+    let post = app.post_json("/api/films/", &body);
+    let release = async {
+        let deadline = std::time::Instant::now() + crate::helpers::DEADLINE;
+        while count(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE application_name = 'filmgate' AND wait_event_type = 'Lock'",
+        ) == 0
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no filmgate session waited for the write lock"
+            );
+            actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(app.committed_films("waits"), 0);
+        pg.psql(
+            "records",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = 'lock-holder'",
+        );
+    };
+    let ((status, row), ()) = futures_util::join!(post, release);
+    assert_eq!(status, 201, "{row}");
+    assert_eq!(app.committed_films("waits"), 1);
+    let _ = holder.wait();
+}

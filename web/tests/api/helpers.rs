@@ -57,7 +57,7 @@ pub struct TestApp {
     /// Keeps the databases alive for the test's duration.
     _dir: tempfile::TempDir,
     /// The PostgreSQL cluster of the PostgreSQL backend, stopped when the test ends.
-    postgres: Option<Postgres>,
+    pub postgres: Option<Postgres>,
 }
 
 /// Which database the records service keeps its rows in.

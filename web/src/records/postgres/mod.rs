@@ -35,6 +35,16 @@ pub const POOL_WAIT: Duration = Duration::from_secs(5);
 /// How often a node reads the totals other nodes may have raised.
 pub const TOTALS_POLL_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Server-side limits every session gets (before any `options` the URL sets, which win): a
+/// node that freezes or loses its network mid-transaction loses its session, and with it the
+/// write lock, in seconds rather than when TCP keepalive gives up hours later; no statement or
+/// lock wait hangs a writer for good.
+const SESSION_OPTIONS: &str = "-c lock_timeout=10s -c statement_timeout=30s \
+     -c idle_in_transaction_session_timeout=10s";
+
+/// Longest a write or a read may take in all, waiting included, before it is answered 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
+
 /// Checks that `url` is a PostgreSQL connection URL this driver accepts.
 pub fn check_url(url: &str) -> Result<(), String> {
     tokio_postgres::Config::from_str(url)
@@ -96,6 +106,15 @@ impl PgRecords {
         }
         if config.get_application_name().is_none() {
             config.application_name("filmgate");
+        }
+        let options = match config.get_options() {
+            Some(theirs) => format!("{SESSION_OPTIONS} {theirs}"),
+            None => SESSION_OPTIONS.to_owned(),
+        };
+        config.options(options);
+        if config.get_tcp_user_timeout().is_none() {
+            // Unacknowledged data (a silent database host) ends the connection in 30 s.
+            config.tcp_user_timeout(Duration::from_secs(30));
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -217,28 +236,30 @@ impl PgRecords {
     }
 
     /// Runs `f` with a pooled connection on the database runtime, at most
-    /// [`MAX_CONCURRENT_READS`] at once.
+    /// [`MAX_CONCURRENT_READS`] at once, answering within [`REQUEST_TIMEOUT`] in all.
     async fn read<T, F, Fut>(&self, f: F) -> Result<T, RecordsError>
     where
         T: Send + 'static,
         F: FnOnce(deadpool_postgres::Object) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, RecordsError>> + Send,
     {
-        let permit = self
-            .shared
-            .read_permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| RecordsError::Store(format!("read permits closed: {e}")))?;
+        let permits = self.shared.read_permits.clone();
         let pool = self.shared.pool.clone();
+        let read = async move {
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .map_err(|e| RecordsError::Store(format!("read permits closed: {e}")))?;
+            let client = pool.get().await.map_err(pool_error)?;
+            f(client).await
+        };
         self.shared
             .runtime
             .handle()
             .spawn(async move {
-                let _permit = permit;
-                let client = pool.get().await.map_err(pool_error)?;
-                f(client).await
+                tokio::time::timeout(REQUEST_TIMEOUT, read)
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out()))
             })
             .await
             .map_err(|e| RecordsError::Store(format!("read task failed: {e}")))?
@@ -284,23 +305,40 @@ fn block_on<T: Send + 'static>(
         .map_err(|_| "the database runtime stopped".to_owned())?
 }
 
-/// The writer task: group-commits queued requests until every handle is dropped.
+/// The writer task: group-commits queued requests until every handle is dropped. Each group
+/// runs in a task of its own, so even a panic only fails that group (its clients get a 503
+/// and retry) and the writer goes on.
 async fn run_writer(pool: Pool, mut rx: mpsc::Receiver<WriteJob>, totals: Arc<Totals>) {
     while let Some(first) = rx.recv().await {
         let jobs = super::take_group(first, &mut rx);
-        let ops: Vec<&WriteOp> = jobs.iter().map(|j| &j.op).collect();
-        let result = match pool.get().await {
-            Ok(mut client) => sql::write_group(&mut client, &ops)
-                .await
-                .map(|(answers, counts)| {
-                    totals.raise(counts);
-                    answers
-                }),
-            Err(e) => Err(pool_error(e)),
-        };
-        drop(ops);
-        super::answer_group(jobs, result);
+        let group = tokio::spawn(commit_group(pool.clone(), jobs, totals.clone()));
+        if let Err(e) = group.await {
+            log::error!("records store: a group commit failed unexpectedly: {e}");
+        }
     }
+}
+
+/// Commits one group within [`REQUEST_TIMEOUT`] and answers its requests.
+async fn commit_group(pool: Pool, jobs: Vec<WriteJob>, totals: Arc<Totals>) {
+    let ops: Vec<&WriteOp> = jobs.iter().map(|j| &j.op).collect();
+    let commit = async {
+        let mut client = pool.get().await.map_err(pool_error)?;
+        let (answers, counts) = sql::write_group(&mut client, &ops).await?;
+        totals.raise(counts);
+        Ok(answers)
+    };
+    let result = tokio::time::timeout(REQUEST_TIMEOUT, commit)
+        .await
+        .unwrap_or_else(|_| Err(timed_out()));
+    drop(ops);
+    super::answer_group(jobs, result);
+}
+
+fn timed_out() -> RecordsError {
+    RecordsError::Store(format!(
+        "the database did not answer within {} s",
+        REQUEST_TIMEOUT.as_secs()
+    ))
 }
 
 /// Raises the totals to what the database holds, every [`TOTALS_POLL_INTERVAL`] until the

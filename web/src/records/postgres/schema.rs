@@ -20,7 +20,7 @@ CREATE TABLE sequences (
     uid TEXT NOT NULL UNIQUE,
     source TEXT NOT NULL,
     key TEXT,
-    created TIMESTAMPTZ NOT NULL DEFAULT now()
+    created TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
 );
 CREATE TABLE films (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -30,7 +30,7 @@ CREATE TABLE films (
     received_at TEXT NOT NULL,
     raw TEXT NOT NULL,
     data JSON NOT NULL,
-    created TIMESTAMPTZ NOT NULL DEFAULT now()
+    created TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX films_sequence_id ON films (sequence, id);
 CREATE INDEX films_source_id ON films (source, id);

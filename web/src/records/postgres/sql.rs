@@ -158,8 +158,9 @@ fn counts_from_row(row: &Row) -> Counts {
 }
 
 /// Inserts a sequence, or returns the stored one with the same uid. Looking first (under
-/// [`WRITE_LOCK`] nobody can insert in between) means a replay never takes an id, so ids have
-/// no gaps and match SQLite's for the same requests.
+/// [`WRITE_LOCK`] nobody can insert in between) means a replay never takes an id, so the same
+/// requests get the same ids as on SQLite (a group rolled back, or a node killed
+/// mid-transaction, still leaves a gap).
 async fn insert_sequence(
     tx: &Transaction<'_>,
     new: &NewSequence,
