@@ -3,8 +3,8 @@
 //! # Layout
 //!
 //! - [`config`] — the `[web]` section.
-//! - [`records`] — the embedded records service's SQLite store (DRF-shaped films and
-//!   sequences), with its group-committing writer thread.
+//! - [`records`] — the embedded records service's store (DRF-shaped films and sequences) on
+//!   SQLite or PostgreSQL, with a group-committing writer.
 //! - [`routes`] — one module per area: records, queue, links, refresh, events, ops, dashboard.
 //! - [`errors`] — the JSON error body and the extractor configs (body caps, bad JSON, bad query).
 //! - [`pagination`] — DRF limit/offset `next` and `previous` links.
@@ -42,6 +42,11 @@ pub const WORKERS: usize = 2;
 /// Seconds a graceful stop waits for open connections (an SSE stream never ends by itself,
 /// so this is what every stop with a dashboard open waits).
 pub const SHUTDOWN_TIMEOUT_S: u64 = 1;
+
+/// Longest a connection's sent data may wait unacknowledged (a client that stopped reading
+/// an event stream, a pulled cable) before the kernel ends the connection (`TCP_USER_TIMEOUT`)
+/// and with it the request, freeing its event-stream slot.
+pub const STALLED_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Access log line: client, request line, status, size, duration. Deliberately no headers,
 /// so the `Authorization` token never reaches the log.
@@ -89,6 +94,16 @@ pub fn server(listener: TcpListener, state: AppState) -> std::io::Result<Server>
             .configure(routes::ops::configure)
             .configure(routes::dashboard::configure)
             .default_service(web::to(errors::not_found))
+    })
+    .on_connect(|connection, _| {
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let ms = STALLED_CONNECTION_TIMEOUT.as_millis() as u32;
+            if let Err(e) =
+                nix::sys::socket::setsockopt(tcp, nix::sys::socket::sockopt::TcpUserTimeout, &ms)
+            {
+                log::debug!("cannot set TCP_USER_TIMEOUT on a connection: {e}");
+            }
+        }
     })
     .workers(WORKERS)
     .shutdown_timeout(SHUTDOWN_TIMEOUT_S)

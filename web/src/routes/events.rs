@@ -5,7 +5,8 @@
 //! Each event carries its cursor as `id:`, so a reconnecting `EventSource` resumes from
 //! `Last-Event-ID`.
 //!
-//! Bounded: at most [`MAX_CLIENTS`] streams at once (the next gets a JSON 503), and a cursor
+//! Bounded: at most [`MAX_CLIENTS`] streams at once (the next gets a JSON 503; a client that
+//! stops reading loses its stream after [`crate::STALLED_CONNECTION_TIMEOUT`]), and a cursor
 //! far behind gets one catch-up page of [`CATCH_UP_LIMIT`] rows, then the stream continues from
 //! the newest rows rather than replaying the whole history (a client that wants everything
 //! pages through `/api/films/`). Once caught up, a stream sends every new row.
@@ -39,6 +40,11 @@ pub struct EventClients(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 struct ClientSlot(EventClients);
 
 impl EventClients {
+    /// Streams open now.
+    pub fn open(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn take(&self) -> Option<ClientSlot> {
         use std::sync::atomic::Ordering;
         self.0

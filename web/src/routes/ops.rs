@@ -42,7 +42,18 @@ fn unready(reason: &str) -> HttpResponse {
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let (stats, _) = super::refresh::queue_stats(&state).await;
-    let body = render_metrics(&state.links.snapshot(), stats.as_ref(), &state.post_metrics);
+    let mut body = render_metrics(&state.links.snapshot(), stats.as_ref(), &state.post_metrics);
+    header(
+        &mut body,
+        "filmgate_event_streams",
+        "gauge",
+        "Open /api/events/ streams.",
+    );
+    let _ = writeln!(
+        body,
+        "filmgate_event_streams {}",
+        state.event_clients.open()
+    );
     HttpResponse::Ok()
         .content_type(PROMETHEUS_CONTENT_TYPE)
         .body(body)

@@ -239,3 +239,58 @@ async fn wait_for_slot(app: &crate::helpers::TestApp) {
         actix_rt::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Open event streams, as `/metrics` reports them.
+async fn open_streams(app: &crate::helpers::TestApp) -> u64 {
+    let (_, _, text) = app.get_text("/metrics").await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("filmgate_event_streams "))
+        .and_then(|n| n.parse().ok())
+        .expect("the event-stream gauge")
+}
+
+/// A client that opens the event stream and then never reads: once the server's data has
+/// waited unacknowledged for `STALLED_CONNECTION_TIMEOUT`, the connection ends and the
+/// stream's slot is free again (else 32 such clients would lock everyone out for good).
+#[actix_rt::test]
+async fn an_event_client_that_stops_reading_loses_its_stream() {
+    use std::io::Write;
+    let app = crate::helpers::spawn_app().await;
+    let seq = app.create_sequence("line-1").await["id"].as_i64().unwrap();
+    let address = app.address.trim_start_matches("http://");
+    let mut stalled = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stalled,
+        "GET /api/events/ HTTP/1.1\r\nHost: {address}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let deadline = Instant::now() + crate::helpers::DEADLINE;
+    while open_streams(&app).await != 1 {
+        assert!(Instant::now() < deadline, "the stream never opened");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    // New rows every tick fill the stalled client's window and the server's send buffer.
+    let fill_until = Instant::now() + Duration::from_secs(10);
+    let mut n = 0;
+    while Instant::now() < fill_until {
+        let batch: Vec<Value> = (0..500)
+            .map(|_| {
+                n += 1;
+                film_body(seq, "line-1", &format!("stall-{n}"))
+            })
+            .collect();
+        let (status, _) = app.post_json("/api/films/batch/", &json!(batch)).await;
+        assert_eq!(status, StatusCode::OK);
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    let limit = filmgate_web::STALLED_CONNECTION_TIMEOUT + Duration::from_secs(60);
+    let deadline = Instant::now() + limit;
+    while open_streams(&app).await != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled stream still holds its slot after {limit:?}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(stalled);
+}
