@@ -54,6 +54,19 @@ fn write_line(
     })
 }
 
+/// Waits until `gateway` has read all `films` of its line and nothing waits in its queue;
+/// none may be dead.
+async fn wait_settled(gateway: &Gateway, films: u64) {
+    let stats = wait_for(SETTLE, "the line read and its queue drained", async || {
+        let links = gateway.get_json("/api/links/").await?;
+        let stats = gateway.get_json("/api/queue/stats").await?;
+        let read = links[0]["frames_read"] == films;
+        (read && stats["pending"] == 0 && stats["in_flight"] == 0).then_some(stats)
+    })
+    .await;
+    assert_eq!(stats["dead"], 0, "{stats}");
+}
+
 /// Films stored in the database.
 fn stored_films(pg: &Postgres) -> u64 {
     pg.psql("records", "SELECT count(*) FROM films")
@@ -199,15 +212,7 @@ async fn three_lines_two_nodes_one_database_a_node_killed_mid_flood() {
         emitted.insert(format!("line-{i}"), writer.join().unwrap());
     }
     for gateway in &gateways {
-        wait_for(SETTLE, "the line read and its queue drained", async || {
-            let links = gateway.get_json("/api/links/").await?;
-            let stats = gateway.get_json("/api/queue/stats").await?;
-            let read = links[0]["frames_read"] == FILMS;
-            (read && stats["pending"] == 0 && stats["in_flight"] == 0).then_some(())
-        })
-        .await;
-        let stats = gateway.get_json("/api/queue/stats").await.unwrap();
-        assert_eq!(stats["dead"], 0, "{stats}");
+        wait_settled(gateway, FILMS).await;
     }
 
     // Every emitted line stored exactly once, under its own line, nothing else.
@@ -331,13 +336,7 @@ async fn the_database_restarted_while_a_line_posts() {
     pg.start_server();
 
     let lines = writer.join().unwrap();
-    wait_for(SETTLE, "the line read and its queue drained", async || {
-        let links = gateway.get_json("/api/links/").await?;
-        let stats = gateway.get_json("/api/queue/stats").await?;
-        let read = links[0]["frames_read"] == FILMS;
-        (read && stats["pending"] == 0 && stats["in_flight"] == 0).then_some(())
-    })
-    .await;
+    wait_settled(&gateway, FILMS).await;
     let mut stored = stored_raws(&pg).remove("line-1").unwrap_or_default();
     let mut want = lines;
     stored.sort();

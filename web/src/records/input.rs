@@ -89,17 +89,7 @@ pub fn parse_sequence(body: Value, header_uid: Option<&str>) -> Result<NewSequen
     let source = take_required_text(&mut obj, "source", &mut errors);
     let key = match obj.remove("key") {
         None | Some(Value::Null) => None,
-        Some(v) => match text_of(&v) {
-            Some(t) if t.contains('\0') => {
-                errors.add("key", NUL_MESSAGE);
-                None
-            }
-            Some(t) => Some(t),
-            None => {
-                errors.add("key", "Not a valid string.");
-                None
-            }
-        },
+        Some(v) => checked_text(&v, "key", &mut errors),
     };
     match (errors.fields.is_empty(), uid, source) {
         (true, Some(uid), Some(source)) => Ok(NewSequence { uid, source, key }),
@@ -141,17 +131,7 @@ pub fn parse_film(body: Value, header_uid: Option<&str>) -> Result<NewFilm, Fiel
             errors.add("raw", "This field is required.");
             None
         }
-        Some(v) => match text_of(&v) {
-            Some(t) if t.contains('\0') => {
-                errors.add("raw", NUL_MESSAGE);
-                None
-            }
-            Some(t) => Some(t),
-            None => {
-                errors.add("raw", "Not a valid string.");
-                None
-            }
-        },
+        Some(v) => checked_text(&v, "raw", &mut errors),
     };
     let mut data = match obj.remove("data") {
         None | Some(Value::Null) => Map::new(),
@@ -322,6 +302,22 @@ fn take_required_text(
                 None
             }
         },
+    }
+}
+
+/// The text of `field`'s value (blank allowed), or `None` with its error added: not a string
+/// or number, or holding U+0000.
+fn checked_text(v: &Value, field: &str, errors: &mut FieldErrors) -> Option<String> {
+    match text_of(v) {
+        Some(t) if t.contains('\0') => {
+            errors.add(field, NUL_MESSAGE);
+            None
+        }
+        Some(t) => Some(t),
+        None => {
+            errors.add(field, "Not a valid string.");
+            None
+        }
     }
 }
 
