@@ -1,5 +1,22 @@
-//! DRF `LimitOffsetPagination` links: the absolute `next` and `previous` URLs of a page.
-//! Pure functions over the request's URL parts.
+//! DRF `LimitOffsetPagination`: the page body, and the absolute `next` and `previous` URLs of
+//! a page (pure functions over the request's URL parts), shared by every listing route.
+
+use serde::Serialize;
+
+/// A DRF `LimitOffsetPagination` page.
+#[derive(Debug, Serialize)]
+pub struct PageBody<T> {
+    pub count: u64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<T>,
+}
+
+/// `scheme://host/path` of the request, as DRF's `build_absolute_uri` gives it.
+pub fn absolute_path(req: &actix_web::HttpRequest) -> String {
+    let info = req.connection_info();
+    format!("{}://{}{}", info.scheme(), info.host(), req.path())
+}
 
 /// Default page size when `limit` is absent.
 pub const DEFAULT_LIMIT: u64 = 100;

@@ -88,10 +88,17 @@ mod tests {
     }
 
     #[test]
-    fn new_uids_are_unique_and_ordered() {
+    fn new_uids_are_unique_and_ordered_by_millisecond() {
         let a = new_uid();
         let b = new_uid();
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
+        // A uid made in a later millisecond sorts after (UUIDv7: the time comes first).
+        let made_at = now_ms();
+        while now_ms() == made_at {
+            std::hint::spin_loop();
+        }
+        let later = new_uid();
+        assert!(a < later && b < later, "{a} {b} {later}");
     }
 }

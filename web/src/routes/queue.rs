@@ -4,8 +4,7 @@
 
 use crate::AppState;
 use crate::errors::ApiError;
-use crate::pagination::{effective_limit, links};
-use crate::routes::records::{PageBody, absolute_path};
+use crate::pagination::{PageBody, absolute_path, effective_limit, links};
 use actix::MailboxError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};

@@ -4,7 +4,7 @@
 
 use crate::AppState;
 use crate::errors::{ApiError, MAX_BATCH_JSON_BYTES, MAX_JSON_BYTES, store_unavailable};
-use crate::pagination::{effective_limit, links};
+use crate::pagination::{PageBody, absolute_path, effective_limit, links};
 use crate::records::{FieldErrors, FilmRejected, ListFilter, RecordsError, Saved, input};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -112,15 +112,6 @@ pub struct ListQuery {
     pub source: Option<String>,
     /// Only films of this sequence id.
     pub sequence: Option<i64>,
-}
-
-/// A DRF `LimitOffsetPagination` page.
-#[derive(Debug, Serialize)]
-pub struct PageBody<T> {
-    pub count: u64,
-    pub next: Option<String>,
-    pub previous: Option<String>,
-    pub results: Vec<T>,
 }
 
 /// One line of a batch answer.
@@ -337,12 +328,6 @@ fn page_response<T: Serialize>(
         previous,
         results,
     })
-}
-
-/// `scheme://host/path` of the request, as DRF's `build_absolute_uri` gives it.
-pub fn absolute_path(req: &HttpRequest) -> String {
-    let info = req.connection_info();
-    format!("{}://{}{}", info.scheme(), info.host(), req.path())
 }
 
 /// A JSON object body (`Content-Type: application/json`, at most `cap` bytes) handed to
