@@ -8,7 +8,7 @@
 //! - writes are group-committed by one writer per node (every request already waiting goes
 //!   into one transaction);
 //! - reads run off the HTTP workers' event loops, at most [`MAX_CONCURRENT_READS`] at a time;
-//! - the unfiltered row counts and the highest ids are kept in memory ([`Totals`]) and, on
+//! - the unfiltered row counts and the highest ids are kept in memory (`Totals`) and, on
 //!   PostgreSQL, in a one-row table, so `count` never needs a `COUNT(*)` over millions of rows
 //!   and change detection (refresh, SSE) is two loads.
 

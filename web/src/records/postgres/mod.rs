@@ -2,9 +2,11 @@
 //!
 //! All database work runs on a small runtime of its own (`records-pg` threads), never on the
 //! HTTP workers: the handle sends a future there and awaits its answer. A bounded pool holds
-//! the connections ([`POOL_SIZE`]); each wait for one is bounded by [`POOL_WAIT`], so when the
-//! database is down or restarting a request fails in seconds with a 503 (the gateways retry)
-//! and the next one after it is back gets a fresh connection: the node recovers by itself.
+//! the connections (`POOL_SIZE`); each wait for one is bounded by [`POOL_WAIT`], sessions
+//! carry server-side limits (`SESSION_OPTIONS`) and every request is answered within
+//! [`REQUEST_TIMEOUT`]. So when the database is down or restarting a request gets a 503 (the
+//! gateways retry), and the next one after it is back gets a fresh connection: the node
+//! recovers by itself.
 //!
 //! Writes are group-committed by one writer task per node; uid uniqueness is the database's
 //! (a unique index), and the ids are in commit order across nodes (see [`sql`]). Each node

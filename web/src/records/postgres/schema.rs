@@ -1,7 +1,7 @@
 //! The PostgreSQL schema as numbered migrations, applied at start in one transaction.
 //!
 //! `filmgate_migrations` records each version applied. Nodes starting at the same time take
-//! [`MIGRATION_LOCK`] first, so exactly one applies a migration and the others find it done.
+//! `MIGRATION_LOCK` first, so exactly one applies a migration and the others find it done.
 //! A database whose newest version is beyond [`MIGRATIONS`] (written by a newer filmgate) is
 //! refused rather than used: this build would not know what its tables mean.
 

@@ -1,7 +1,7 @@
 //! The PostgreSQL records store's SQL: the group commit and the list queries, as async
 //! functions over a client, with bound parameters only.
 //!
-//! Ids come from identity columns, and every writing transaction takes [`WRITE_LOCK`] before
+//! Ids come from identity columns, and every writing transaction takes `WRITE_LOCK` before
 //! its first insert and holds it until its COMMIT. So ids are handed out in commit order on
 //! every node, and a reader that has seen id X has seen every committed row below it: the
 //! `id > X` cursor of refresh and SSE never skips a row that commits late. PostgreSQL makes a
@@ -64,7 +64,7 @@ fn film_from_row(r: &Row, at: usize) -> FilmRow {
     }
 }
 
-/// Runs `ops` in one transaction holding [`WRITE_LOCK`] and commits once. Any error rolls the
+/// Runs `ops` in one transaction holding `WRITE_LOCK` and commits once. Any error rolls the
 /// whole group back. The group's sequences are inserted first, then all its films in one
 /// statement, in request order: a handful of round trips per group however many requests it
 /// holds. Returns the answers and the totals after the commit.
@@ -158,7 +158,7 @@ fn counts_from_row(row: &Row) -> Counts {
 }
 
 /// Inserts a sequence, or returns the stored one with the same uid. Looking first (under
-/// [`WRITE_LOCK`] nobody can insert in between) means a replay never takes an id, so the same
+/// `WRITE_LOCK` nobody can insert in between) means a replay never takes an id, so the same
 /// requests get the same ids as on SQLite (a group rolled back, or a node killed
 /// mid-transaction, still leaves a gap).
 async fn insert_sequence(
