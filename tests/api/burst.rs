@@ -180,12 +180,8 @@ async fn a_flood_of_malformed_requests_is_logged_once_per_interval() {
     use std::io::{Read, Write};
     let dir = temp_dir();
     let settings = test_settings(dir.path(), None, None);
-    let address = format!("http://{}", settings.web.bind);
-    let config = dir.path().join("filmgate.toml");
-    write_config(&config, &settings);
-    let log_path = dir.path().join("gateway.log");
-    let mut gateway =
-        Gateway::start_logging(&config, &address, std::fs::File::create(&log_path).unwrap());
+    let (mut gateway, log_path) = Gateway::launch_logging(dir.path(), &settings);
+    let address = gateway.address.clone();
     let client = awc::Client::default();
     gateway.wait_answering().await;
     for _ in 0..200 {

@@ -140,13 +140,9 @@ async fn a_full_disk_freed_again_resumes_reading_and_delivery_by_itself() {
     let mut settings = test_settings(dir.path(), Some(&link), Some(&server.base_url()));
     settings.queue.path = tmpfs.dir.join("queue.sqlite3");
     settings.queue.posted_history = 100;
-    let address = format!("http://{}", settings.web.bind);
-    let config = dir.path().join("filmgate.toml");
-    write_config(&config, &settings);
-    let log_path = dir.path().join("gateway.log");
     let client = awc::Client::default();
-    let gateway =
-        Gateway::start_logging(&config, &address, std::fs::File::create(&log_path).unwrap());
+    let (gateway, log_path) = Gateway::launch_logging(dir.path(), &settings);
+    let address = gateway.address.clone();
     gateway.wait_link_up().await;
     let wait_delivered = async |count: u64, what: &str| {
         wait_for(Duration::from_secs(60), what, async || {

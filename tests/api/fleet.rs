@@ -277,16 +277,8 @@ async fn the_database_restarted_while_a_line_posts() {
     let url = pg.create_database("records");
     let node_dir = dir.path().join("node");
     std::fs::create_dir_all(&node_dir).unwrap();
-    let settings = node_settings(&node_dir, &url);
-    let config = node_dir.join("filmgate.toml");
-    write_config(&config, &settings);
-    let log_path = node_dir.join("node.log");
     let started = std::time::Instant::now();
-    let node = Gateway::start_logging(
-        &config,
-        &format!("http://{}", settings.web.bind),
-        std::fs::File::create(&log_path).unwrap(),
-    );
+    let (node, log_path) = Gateway::launch_logging(&node_dir, &node_settings(&node_dir, &url));
     node.wait_answering().await;
     let gw_dir = dir.path().join("line");
     std::fs::create_dir_all(&gw_dir).unwrap();

@@ -194,6 +194,17 @@ impl Gateway {
         Gateway::start(&config, &format!("http://{}", settings.web.bind))
     }
 
+    /// [`Gateway::launch`] with its log (at `info`) in `dir/gateway.log`, whose path it returns.
+    pub fn launch_logging(dir: &Path, settings: &Settings) -> (Gateway, PathBuf) {
+        let config = dir.join("filmgate.toml");
+        write_config(&config, settings);
+        let log = dir.join("gateway.log");
+        let address = format!("http://{}", settings.web.bind);
+        let gateway =
+            Gateway::start_logging(&config, &address, std::fs::File::create(&log).unwrap());
+        (gateway, log)
+    }
+
     pub fn start(config: &Path, address: &str) -> Gateway {
         Gateway::spawn(config, address, Stdio::inherit(), "error")
     }

@@ -403,12 +403,7 @@ async fn an_outage_is_logged_once_when_it_starts_and_once_when_it_ends() {
     let link = device_link(dir.path());
     let mut pty = pty_behind(&link);
     let settings = test_settings(dir.path(), Some(&link), Some(&server.base_url()));
-    let address = format!("http://{}", settings.web.bind);
-    let config = dir.path().join("filmgate.toml");
-    write_config(&config, &settings);
-    let log_path = dir.path().join("gateway.log");
-    let mut gateway =
-        Gateway::start_logging(&config, &address, std::fs::File::create(&log_path).unwrap());
+    let (mut gateway, log_path) = Gateway::launch_logging(dir.path(), &settings);
     gateway.wait_link_up().await;
     write(&mut pty, 1, 10);
     wait_for(

@@ -126,13 +126,7 @@ pub fn parse_film(body: Value, header_uid: Option<&str>) -> Result<NewFilm, Fiel
     };
     let source = take_required_text(&mut obj, "source", &mut errors);
     let received_at = take_required_text(&mut obj, "received_at", &mut errors);
-    let raw = match obj.remove("raw") {
-        None | Some(Value::Null) => {
-            errors.add("raw", "This field is required.");
-            None
-        }
-        Some(v) => checked_text(&v, "raw", &mut errors),
-    };
+    let raw = take_required(&mut obj, "raw", &mut errors);
     let mut data = match obj.remove("data") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(map)) => map,
@@ -282,26 +276,26 @@ fn take_required_text(
     field: &str,
     errors: &mut FieldErrors,
 ) -> Option<String> {
+    let text = take_required(obj, field, errors)?;
+    if text.is_empty() {
+        errors.add(field, "This field may not be blank.");
+        return None;
+    }
+    Some(text)
+}
+
+/// A required text field that may be blank (DRF's `allow_blank`; `raw` is one).
+fn take_required(
+    obj: &mut Map<String, Value>,
+    field: &str,
+    errors: &mut FieldErrors,
+) -> Option<String> {
     match obj.remove(field) {
         None | Some(Value::Null) => {
             errors.add(field, "This field is required.");
             None
         }
-        Some(v) => match text_of(&v) {
-            Some(t) if t.is_empty() => {
-                errors.add(field, "This field may not be blank.");
-                None
-            }
-            Some(t) if t.contains('\0') => {
-                errors.add(field, NUL_MESSAGE);
-                None
-            }
-            Some(t) => Some(t),
-            None => {
-                errors.add(field, "Not a valid string.");
-                None
-            }
-        },
+        Some(v) => checked_text(&v, field, errors),
     }
 }
 

@@ -216,10 +216,7 @@ impl RecordsStore {
 
     /// One page of films (newest first, or ascending after `since_id`) and the filter's count.
     pub async fn list_films(&self, filter: ListFilter) -> Result<Page<FilmRow>, RecordsError> {
-        match &self.backend {
-            Backend::Sqlite(store) => store.list_films(filter, self.totals().films).await,
-            Backend::Postgres(store) => store.list_films(filter).await,
-        }
+        on_backend!(self, store => store.list_films(filter).await)
     }
 
     /// One page of sequences (newest first, or ascending after `since_id`).
@@ -227,10 +224,7 @@ impl RecordsStore {
         &self,
         filter: ListFilter,
     ) -> Result<Page<SequenceRow>, RecordsError> {
-        match &self.backend {
-            Backend::Sqlite(store) => store.list_sequences(filter, self.totals().sequences).await,
-            Backend::Postgres(store) => store.list_sequences(filter).await,
-        }
+        on_backend!(self, store => store.list_sequences(filter).await)
     }
 
     /// Films and sequences for a refresh: after the given ids ascending (capped at `limit`),

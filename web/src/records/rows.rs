@@ -93,8 +93,13 @@ pub struct ListFilter {
 }
 
 impl ListFilter {
-    /// Whether the filter selects every row (the count can then come from memory).
-    pub fn is_unfiltered(&self) -> bool {
-        self.source.is_none() && self.sequence.is_none() && self.since_id.is_none()
+    /// Whether the filter selects every film (the count is then the table's total).
+    pub fn selects_all_films(&self) -> bool {
+        self.sequence.is_none() && self.selects_all_sequences()
+    }
+
+    /// Whether the filter selects every sequence (`sequence` does not apply to them).
+    pub fn selects_all_sequences(&self) -> bool {
+        self.source.is_none() && self.since_id.is_none()
     }
 }

@@ -50,6 +50,15 @@ fn rejected(raw: &[u8], sequence: Option<SequenceRef>) -> NewItem {
     }
 }
 
+/// A store holding one film, leased (as the poster holds it before its ack); and its id.
+fn one_film_leased(dir: &TempDir) -> (QueueStore, i64) {
+    let mut store = open(dir);
+    store.enqueue(films(1, 1), NOW).unwrap();
+    store.commit().unwrap();
+    let id = store.lease(1, NOW).unwrap()[0].id;
+    (store, id)
+}
+
 fn films(from: i64, to: i64) -> Vec<NewItem> {
     (from..=to).map(film).collect()
 }
@@ -143,10 +152,7 @@ fn lease_excludes_in_flight_retries() {
 #[test]
 fn retry_ack_waits_for_its_delay() {
     let dir = TempDir::new().unwrap();
-    let mut store = open(&dir);
-    store.enqueue(films(1, 1), NOW).unwrap();
-    store.commit().unwrap();
-    let id = store.lease(1, NOW).unwrap()[0].id;
+    let (mut store, id) = one_film_leased(&dir);
     store.ack(
         vec![(
             id,
@@ -173,10 +179,7 @@ fn retry_ack_waits_for_its_delay() {
 #[test]
 fn delivered_ack_posts_the_item_with_its_upstream_id() {
     let dir = TempDir::new().unwrap();
-    let mut store = open(&dir);
-    store.enqueue(films(1, 1), NOW).unwrap();
-    store.commit().unwrap();
-    let id = store.lease(1, NOW).unwrap()[0].id;
+    let (mut store, id) = one_film_leased(&dir);
     store.ack(vec![delivered(id)], NOW);
     store.commit().unwrap();
     let view = store.item_view(id).unwrap();
@@ -191,10 +194,7 @@ fn delivered_ack_posts_the_item_with_its_upstream_id() {
 #[test]
 fn dead_ack_makes_the_item_dead_with_its_error() {
     let dir = TempDir::new().unwrap();
-    let mut store = open(&dir);
-    store.enqueue(films(1, 1), NOW).unwrap();
-    store.commit().unwrap();
-    let id = store.lease(1, NOW).unwrap()[0].id;
+    let (mut store, id) = one_film_leased(&dir);
     store.ack(
         vec![(
             id,

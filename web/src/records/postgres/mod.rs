@@ -187,7 +187,7 @@ impl PgRecords {
     ) -> Result<Page<FilmRow>, RecordsError> {
         self.read(move |client| async move {
             let results = sql::list_films(&client, &filter).await?;
-            let count = if filter.is_unfiltered() {
+            let count = if filter.selects_all_films() {
                 sql::counts(&client).await?.films
             } else {
                 sql::count_films(&client, &filter).await?
@@ -203,7 +203,7 @@ impl PgRecords {
     ) -> Result<Page<SequenceRow>, RecordsError> {
         self.read(move |client| async move {
             let results = sql::list_sequences(&client, &filter).await?;
-            let count = if filter.source.is_none() && filter.since_id.is_none() {
+            let count = if filter.selects_all_sequences() {
                 sql::counts(&client).await?.sequences
             } else {
                 sql::count_sequences(&client, &filter).await?

@@ -80,14 +80,15 @@ impl SqliteRecords {
         self.shared.totals.get()
     }
 
+    /// A page of films; the unfiltered count is the committed total, from memory.
     pub(super) async fn list_films(
         &self,
         filter: ListFilter,
-        total: u64,
     ) -> Result<Page<FilmRow>, RecordsError> {
+        let total = self.totals().films;
         self.read(move |conn| {
             let results = sql::list_films(conn, &filter)?;
-            let count = if filter.is_unfiltered() {
+            let count = if filter.selects_all_films() {
                 total
             } else {
                 sql::count_films(conn, &filter)?
@@ -100,11 +101,11 @@ impl SqliteRecords {
     pub(super) async fn list_sequences(
         &self,
         filter: ListFilter,
-        total: u64,
     ) -> Result<Page<SequenceRow>, RecordsError> {
+        let total = self.totals().sequences;
         self.read(move |conn| {
             let results = sql::list_sequences(conn, &filter)?;
-            let count = if filter.source.is_none() && filter.since_id.is_none() {
+            let count = if filter.selects_all_sequences() {
                 total
             } else {
                 sql::count_sequences(conn, &filter)?
