@@ -268,3 +268,44 @@ async fn a_write_waits_for_the_fleet_write_lock() {
     assert_eq!(app.committed_films("waits"), 1);
     let _ = holder.wait();
 }
+
+/// A session that holds the write lock and never lets go (a node frozen mid-commit) cannot
+/// hang the fleet: the next write gets a 503 once `lock_timeout` passes, and the retry after
+/// the holder is gone is stored.
+#[actix_rt::test]
+async fn a_write_lock_held_for_good_gives_a_503_not_a_hang() {
+    use crate::helpers::film_body;
+    let app = spawn_app_on(Backend::Postgres).await;
+    let seq = app.create_sequence("a").await["id"].as_i64().unwrap();
+    let pg = app.postgres.as_ref().unwrap();
+    let mut holder = pg.psql_in_background(
+        "records",
+        "SELECT pg_advisory_xact_lock(7379548681564943461); SELECT pg_sleep(600)",
+        "lock-holder",
+    );
+    let count = |sql: &str| pg.psql("records", sql).parse::<u32>().unwrap();
+    let deadline = std::time::Instant::now() + crate::helpers::DEADLINE;
+    while count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "psql never took the lock"
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let body = film_body(seq, "a", "held");
+    let (status, answer) = app.post_json("/api/films/", &body).await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("lock timeout"),
+        "{answer}"
+    );
+    assert_eq!(app.committed_films("held"), 0);
+    pg.psql(
+        "records",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE application_name = 'lock-holder'",
+    );
+    let _ = holder.wait();
+    let (status, answer) = app.post_json("/api/films/", &body).await;
+    assert_eq!(status, 201, "{answer}");
+}
