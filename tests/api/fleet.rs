@@ -32,26 +32,50 @@ fn gateway_settings(dir: &Path, name: &str, base_url: &str, batch_size: usize) -
     s
 }
 
-/// Writes `films` lines of lots of 25 (`<prefix>-<lot>`) the way a line does: ten records at a
-/// time, a short pause between. Returns the lines without their delimiter.
-fn write_line(
-    mut pty: filmgate_actors::serial::pty::Pty,
-    prefix: String,
-    films: u64,
-) -> std::thread::JoinHandle<Vec<String>> {
-    std::thread::spawn(move || {
+/// A line being written from a thread the way a line writes: ten records at a time, a short
+/// pause between, lots of 25 (`<prefix>-<lot>`). The first half goes out at once, the second
+/// once [`Line::release`] is called (or the `Line` is dropped), so a test can make sure the
+/// line is still posting when it breaks something.
+struct Line {
+    go: std::sync::mpsc::Sender<()>,
+    writer: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Line {
+    fn write(mut pty: filmgate_actors::serial::pty::Pty, prefix: &str, films: u64) -> Line {
         let lines: Vec<String> = (1..=films)
             .map(|n| film_line(&format!("{prefix}-{}", (n - 1) / 25), n))
             .collect();
-        for chunk in lines.chunks(10) {
-            pty.write_all(chunk.concat().as_bytes()).expect("pty write");
-            std::thread::sleep(Duration::from_millis(15));
-        }
-        lines
-            .into_iter()
-            .map(|l| l.trim_end_matches('\r').to_owned())
-            .collect()
-    })
+        let (go, released) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            let (first, second) = lines.split_at(lines.len() / 2);
+            for (half, part) in [first, second].into_iter().enumerate() {
+                if half == 1 {
+                    let _ = released.recv();
+                }
+                for chunk in part.chunks(10) {
+                    pty.write_all(chunk.concat().as_bytes()).expect("pty write");
+                    std::thread::sleep(Duration::from_millis(15));
+                }
+            }
+            lines
+                .iter()
+                .map(|l| l.trim_end_matches('\r').to_owned())
+                .collect()
+        });
+        Line { go, writer }
+    }
+
+    /// Lets the second half go out.
+    fn release(&self) {
+        let _ = self.go.send(());
+    }
+
+    /// Waits until every line is written; the lines without their delimiter.
+    fn join(self) -> Vec<String> {
+        self.release();
+        self.writer.join().unwrap()
+    }
 }
 
 /// Waits until `gateway` has read all `films` of its line and nothing waits in its queue;
@@ -189,7 +213,7 @@ async fn three_lines_two_nodes_one_database_a_node_killed_mid_flood() {
         );
         let gateway = Gateway::launch(&gw_dir, &settings);
         gateway.wait_link_up().await;
-        writers.push(write_line(pty, format!("L{i}"), FILMS));
+        writers.push(Line::write(pty, &format!("L{i}"), FILMS));
         gateways.push(gateway);
     }
 
@@ -199,6 +223,8 @@ async fn three_lines_two_nodes_one_database_a_node_killed_mid_flood() {
     .await;
     let killed_at = stored_films(&pg);
     nodes[0].stop(Signal::SIGKILL);
+    // The second halves go out while node 0 is down: there is always more to post.
+    writers.iter().for_each(Line::release);
     wait_for(SETTLE, "films stored through the other node", async || {
         (stored_films(&pg) >= killed_at + 150).then_some(())
     })
@@ -209,7 +235,7 @@ async fn three_lines_two_nodes_one_database_a_node_killed_mid_flood() {
 
     let mut emitted: HashMap<String, Vec<String>> = HashMap::new();
     for (i, writer) in writers.into_iter().enumerate() {
-        emitted.insert(format!("line-{i}"), writer.join().unwrap());
+        emitted.insert(format!("line-{i}"), writer.join());
     }
     for gateway in &gateways {
         wait_settled(gateway, FILMS).await;
@@ -286,13 +312,15 @@ async fn the_database_restarted_while_a_line_posts() {
     let base_url = format!("{}/api/", node.address);
     let gateway = Gateway::launch(&gw_dir, &gateway_settings(&gw_dir, "line-1", &base_url, 10));
     gateway.wait_link_up().await;
-    let writer = write_line(pty, "DB".into(), FILMS);
+    let line = Line::write(pty, "DB", FILMS);
 
     wait_for(SETTLE, "100 films stored", async || {
         (stored_films(&pg) >= 100).then_some(())
     })
     .await;
     pg.stop_server();
+    // The second half goes out while the database is down: posts that must be refused.
+    line.release();
     // Meanwhile the node answers 503 with a JSON error, and the line's posts wait.
     let client = awc::Client::default();
     // Within seconds, not when some connection times out.
@@ -327,7 +355,7 @@ async fn the_database_restarted_while_a_line_posts() {
     assert!(refused.contains("records store"), "{refused}");
     pg.start_server();
 
-    let lines = writer.join().unwrap();
+    let lines = line.join();
     wait_settled(&gateway, FILMS).await;
     let mut stored = stored_raws(&pg).remove("line-1").unwrap_or_default();
     let mut want = lines;
