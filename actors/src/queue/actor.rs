@@ -176,16 +176,30 @@ impl Handler<Flush> for QueueActor {
     type Result = Result<(), QueueError>;
 
     fn handle(&mut self, msg: Flush, ctx: &mut Self::Context) -> Self::Result {
-        let result = self.commit(ctx);
-        if msg.last {
-            if result.is_err() {
-                for (uid, raw) in self.store.unkept_frames() {
-                    log::error!(
-                        "queue: frame not kept: uid {uid} raw \"{}\"",
-                        raw.escape_ascii()
-                    );
-                }
+        let mut result = self.commit(ctx);
+        if msg.last
+            && let Err(e) = &result
+        {
+            let mut frames = 0;
+            for (uid, raw) in self.store.unkept_frames() {
+                frames += 1;
+                log::error!(
+                    "queue: frame not kept: uid {uid} raw \"{}\"",
+                    raw.escape_ascii()
+                );
             }
+            if frames == 0 {
+                // Only outcomes were not stored: their items are posted again at the next
+                // start and the service answers replays. Nothing read is lost, so the stop
+                // is not a failure (exit 1 means frames were lost).
+                log::warn!(
+                    "queue: the last commit failed ({e}); it held no frame, only delivery \
+                     outcomes, whose items are posted again at the next start"
+                );
+                result = Ok(());
+            }
+        }
+        if msg.last {
             // The process ends now; a new one (or a new app in the same process) may open
             // the file at once, and this actor takes no more writes.
             self.store.release_lock();
