@@ -6,7 +6,7 @@
 use crate::error::QueueError;
 use crate::record::{FilmData, NewItem};
 use actix::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 // ---- serial link -> queue ----------------------------------------------------------------
@@ -129,9 +129,8 @@ pub struct Flush {
 
 // ---- web -> queue (inspection and control) -----------------------------------------------
 
-/// The state of a queue item as the API shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// The state of a queue item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ItemState {
     Pending,
     InFlight,
@@ -140,6 +139,14 @@ pub enum ItemState {
 }
 
 impl ItemState {
+    /// Every state, in the order an item passes through them.
+    pub const ALL: [ItemState; 4] = [
+        ItemState::Pending,
+        ItemState::InFlight,
+        ItemState::Dead,
+        ItemState::Posted,
+    ];
+
     /// The API name (`pending`, `in_flight`, `dead`, `posted`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -148,6 +155,11 @@ impl ItemState {
             ItemState::Dead => "dead",
             ItemState::Posted => "posted",
         }
+    }
+
+    /// The state an API name stands for.
+    pub fn from_name(name: &str) -> Option<ItemState> {
+        ItemState::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
 
@@ -164,33 +176,31 @@ pub struct ListItems {
 }
 
 /// One page of queue items with the total count for the filter.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ItemPage {
     /// Items matching the filter.
     pub count: u64,
     /// This page.
-    pub results: Vec<ItemView>,
+    pub results: Vec<QueuedItem>,
 }
 
-/// A queue item as the inspection API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ItemView {
+/// A queue item as stored, for inspection: exact bytes and epoch milliseconds (the web
+/// frontend decides how they look in JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedItem {
     pub id: i64,
     pub uid: String,
     pub source: String,
     pub state: ItemState,
     pub attempts: u32,
     pub last_error: Option<String>,
-    /// RFC 3339; `null` when due now.
-    pub next_attempt_at: Option<String>,
-    /// RFC 3339.
-    pub received_at: String,
-    /// The frame as text (invalid UTF-8 replaced by U+FFFD; see `raw_hex`).
-    pub raw: String,
-    /// The exact bytes as hex, present only when the frame is not valid UTF-8.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub raw_hex: Option<String>,
-    /// Parsed fields; `null` for a rejected frame.
+    /// When a waiting retry becomes due, epoch milliseconds; `None` when due now.
+    pub next_attempt_at_ms: Option<i64>,
+    /// When the frame's last byte was read, epoch milliseconds.
+    pub received_at_ms: i64,
+    /// The frame's bytes exactly as read.
+    pub raw: Vec<u8>,
+    /// Parsed fields; `None` for a rejected frame or a fragment.
     pub data: Option<FilmData>,
     pub sequence_uid: Option<String>,
     /// The upstream's id of the posted film (posted items only).
@@ -199,7 +209,7 @@ pub struct ItemView {
 
 /// Fetches one item.
 #[derive(Message, Debug)]
-#[rtype(result = "Result<ItemView, QueueError>")]
+#[rtype(result = "Result<QueuedItem, QueueError>")]
 pub struct GetItem {
     pub id: i64,
 }
@@ -208,7 +218,7 @@ pub struct GetItem {
 /// A frame that still does not parse stays dead with the new reason
 /// (answered with the item; check its state).
 #[derive(Message, Debug)]
-#[rtype(result = "Result<ItemView, QueueError>")]
+#[rtype(result = "Result<QueuedItem, QueueError>")]
 pub struct RetryItem {
     pub id: i64,
 }

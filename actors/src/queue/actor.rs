@@ -15,9 +15,9 @@
 
 use super::{QueueConfig, QueueError, QueueStore};
 use crate::messages::{
-    Ack, DeleteItem, Enqueue, EnqueueOutcome, Flush, GetItem, GetStats, ItemPage, ItemView, Lease,
-    LeasedItem, ListItems, Outcome, QueueStats, RetryAllDead, RetryAllOutcome, RetryItem,
-    SequencePosted, Subscribe, WorkAvailable,
+    Ack, DeleteItem, Enqueue, EnqueueOutcome, Flush, GetItem, GetStats, ItemPage, Lease,
+    LeasedItem, ListItems, Outcome, QueueStats, QueuedItem, RetryAllDead, RetryAllOutcome,
+    RetryItem, SequencePosted, Subscribe, WorkAvailable,
 };
 use crate::record::RecordConfig;
 use crate::record::now_ms;
@@ -218,15 +218,15 @@ impl Handler<ListItems> for QueueActor {
 }
 
 impl Handler<GetItem> for QueueActor {
-    type Result = Result<ItemView, QueueError>;
+    type Result = Result<QueuedItem, QueueError>;
 
     fn handle(&mut self, msg: GetItem, _ctx: &mut Self::Context) -> Self::Result {
-        self.store.item_view(msg.id)
+        self.store.item(msg.id)
     }
 }
 
 impl Handler<RetryItem> for QueueActor {
-    type Result = Result<ItemView, QueueError>;
+    type Result = Result<QueuedItem, QueueError>;
 
     fn handle(&mut self, msg: RetryItem, ctx: &mut Self::Context) -> Self::Result {
         let result = self.store.retry_item(msg.id, &self.parsers, now_ms());

@@ -7,8 +7,8 @@
 use actix::prelude::*;
 use filmgate_actors::links::{LinkRegistry, LinkState, LinkStatus};
 use filmgate_actors::messages::{
-    Enqueue, GetStats, ItemState, ItemView, Lease, LeasedItem, ListItems, QueueStats, RestartLink,
-    StopLink,
+    Enqueue, GetStats, ItemState, Lease, LeasedItem, ListItems, QueueStats, QueuedItem,
+    RestartLink, StopLink,
 };
 use filmgate_actors::queue::{QueueActor, QueueConfig, QueueStore};
 use filmgate_actors::record::now_ms;
@@ -68,7 +68,7 @@ impl TestQueue {
     }
 
     /// Every item the queue holds (written or committed), in read order.
-    async fn items(&self) -> Vec<ItemView> {
+    async fn items(&self) -> Vec<QueuedItem> {
         let all = ListItems {
             state: None,
             limit: LIST_LIMIT,
@@ -87,7 +87,7 @@ impl TestQueue {
     }
 
     /// Polls until the queue holds at least `count` items; returns them in read order.
-    async fn wait_items(&self, count: usize) -> Vec<ItemView> {
+    async fn wait_items(&self, count: usize) -> Vec<QueuedItem> {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let items = self.items().await;
@@ -203,7 +203,7 @@ fn film_nos(films: &[LeasedItem]) -> Vec<i64> {
 }
 
 /// The film number of a listed item that must be a film (pending, parsed, no error).
-fn listed_film_no(item: &ItemView) -> i64 {
+fn listed_film_no(item: &QueuedItem) -> i64 {
     assert_eq!(item.state, ItemState::Pending, "expected a film: {item:?}");
     assert_eq!(item.last_error, None);
     let data = item.data.as_ref().expect("a film has data");
@@ -211,7 +211,7 @@ fn listed_film_no(item: &ItemView) -> i64 {
 }
 
 /// The reason of a listed item that must be a rejected frame (dead, unparsed).
-fn rejected_reason(item: &ItemView) -> &str {
+fn rejected_reason(item: &QueuedItem) -> &str {
     assert_eq!(
         item.state,
         ItemState::Dead,
@@ -229,10 +229,6 @@ fn assert_unique_uids<'a>(uids: impl Iterator<Item = &'a String>, count: usize) 
     uids.sort();
     uids.dedup();
     assert_eq!(uids.len(), count, "duplicate uids");
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 // ---- tests -----------------------------------------------------------------------------------
@@ -323,26 +319,23 @@ async fn bad_frames_become_rejected_items_with_raw_bytes_while_the_frames_around
 
     assert_eq!(items.len(), 7);
     assert_eq!(listed_film_no(&items[0]), 1);
-    assert_eq!(items[0].raw, "A,1,25.01,1200.5,0");
-    assert_eq!(items[0].raw_hex, None);
-    // Not UTF-8: the exact bytes are in `raw_hex`, `raw` is their lossy text.
+    assert_eq!(items[0].raw, b"A,1,25.01,1200.5,0");
+    // Not UTF-8: kept byte for byte.
     assert_eq!(rejected_reason(&items[1]), "invalid UTF-8 at byte 2 of 16");
-    assert_eq!(items[1].raw_hex.as_deref(), Some(hex(not_utf8).as_str()));
-    assert_eq!(items[1].raw, String::from_utf8_lossy(not_utf8));
+    assert_eq!(items[1].raw, not_utf8);
     assert_eq!(listed_film_no(&items[2]), 2);
     assert_eq!(
         rejected_reason(&items[3]),
         "frame exceeds max_frame_bytes (4096): 70001 bytes"
     );
-    assert_eq!(items[3].raw.as_bytes(), long_line);
-    assert_eq!(items[3].raw_hex, None);
+    assert_eq!(items[3].raw, long_line);
     assert_eq!(listed_film_no(&items[4]), 3);
     assert!(
         rejected_reason(&items[5]).contains("expected 5 fields"),
         "{}",
         rejected_reason(&items[5])
     );
-    assert_eq!(items[5].raw, "A,4,25.0");
+    assert_eq!(items[5].raw, b"A,4,25.0");
     assert_eq!(listed_film_no(&items[6]), 5);
     assert!(items.iter().all(|i| i.source == "line-1"));
     // Rejected frames ride in the current sequence without changing it.
@@ -638,7 +631,7 @@ async fn a_sim_link_reads_films_from_the_simulated_machine() {
     let _link = start_link(cfg, queue.recipient(), links.clone()).unwrap();
     // The first 20 items read are all films...
     let items = queue.wait_items(20).await;
-    let first: Vec<&ItemView> = items.iter().take(20).collect();
+    let first: Vec<&QueuedItem> = items.iter().take(20).collect();
     for item in &first {
         assert_eq!(item.state, ItemState::Pending, "{item:?}");
         assert!(item.sequence_uid.is_some());

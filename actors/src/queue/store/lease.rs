@@ -1,0 +1,99 @@
+//! Leases: which committed items go to the poster next, and when a waiting retry is due.
+
+use super::{QueueStore, film_data, json_value};
+use crate::error::QueueError;
+use crate::messages::{LeasedItem, LeasedSequence};
+use crate::record::FilmData;
+use rusqlite::{Row, params};
+
+/// Retries whose time has come (`?1` = now), in the partial index's own order: no sort, and
+/// the scan stops as soon as enough are taken. `INDEXED BY` because on a young file the
+/// planner has no statistics and may choose a sort of every pending row instead.
+/// Columns as [`leased_item`] reads them.
+pub(super) const DUE_RETRIES_SQL: &str =
+    "SELECT i.id, i.uid, i.source, i.received_at_ms, i.raw, i.data,
+    i.attempts, s.id, s.uid, s.source, s.key, s.upstream_id
+    FROM items i INDEXED BY items_due_retry JOIN sequences s ON s.id = i.sequence_id
+    WHERE i.state = 0 AND i.next_attempt_at_ms > 0 AND i.next_attempt_at_ms <= ?1
+    ORDER BY i.next_attempt_at_ms, i.id";
+
+/// Fresh items after the cursor (`?1`) up to the highest committed id (`?2`), `?3` at most.
+pub(super) const FRESH_SQL: &str = "SELECT i.id, i.uid, i.source, i.received_at_ms, i.raw, i.data,
+    i.attempts, s.id, s.uid, s.source, s.key, s.upstream_id
+    FROM items i JOIN sequences s ON s.id = i.sequence_id
+    WHERE i.id > ?1 AND i.id <= ?2 AND i.state = 0 AND i.next_attempt_at_ms = 0
+    ORDER BY i.id LIMIT ?3";
+
+impl QueueStore {
+    /// Up to `max_items` committed items that are due and not in flight: retries whose time
+    /// has come first (earliest due first), then fresh items in read order. Marks them in flight.
+    pub fn lease(&mut self, max_items: usize, now_ms: i64) -> Result<Vec<LeasedItem>, QueueError> {
+        if let Some(f) = &self.failure {
+            // Outcomes could not be stored now; the poster waits for the store to recover.
+            return Err(f.to_error());
+        }
+        let mut leased = Vec::with_capacity(max_items.min(1024));
+        if max_items == 0 {
+            return Ok(leased);
+        }
+        {
+            let mut stmt = self.conn.prepare_cached(DUE_RETRIES_SQL)?;
+            let mut rows = stmt.query(params![now_ms])?;
+            while leased.len() < max_items {
+                let Some(row) = rows.next()? else { break };
+                if !self.in_flight.contains(&row.get::<_, i64>(0)?) {
+                    leased.push(leased_item(row)?);
+                }
+            }
+        }
+        let retries = leased.len();
+        if leased.len() < max_items && self.fresh_cursor < self.committed_max_id {
+            let mut stmt = self.conn.prepare_cached(FRESH_SQL)?;
+            let limit = (max_items - leased.len()) as i64;
+            let mut rows = stmt.query(params![self.fresh_cursor, self.committed_max_id, limit])?;
+            while let Some(row) = rows.next()? {
+                leased.push(leased_item(row)?);
+            }
+        }
+        if let Some(last) = leased[retries..].last() {
+            self.fresh_cursor = last.id;
+        }
+        self.in_flight.extend(leased.iter().map(|item| item.id));
+        Ok(leased)
+    }
+
+    /// The earliest time after `now_ms` at which a waiting retry becomes due.
+    pub fn next_retry_due_after(&self, now_ms: i64) -> Result<Option<i64>, QueueError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT min(next_attempt_at_ms) FROM items
+             WHERE state = 0 AND next_attempt_at_ms > 0 AND next_attempt_at_ms > ?1",
+        )?;
+        Ok(stmt.query_row(params![now_ms], |r| r.get(0))?)
+    }
+}
+
+fn leased_item(row: &Row<'_>) -> rusqlite::Result<LeasedItem> {
+    let id: i64 = row.get(0)?;
+    let raw: Vec<u8> = row.get(4)?;
+    Ok(LeasedItem {
+        id,
+        uid: row.get(1)?,
+        source: row.get(2)?,
+        received_at_ms: row.get(3)?,
+        raw: String::from_utf8(raw)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        data: row
+            .get::<_, Option<String>>(5)?
+            .map_or_else(FilmData::new, |text| film_data(id, &text)),
+        attempts: row.get(6)?,
+        sequence: LeasedSequence {
+            id: row.get(7)?,
+            uid: row.get(8)?,
+            source: row.get(9)?,
+            key: row.get(10)?,
+            upstream_id: row
+                .get::<_, Option<String>>(11)?
+                .map(|text| json_value(&text)),
+        },
+    })
+}

@@ -1,0 +1,393 @@
+//! [`QueueStore`]: the queue's SQLite file and the SQL that moves items through it. Plain
+//! rusqlite, no actix: the [`super::QueueActor`] owns one and decides *when* to commit.
+//!
+//! Data enters as [`NewItem`]s ([`QueueStore::enqueue`]) and outcomes ([`QueueStore::ack`]),
+//! both written into one open transaction that [`QueueStore::commit`] closes (group commit).
+//! It leaves as [`LeasedItem`]s ([`QueueStore::lease`]) and as [`QueuedItem`]s and counts for inspection.
+//!
+//! Rules the code keeps:
+//! - Only committed rows are leased; a lease does not write. "In flight" lives in memory, so a
+//!   restart makes every unacknowledged item pending again for free.
+//! - Every write of the open transaction is also kept in `log` until its commit succeeds. When a
+//!   commit fails (disk full, I/O error) the transaction is rolled back and the log is replayed
+//!   by the next [`QueueStore::commit`]; meanwhile new frames are refused with
+//!   [`QueueError::Store`] so the links hold them. Nothing acknowledged to a link is dropped.
+//! - Memory does not grow with the backlog: counts are kept incrementally, leases and pages are
+//!   bounded queries.
+//!
+//! The code by concern: this file holds the store, opening it and the write path (enqueue,
+//! ack, commit); `writes` the write log with its replay and failure handling; `lease` what
+//! the poster gets next; `admin` retrying and deleting dead items; `inspect` the views for
+//! the inspection API; `rates` the read and post rates.
+
+mod admin;
+mod inspect;
+mod lease;
+mod rates;
+mod writes;
+
+use self::rates::RateRing;
+use self::writes::{StoreFailure, WriteOp};
+use super::lock::QueueLock;
+use super::schema::{
+    check_integrity, configure, create_or_migrate, damaged_or, dir_error, sqlite_open_error,
+};
+use super::space::SpaceReserve;
+use super::{QueueConfig, QueueError};
+use crate::messages::{EnqueueOutcome, Outcome};
+use crate::record::{FilmData, NewItem, SequenceRef, now_ms};
+use rusqlite::{Connection, OptionalExtension};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// `items.state` of an item waiting to be posted (or in flight, which is not stored).
+const STATE_PENDING: i64 = 0;
+/// `items.state` of an item that needs an operator (rejected frame or permanent 4xx).
+const STATE_DEAD: i64 = 2;
+/// `items.state` of a delivered item kept for inspection.
+const STATE_POSTED: i64 = 3;
+
+/// Sequence uids remembered before the cache is cleared (one per lot, so it stays tiny).
+const SEQUENCE_CACHE_MAX: usize = 1024;
+
+/// The durable queue in one SQLite file (WAL, `synchronous=FULL`).
+pub struct QueueStore {
+    /// The only connection to the file.
+    conn: Connection,
+    /// Keeps other filmgate processes off the file until [`QueueStore::release_lock`].
+    lock: Option<QueueLock>,
+    /// Space given back when the disk is full, so the WAL can be checkpointed.
+    reserve: SpaceReserve,
+    /// The file, for messages.
+    path: String,
+    /// Items (pending, in flight, dead) beyond which new frames are refused.
+    max_items: u64,
+    /// Delivered items kept for inspection.
+    posted_history: u64,
+    /// Whether a transaction is open (`BEGIN` ran, `COMMIT` not yet).
+    in_tx: bool,
+    /// When the open transaction got its first write.
+    tx_started: Option<Instant>,
+    /// The writes of the open transaction, kept until its commit succeeds (replayed if it fails).
+    log: Vec<WriteOp>,
+    /// What the open transaction changes in the counts.
+    tx_delta: Counts,
+    /// Highest item id inserted by the open transaction.
+    tx_max_id: i64,
+    /// Whether the open transaction makes items leasable (new films, revived dead items).
+    tx_new_work: bool,
+    /// Committed counts by state (in-flight items are pending here).
+    counts: Counts,
+    /// Highest committed item id: fresh leases never go beyond it.
+    committed_max_id: i64,
+    /// Highest id handed out as a fresh (never attempted) item this run.
+    fresh_cursor: i64,
+    /// Leased items not yet acknowledged (memory only, by design).
+    in_flight: HashSet<i64>,
+    /// Sequence uid -> row id, so a lot's films do not each look their sequence up.
+    sequence_ids: HashMap<String, i64>,
+    /// Source -> uid of the sequence given to films that arrived without one (a link's bug).
+    orphan_sequences: HashMap<String, String>,
+    /// Set while the store is failing: commits are retried, new frames refused.
+    failure: Option<StoreFailure>,
+    /// A commit made items leasable since the last [`QueueStore::take_new_work`].
+    new_work: bool,
+    /// Frames accepted since start.
+    enqueued_total: u64,
+    /// Items delivered since start.
+    delivered_total: u64,
+    /// Frames refused since start because the queue was full.
+    refused_total: u64,
+    /// Per-second counters behind the read and post rates.
+    rates: RateRing,
+}
+
+/// Item counts by stored state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counts {
+    /// State 0, in flight included.
+    pending: i64,
+    /// State 2.
+    dead: i64,
+    /// State 3.
+    posted: i64,
+}
+
+impl Counts {
+    fn plus(self, d: Counts) -> Counts {
+        Counts {
+            pending: self.pending + d.pending,
+            dead: self.dead + d.dead,
+            posted: self.posted + d.posted,
+        }
+    }
+}
+
+impl QueueStore {
+    /// Opens (creating if needed) the queue file at `cfg.path` and its directory.
+    ///
+    /// Any failure — an uncreatable directory, a read-only file or directory — is
+    /// [`QueueError::Open`] naming the path; a file held by another process is
+    /// [`QueueError::InUse`], and one that fails SQLite's integrity check is
+    /// [`QueueError::Damaged`]. An older schema is upgraded in place.
+    pub fn open(cfg: &QueueConfig) -> Result<QueueStore, QueueError> {
+        let path = cfg.path.display().to_string();
+        let open_err = |source: Box<dyn std::error::Error + Send + Sync>| QueueError::Open {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(dir_error(dir, e).into()))?;
+        }
+        let lock = QueueLock::acquire(&cfg.path)?;
+        let conn =
+            Connection::open(&cfg.path).map_err(|e| open_err(sqlite_open_error(&cfg.path, e)))?;
+        configure(&conn)
+            .map_err(|e| damaged_or(&path, e, |e| open_err(sqlite_open_error(&cfg.path, e))))?;
+        check_integrity(&conn, &path)?;
+        create_or_migrate(&conn).map_err(|e| open_err(sqlite_open_error(&cfg.path, e)))?;
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            return Err(open_err(
+                "the file is read-only (check its permissions)".into(),
+            ));
+        }
+        let counts = load_counts(&conn).map_err(|e| open_err(e.into()))?;
+        let committed_max_id: i64 = conn
+            .query_row("SELECT coalesce(max(id), 0) FROM items", [], |r| r.get(0))
+            .map_err(|e| open_err(e.into()))?;
+        Ok(QueueStore {
+            conn,
+            lock: Some(lock),
+            reserve: SpaceReserve::new(&cfg.path),
+            path,
+            max_items: cfg.max_items,
+            posted_history: cfg.posted_history,
+            in_tx: false,
+            tx_started: None,
+            log: Vec::new(),
+            tx_delta: Counts::default(),
+            tx_max_id: 0,
+            tx_new_work: false,
+            counts,
+            committed_max_id,
+            fresh_cursor: 0,
+            in_flight: HashSet::new(),
+            sequence_ids: HashMap::new(),
+            orphan_sequences: HashMap::new(),
+            failure: None,
+            new_work: false,
+            enqueued_total: 0,
+            delivered_total: 0,
+            refused_total: 0,
+            rates: RateRing::new(now_ms()),
+        })
+    }
+
+    /// The newest sequence stored for `source` (a link name), so the link can continue it.
+    pub fn last_sequence(&self, source: &str) -> Result<Option<SequenceRef>, QueueError> {
+        let last = self
+            .conn
+            .query_row(
+                "SELECT uid, key FROM sequences WHERE source = ?1 ORDER BY id DESC LIMIT 1",
+                [source],
+                |r| {
+                    Ok(SequenceRef {
+                        uid: r.get(0)?,
+                        key: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(last)
+    }
+
+    /// The queue file's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether the last commit succeeded (false while a failure is being retried).
+    pub fn store_ok(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// The error the store is failing with, as text with its cause.
+    pub fn failure_message(&self) -> Option<&str> {
+        self.failure.as_ref().map(|f| f.message.as_str())
+    }
+
+    /// Whether writes wait for a commit (including writes kept for replay after a failure).
+    pub fn has_uncommitted(&self) -> bool {
+        self.in_tx || !self.log.is_empty()
+    }
+
+    /// How long the open transaction has held its first write.
+    pub fn uncommitted_age(&self) -> Option<Duration> {
+        self.tx_started.map(|t| t.elapsed())
+    }
+
+    /// Whether a commit made items leasable since the last call (and resets it).
+    pub fn take_new_work(&mut self) -> bool {
+        std::mem::take(&mut self.new_work)
+    }
+
+    /// Whether committed pending items wait that are not in flight.
+    pub fn has_leasable(&self) -> bool {
+        self.counts.pending > self.in_flight.len() as i64
+    }
+
+    /// Writes `items` into the open transaction, in order, as far as `max_items` allows.
+    ///
+    /// Rejected frames become dead items. The answer is back-pressure, not durability: the
+    /// items are safe after the next [`QueueStore::commit`]. While the store is failing, or if
+    /// a write fails, nothing of this batch is taken and the answer is [`QueueError::Store`].
+    pub fn enqueue(
+        &mut self,
+        items: Vec<NewItem>,
+        now_ms: i64,
+    ) -> Result<EnqueueOutcome, QueueError> {
+        if let Some(f) = &self.failure {
+            return Err(f.to_error());
+        }
+        let live = self.live_counts();
+        let room = (self.max_items as i64 - live.pending - live.dead).max(0) as usize;
+        let accepted = items.len().min(room);
+        let refused = items.len() - accepted;
+        let log_len = self.log.len();
+        for item in items.into_iter().take(accepted) {
+            match self.begin().and_then(|()| self.apply_insert(&item)) {
+                Ok(()) => self.log.push(WriteOp::Insert(item)),
+                Err(e) => {
+                    // The whole batch is answered with an error, so none of it may be replayed.
+                    self.log.truncate(log_len);
+                    return Err(self.fail(e));
+                }
+            }
+        }
+        self.enqueued_total += accepted as u64;
+        self.refused_total += refused as u64;
+        self.rates.add(now_ms, accepted as u64, 0);
+        Ok(EnqueueOutcome { accepted, refused })
+    }
+
+    /// Records the outcome of posting leased items and ends their lease.
+    ///
+    /// Never loses an outcome: if the write fails it is kept and applied by the commit that
+    /// succeeds (see [`QueueStore::store_ok`]).
+    pub fn ack(&mut self, outcomes: Vec<(i64, Outcome)>, now_ms: i64) {
+        let mut delivered = 0;
+        for (id, outcome) in outcomes {
+            self.in_flight.remove(&id);
+            if matches!(outcome, Outcome::Delivered { .. }) {
+                delivered += 1;
+            }
+            self.write(WriteOp::Ack {
+                id,
+                outcome,
+                at_ms: now_ms,
+            });
+        }
+        self.delivered_total += delivered;
+        self.rates.add(now_ms, 0, delivered);
+    }
+
+    /// Stores the upstream id of a sequence (kept like [`QueueStore::ack`] if the write fails).
+    pub fn sequence_posted(&mut self, sequence_id: i64, upstream_id: &Value) {
+        let upstream_id = upstream_id.to_string();
+        self.write(WriteOp::SequencePosted {
+            sequence_id,
+            upstream_id,
+        });
+    }
+
+    /// Commits the open transaction (first trimming the posted history), or, while the store
+    /// is failing, replays the kept writes in a new transaction and commits that.
+    pub fn commit(&mut self) -> Result<(), QueueError> {
+        if self.failure.is_some() {
+            self.make_room();
+            if let Err(e) = self.replay() {
+                return Err(self.fail(e));
+            }
+        }
+        if !self.in_tx {
+            return Ok(());
+        }
+        if let Err(e) = self
+            .trim_posted()
+            .and_then(|()| self.conn.execute_batch("COMMIT"))
+        {
+            return Err(self.fail(e));
+        }
+        self.counts = self.counts.plus(self.tx_delta);
+        self.committed_max_id = self.committed_max_id.max(self.tx_max_id);
+        self.new_work |= self.tx_new_work;
+        self.failure = None;
+        self.reset_tx();
+        self.reserve.restore_if_due();
+        Ok(())
+    }
+
+    /// Lets another process open the file (after the last commit of a shutdown; the store must
+    /// not be written after this).
+    pub fn release_lock(&mut self) {
+        self.lock = None;
+    }
+
+    /// The raw bytes of every frame a failing store holds only in memory (none while it is
+    /// healthy): what a stop now would lose.
+    pub fn unkept_frames(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.log
+            .iter()
+            .filter(|_| self.failure.is_some())
+            .filter_map(|op| match op {
+                WriteOp::Insert(item) => Some((item.uid.as_str(), item.raw.as_slice())),
+                _ => None,
+            })
+    }
+
+    // ---- private helpers -------------------------------------------------------------------
+
+    /// Committed counts plus what the open transaction changes.
+    fn live_counts(&self) -> Counts {
+        self.counts.plus(self.tx_delta)
+    }
+}
+
+fn load_counts(conn: &Connection) -> rusqlite::Result<Counts> {
+    let mut counts = Counts::default();
+    let mut stmt = conn.prepare("SELECT state, count(*) FROM items GROUP BY state")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let n: i64 = row.get(1)?;
+        match row.get::<_, i64>(0)? {
+            STATE_DEAD => counts.dead += n,
+            STATE_POSTED => counts.posted += n,
+            _ => counts.pending += n,
+        }
+    }
+    Ok(counts)
+}
+
+fn json_text(data: &FilmData) -> String {
+    // Serialising a map of JSON values cannot fail.
+    serde_json::to_string(data).unwrap_or_default()
+}
+
+/// Stored JSON text as a value; text that is not JSON (written by hand) is kept as a string.
+fn json_value(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+fn film_data(id: i64, text: &str) -> FilmData {
+    match serde_json::from_str(text) {
+        Ok(data) => data,
+        Err(e) => {
+            log::warn!("queue item {id}: stored data is not a JSON object ({e}); using no fields");
+            FilmData::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
