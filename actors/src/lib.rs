@@ -25,6 +25,7 @@
 //! move to the posted history, failed ones wait for a retry, rejected ones are dead. The
 //! records service (`filmgate-web`, or any DRF backend) stores the film under its uid once.
 
+pub mod backoff;
 pub mod error;
 pub mod invalid;
 pub mod links;

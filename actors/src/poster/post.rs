@@ -9,7 +9,7 @@
 use super::answer::{Attempt, Reply, batch_delivered, judge};
 use super::body::{film_body, sequence_body};
 use super::http::Upstream;
-use super::retry::backoff;
+use crate::backoff::Backoff;
 use crate::messages::{LeasedItem, Outcome, SequencePosted};
 use actix::Recipient;
 use futures_util::future::LocalBoxFuture;
@@ -77,12 +77,11 @@ pub async fn post_items(
         sequences_posted: 0,
         delivered_received_at_ms: Vec::new(),
         failure: None,
-        retry_delay: backoff(
-            failures,
+        retry_delay: Backoff::new(
             Duration::from_millis(cfg.retry_initial_ms),
             Duration::from_millis(cfg.retry_max_ms),
-            fastrand::f64(),
-        ),
+        )
+        .jittered(failures, fastrand::f64()),
         redirect: None,
     };
 

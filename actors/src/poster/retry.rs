@@ -1,7 +1,5 @@
-//! Retry policy as data: which answers deliver, which retry and which kill an item, and the
-//! exponential backoff with full jitter between retries. Pure; no I/O.
-
-use std::time::Duration;
+//! Retry policy as data: which answers deliver, which retry and which kill an item (the delay
+//! between retries is [`crate::backoff`]). Pure; no I/O.
 
 /// What an upstream answer (or failure to get one) means for an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,20 +19,6 @@ pub fn classify_status(status: u16) -> Verdict {
         408 | 429 | 500..=599 => Verdict::Retry,
         _ => Verdict::Dead,
     }
-}
-
-/// Exponential backoff with full jitter: a uniformly random delay in
-/// `[initial/2, min(max, initial * 2^failures)]`, where `failures` counts the failures so far
-/// (0 for the first retry).
-///
-/// Plain full jitter starts at 0; the floor of half the initial delay keeps a dead upstream
-/// from being hammered by near-zero retries while still spreading clients apart.
-pub fn backoff(failures: u32, initial: Duration, max: Duration, unit_random: f64) -> Duration {
-    let initial_ms = initial.as_millis().max(1) as f64;
-    let ceiling_ms = (initial_ms * 2f64.powi(failures.min(30) as i32)).min(max.as_millis() as f64);
-    let floor_ms = (initial_ms / 2.0).min(ceiling_ms);
-    let ms = floor_ms + (ceiling_ms - floor_ms) * unit_random.clamp(0.0, 1.0);
-    Duration::from_millis(ms.round().max(1.0) as u64)
 }
 
 /// The start of a response body, as kept with a dead item's error (at most `max_chars`).
@@ -62,23 +46,6 @@ mod tests {
         for s in [301, 400, 401, 403, 404, 409, 413, 422] {
             assert_eq!(classify_status(s), Verdict::Dead, "{s}");
         }
-    }
-
-    #[test]
-    fn backoff_grows_exponentially_up_to_the_max() {
-        let (i, m) = (Duration::from_millis(200), Duration::from_millis(30_000));
-        assert_eq!(backoff(0, i, m, 1.0), Duration::from_millis(200));
-        assert_eq!(backoff(3, i, m, 1.0), Duration::from_millis(1600));
-        assert_eq!(backoff(20, i, m, 1.0), m);
-        assert_eq!(backoff(u32::MAX, i, m, 1.0), m);
-    }
-
-    #[test]
-    fn backoff_jitter_spans_from_half_the_initial_delay() {
-        let (i, m) = (Duration::from_millis(200), Duration::from_millis(30_000));
-        assert_eq!(backoff(5, i, m, 0.0), Duration::from_millis(100));
-        let mid = backoff(5, i, m, 0.5);
-        assert!(mid > Duration::from_millis(100) && mid < Duration::from_millis(6400));
     }
 
     #[test]

@@ -52,6 +52,18 @@ pub struct SequenceRef {
     pub key: Option<String>,
 }
 
+impl SequenceRef {
+    /// A new sequence, with a new uid, started by a film whose key field holds `key` (`None`
+    /// without a `sequence_key`). The one place sequences are made: by a link's
+    /// [`crate::serial::sequence::SequenceTracker`], and by the queue for a film that has none.
+    pub fn start(key: Option<String>) -> SequenceRef {
+        SequenceRef {
+            uid: new_uid(),
+            key,
+        }
+    }
+}
+
 /// A new time-ordered unique id (UUID v7: 48 bits of milliseconds, 74 random bits) as text.
 ///
 /// The random bits come from a per-thread generator seeded by the OS, not from a system call

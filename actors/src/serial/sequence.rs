@@ -2,7 +2,7 @@
 //! [`SequenceTracker::on_connect`] when its port opens and [`SequenceTracker::sequence_for`]
 //! for each parsed film, and attaches [`SequenceTracker::current`] to rejected frames.
 
-use crate::record::{SequenceRef, new_uid};
+use crate::record::SequenceRef;
 
 /// The current sequence of one link and when the next one starts.
 ///
@@ -55,14 +55,8 @@ impl SequenceTracker {
         };
         self.connected_since_last_film = false;
         if starts_new {
-            self.current = Some(SequenceRef {
-                uid: new_uid(),
-                key: if self.keyed {
-                    key_value.map(str::to_owned)
-                } else {
-                    None
-                },
-            });
+            let key = key_value.filter(|_| self.keyed).map(str::to_owned);
+            self.current = Some(SequenceRef::start(key));
         }
         self.current.clone().expect("a sequence was just ensured")
     }

@@ -201,8 +201,8 @@ impl RecordMaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::parse::{parse_frame, sequence_key_value};
     use crate::serial::config::RecordConfig;
-    use crate::serial::parse::{parse_frame, sequence_key_value};
 
     #[test]
     fn records_parse_with_the_default_record_config_and_lots_change_every_100_films() {

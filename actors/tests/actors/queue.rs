@@ -7,9 +7,9 @@ use filmgate_actors::messages::{
     Outcome, RetryAllDead, RetryItem, SequencePosted, Subscribe, WorkAvailable,
 };
 use filmgate_actors::queue::{QueueActor, QueueConfig, QueueError, QueueStore};
+use filmgate_actors::record::parse::parse_frame;
 use filmgate_actors::record::{ItemBody, NewItem, SequenceRef, new_uid, now_ms};
 use filmgate_actors::serial::RecordConfig;
-use filmgate_actors::serial::parse::parse_frame;
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

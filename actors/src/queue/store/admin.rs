@@ -4,7 +4,7 @@ use super::{QueueStore, json_text};
 use crate::error::QueueError;
 use crate::messages::{ItemState, QueuedItem, RetryAllOutcome};
 use crate::record::parse::{parse_frame, sequence_key_value};
-use crate::record::{RecordConfig, SequenceRef, new_uid};
+use crate::record::{RecordConfig, SequenceRef};
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
 
@@ -129,10 +129,7 @@ impl QueueStore {
         let sequence_id = match sequence_id {
             Some(sequence_id) => sequence_id,
             None => {
-                let seq = SequenceRef {
-                    uid: new_uid(),
-                    key: sequence_key_value(cfg, &data),
-                };
+                let seq = SequenceRef::start(sequence_key_value(cfg, &data));
                 self.sequence_row(&source, &seq, now_ms)?
             }
         };

@@ -87,8 +87,8 @@ pub struct QueueStore {
     in_flight: HashSet<i64>,
     /// Sequence uid -> row id, so a lot's films do not each look their sequence up.
     sequence_ids: HashMap<String, i64>,
-    /// Source -> uid of the sequence given to films that arrived without one (a link's bug).
-    orphan_sequences: HashMap<String, String>,
+    /// Source -> the sequence given to films that arrived without one (a link's bug).
+    orphan_sequences: HashMap<String, SequenceRef>,
     /// Set while the store is failing: commits are retried, new frames refused.
     failure: Option<StoreFailure>,
     /// A commit made items leasable since the last [`QueueStore::take_new_work`].

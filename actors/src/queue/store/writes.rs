@@ -4,7 +4,7 @@
 use super::{Counts, QueueStore, SEQUENCE_CACHE_MAX, STATE_DEAD, STATE_PENDING, json_text};
 use crate::error::QueueError;
 use crate::messages::Outcome;
-use crate::record::{ItemBody, NewItem, SequenceRef, new_uid};
+use crate::record::{ItemBody, NewItem, SequenceRef};
 use rusqlite::params;
 use serde_json::Value;
 use std::time::Instant;
@@ -88,12 +88,11 @@ impl QueueStore {
             (Some(seq), _) => Some(self.sequence_row(&item.source, seq, item.received_at_ms)?),
             (None, ItemBody::Film(_)) => {
                 // A film must have a sequence to be posted; give it one rather than lose it.
-                let uid = self
+                let seq = self
                     .orphan_sequences
                     .entry(item.source.clone())
-                    .or_insert_with(new_uid)
+                    .or_insert_with(|| SequenceRef::start(None))
                     .clone();
-                let seq = SequenceRef { uid, key: None };
                 Some(self.sequence_row(&item.source, &seq, item.received_at_ms)?)
             }
             (None, ItemBody::Rejected { .. } | ItemBody::Fragment { .. }) => None,

@@ -1,0 +1,280 @@
+//! One connection's read loop: bytes from the port, frames from the codec, items to the queue.
+//! It owns what a connection changes (the sequence tracker, whether a film came) and gives it
+//! back to the [`super::SerialActor`] when it ends, in a [`Finished`].
+
+use super::codec::{FrameCodec, RawFrame};
+use super::config::{FlowControl, Parity, SerialConfig};
+use super::items::ItemMaker;
+use super::sequence::SequenceTracker;
+use crate::links::{LinkRegistry, LinkState};
+use crate::messages::Enqueue;
+use crate::record::{ItemBody, now_ms, rfc3339_ms};
+use actix::Recipient;
+use bytes::BytesMut;
+use futures_util::FutureExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_serial::{SerialPortBuilderExt, SerialStream};
+
+/// Most frames in one [`Enqueue`]: one read burst, bounded.
+const MAX_FRAMES_PER_BATCH: usize = 1024;
+
+/// Bytes one read may bring (the buffer grows only for a frame longer than this).
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Pause between attempts to hand a refused batch to the queue again.
+const ENQUEUE_RETRY_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What the actor asks of its running read loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Signal {
+    /// Keep reading.
+    Run,
+    /// End after handing the batch in hand to the queue; the actor reopens.
+    Restart,
+    /// End for good (shutdown); a batch the queue keeps refusing is given up.
+    Stop,
+}
+
+/// Why a read loop ended.
+#[derive(Debug)]
+pub(super) enum ReadEnd {
+    /// EOF, read error or idle timeout: the link is down with this error.
+    Failed(String),
+    /// [`Signal::Restart`] or [`Signal::Stop`].
+    Requested,
+}
+
+/// Everything one connection's read loop needs besides the port.
+pub(super) struct Connection {
+    pub(super) maker: ItemMaker,
+    pub(super) cfg: Arc<SerialConfig>,
+    pub(super) queue: Recipient<Enqueue>,
+    pub(super) links: LinkRegistry,
+    /// The link's sequences, lent to this connection and given back in [`Finished`].
+    pub(super) tracker: SequenceTracker,
+    /// Whether a film was read on this connection (a good connection resets the backoff).
+    pub(super) film_seen: bool,
+    pub(super) signal: watch::Receiver<Signal>,
+}
+
+/// What a read loop gives back to its actor when it ends.
+pub(super) struct Finished {
+    pub(super) end: ReadEnd,
+    pub(super) tracker: SequenceTracker,
+    pub(super) film_seen: bool,
+}
+
+pub(super) fn open_port(path: &str, cfg: &SerialConfig) -> tokio_serial::Result<SerialStream> {
+    use tokio_serial::{DataBits, FlowControl as Flow, Parity as Par, StopBits};
+    tokio_serial::new(path, cfg.baud_rate)
+        .data_bits(match cfg.data_bits {
+            5 => DataBits::Five,
+            6 => DataBits::Six,
+            7 => DataBits::Seven,
+            _ => DataBits::Eight,
+        })
+        .parity(match cfg.parity {
+            Parity::None => Par::None,
+            Parity::Even => Par::Even,
+            Parity::Odd => Par::Odd,
+        })
+        .stop_bits(if cfg.stop_bits == 2 {
+            StopBits::Two
+        } else {
+            StopBits::One
+        })
+        .flow_control(match cfg.flow_control {
+            FlowControl::None => Flow::None,
+            FlowControl::Software => Flow::Software,
+            FlowControl::Hardware => Flow::Hardware,
+        })
+        .open_native_async()
+}
+
+/// Reads until EOF, a read error, the idle timeout or a signal, handing each read's frames to
+/// the queue. When the connection ends, the bytes of an unfinished frame are handed over as a
+/// fragment (SPEC section 3), so nothing read is dropped.
+///
+/// Whether the first record of the connection is whole: the line counts as quiet only when a
+/// check [`SerialConfig::start_quiet`] after the open finds no byte waiting (the read is polled
+/// first, so a byte that came before the check makes the start unseen, even if this task ran
+/// late). Every misjudgement this allows is on the safe side: a whole record kept as a fragment.
+/// The link is shown `up` (reading records) from that moment, or from the first delimiter when
+/// bytes came first: a record that starts after the link is up is never a fragment.
+///
+/// Exclusive access needs no care here: serialport sets TIOCEXCL at open and clears it when
+/// the port is closed, so the same path (e.g. the simulator's pty) reopens after a restart.
+pub(super) async fn read_loop(mut conn: Connection, port: SerialStream) -> Finished {
+    let end = read_until_end(&mut conn, port).await;
+    Finished {
+        end,
+        tracker: conn.tracker,
+        film_seen: conn.film_seen,
+    }
+}
+
+async fn read_until_end(conn: &mut Connection, mut port: SerialStream) -> ReadEnd {
+    let mut codec = FrameCodec::new(conn.cfg.delimiter.as_bytes(), conn.cfg.max_frame_bytes);
+    let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+    let opened_at = Instant::now();
+    let mut quiet_check_at = Some(opened_at + conn.cfg.start_quiet());
+    let idle = conn.cfg.idle_timeout();
+    let mut last_byte_at = opened_at;
+    let mut up = false;
+    let end = loop {
+        // Checked here, not only in the select below: a signal seen while a batch waited
+        // for the queue counts too.
+        if *conn.signal.borrow() != Signal::Run {
+            break ReadEnd::Requested;
+        }
+        if buf.capacity() - buf.len() < READ_BUFFER_BYTES / 4 {
+            buf.reserve(READ_BUFFER_BYTES);
+        }
+        let idle_deadline = last_byte_at + idle.unwrap_or(Duration::from_secs(86_400));
+        let read = tokio::select! {
+            biased;
+            _ = conn.signal.changed() => break ReadEnd::Requested,
+            read = port.read_buf(&mut buf) => read,
+            _ = tokio::time::sleep_until(quiet_check_at.unwrap_or(opened_at)), if quiet_check_at.is_some() => {
+                codec.line_was_quiet();
+                quiet_check_at = None;
+                conn.links.update(&conn.maker.source, |s| s.state = LinkState::Up);
+                up = true;
+                continue;
+            }
+            _ = tokio::time::sleep_until(idle_deadline), if idle.is_some() => {
+                let idle = idle.unwrap_or_default();
+                break ReadEnd::Failed(format!("no data for {} ms", idle.as_millis()));
+            }
+        };
+        // A byte (or EOF, or an error) came before the line was proven quiet.
+        quiet_check_at = None;
+        match read {
+            Ok(0) => break ReadEnd::Failed("end of file: device closed".into()),
+            Err(e) => break ReadEnd::Failed(format!("read error: {e}")),
+            Ok(_) => {}
+        }
+        let mut frames: Vec<RawFrame> = std::iter::from_fn(|| codec.decode(&mut buf)).collect();
+        // Take what else the port has ready now, so that a flood goes to the queue in batches
+        // of up to MAX_FRAMES_PER_BATCH (one group commit each), not one small read at a time.
+        while frames.len() < MAX_FRAMES_PER_BATCH {
+            if buf.capacity() - buf.len() < READ_BUFFER_BYTES / 4 {
+                buf.reserve(READ_BUFFER_BYTES);
+            }
+            match port.read_buf(&mut buf).now_or_never() {
+                Some(Ok(n)) if n > 0 => {
+                    frames.extend(std::iter::from_fn(|| codec.decode(&mut buf)))
+                }
+                // EOF and errors are met again by the next read.
+                _ => break,
+            }
+        }
+        let received_at_ms = now_ms();
+        if !up && !codec.start_unseen() {
+            conn.links
+                .update(&conn.maker.source, |s| s.state = LinkState::Up);
+            up = true;
+        }
+        for (i, batch) in frames.chunks(MAX_FRAMES_PER_BATCH).enumerate() {
+            if let Err(end) = deliver(conn, batch.to_vec(), received_at_ms).await {
+                // A stop gave this batch up; the rest of the read goes the same way, said.
+                let rest = frames.iter().skip((i + 1) * MAX_FRAMES_PER_BATCH).cloned();
+                let rest: Vec<RawFrame> = rest.chain(codec.finish(&mut buf)).collect();
+                not_kept(conn, rest.iter().map(|f| (None, f)));
+                return end;
+            }
+        }
+        // Time spent waiting for the queue is not silence on the line.
+        last_byte_at = Instant::now();
+    };
+    if let Some(fragment) = codec.finish(&mut buf) {
+        // A stop that gives the fragment up says so in `deliver`.
+        let _ = deliver(conn, vec![fragment], now_ms()).await;
+    }
+    end
+}
+
+/// Hands one batch to the queue, retrying the same items every 500 ms while it refuses
+/// them; reading waits meanwhile. Only a [`Signal::Stop`] abandons a refused batch, and then
+/// every abandoned frame is logged with its bytes: the log is the last place left to keep it.
+async fn deliver(
+    conn: &mut Connection,
+    frames: Vec<RawFrame>,
+    received_at_ms: i64,
+) -> Result<(), ReadEnd> {
+    let (mut items, stamps) = conn
+        .maker
+        .make_items(&mut conn.tracker, frames, received_at_ms);
+    let films = items
+        .iter()
+        .filter(|i| matches!(i.body, ItemBody::Film(_)))
+        .count() as u64;
+    let rejected = items.len() as u64 - films;
+    conn.film_seen |= films > 0;
+    let name = conn.maker.source.as_str();
+    let mut failed_attempts = 0u32;
+    loop {
+        let count = items.len();
+        let error = match conn.queue.send(Enqueue { items }).await {
+            Ok(Ok(_)) => break,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("queue mailbox: {e}"),
+        };
+        if failed_attempts == 0 {
+            log::error!(
+                "serial link {name}: the queue did not take {count} frames ({error}); \
+                 holding them, reading paused, retrying every {} ms",
+                ENQUEUE_RETRY_INTERVAL.as_millis()
+            );
+        }
+        failed_attempts += 1;
+        let stopped = tokio::select! {
+            _ = tokio::time::sleep(ENQUEUE_RETRY_INTERVAL) => false,
+            // A restart waits until the batch is in the queue; only a stop gives it up.
+            _ = conn.signal.wait_for(|s| *s == Signal::Stop) => true,
+        };
+        if stopped {
+            log::error!(
+                "serial link {name}: stopped with {count} frames the queue never took ({error}); \
+                 they are NOT kept anywhere but in the lines below"
+            );
+            not_kept(
+                conn,
+                stamps.iter().map(|s| (Some(s.uid.as_str()), &s.frame)),
+            );
+            return Err(ReadEnd::Requested);
+        }
+        items = conn.maker.remake_items(&stamps, received_at_ms);
+    }
+    if failed_attempts > 0 {
+        log::info!(
+            "serial link {name}: the queue took the held frames after {failed_attempts} refusals"
+        );
+    }
+    conn.links.update(name, |s| {
+        s.frames_read += films;
+        s.frames_rejected += rejected;
+        s.last_frame_at = Some(rfc3339_ms(received_at_ms));
+    });
+    Ok(())
+}
+
+/// Logs frames a stop gives up, each with its bytes (the log is the last place left to keep
+/// them), and counts them in the link's `frames_lost`.
+fn not_kept<'a>(conn: &Connection, frames: impl Iterator<Item = (Option<&'a str>, &'a RawFrame)>) {
+    let name = conn.maker.source.as_str();
+    let mut count = 0;
+    for (uid, frame) in frames {
+        count += 1;
+        log::error!(
+            "serial link {name}: frame not kept: uid {} raw \"{}\"",
+            uid.unwrap_or("-"),
+            frame.bytes().escape_ascii()
+        );
+    }
+    conn.links.update(name, |s| s.frames_lost += count);
+}
