@@ -104,7 +104,7 @@ impl Application {
             "filmgate listening on http://{} with {} link(s), posting to {}",
             settings.web.bind,
             settings.serial.len(),
-            filmgate_web::config::redact_url(&posting_to)
+            filmgate_web::redact::redact_url(&posting_to)
         );
         Ok(Application {
             port,

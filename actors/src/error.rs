@@ -35,7 +35,4 @@ pub enum QueueError {
     /// The operation needs a dead item and this one is not dead.
     #[error("queue item {id} is {state}, not dead")]
     NotDead { id: i64, state: &'static str },
-    /// The actor is gone (shutdown) or its mailbox refused the message.
-    #[error("queue actor unavailable: {0}")]
-    Unavailable(String),
 }

@@ -8,6 +8,7 @@
 //! - [`routes`] — one module per area: records, queue, links, refresh, events, ops, dashboard.
 //! - [`errors`] — the JSON error body and the extractor configs (body caps, bad JSON, bad query).
 //! - [`pagination`] — DRF limit/offset `next` and `previous` links.
+//! - [`redact`] — passwords out of URLs before they reach a log.
 //! - [`auth`] — the API token check for non-GET `/api` requests.
 //! - [`guard`] — Host allow-list, cross-site refusal and security headers on every request.
 //! - `assets/`: the dashboard (HTML, CSS, JS), embedded in the binary.
@@ -22,6 +23,7 @@ pub mod errors;
 pub mod guard;
 pub mod pagination;
 pub mod records;
+pub mod redact;
 pub mod routes;
 
 pub use config::WebConfig;

@@ -8,6 +8,9 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+/// Redirects (307, 308) followed for one request.
+pub const MAX_REDIRECTS: usize = 5;
+
 /// How much of an error body is kept with a dead item.
 const ERROR_BODY_CHARS: usize = 300;
 /// The longest `Retry-After` honoured.
@@ -62,7 +65,7 @@ pub fn judge(reply: &Reply, id_field: &str) -> Attempt {
         Verdict::Dead if matches!(status, 301..=303) => Attempt::Dead(redirect_error(reply)),
         Verdict::Dead if matches!(status, 307 | 308) => Attempt::Dead(format!(
             "HTTP {status}: redirected more than {} times or without a Location",
-            super::http::MAX_REDIRECTS
+            MAX_REDIRECTS
         )),
         Verdict::Dead => Attempt::Dead(format!("HTTP {status}: {}", excerpt())),
     }

@@ -4,7 +4,7 @@
 //! are, see [`super::answer::judge`]), and reads the whole answer — Content-Length, chunked or
 //! close-delimited ([`super::connector`]) — within `timeout_ms`.
 
-use super::answer::{Reply, parse_retry_after};
+use super::answer::{MAX_REDIRECTS, Reply, parse_retry_after};
 use super::config::UpstreamConfig;
 use super::connector::FramingConnector;
 use awc::http::Uri;
@@ -13,8 +13,6 @@ use serde_json::Value;
 use std::rc::Rc;
 use std::time::SystemTime;
 
-/// Redirects (307, 308) followed for one request.
-pub const MAX_REDIRECTS: usize = 5;
 /// Largest answer read from the upstream.
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 

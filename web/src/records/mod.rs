@@ -56,7 +56,7 @@ impl RecordsDb {
         } else if lower.contains("://") {
             Err(format!(
                 "a SQLite file path or a postgres:// URL, found the scheme of {:?}",
-                crate::config::redact_url(text)
+                crate::redact::redact_url(text)
             ))
         } else if text.trim().is_empty() {
             Err("a SQLite file path or a postgres:// URL".into())

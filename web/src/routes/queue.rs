@@ -56,8 +56,7 @@ pub fn queue_error_status(e: &QueueError) -> StatusCode {
         QueueError::Store(_)
         | QueueError::Open { .. }
         | QueueError::InUse { .. }
-        | QueueError::Damaged { .. }
-        | QueueError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        | QueueError::Damaged { .. } => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -254,8 +253,8 @@ mod tests {
             state: "pending",
         };
         assert_eq!(queue_error_status(&not_dead), StatusCode::CONFLICT);
-        let gone = QueueError::Unavailable("stopped".into());
-        assert_eq!(queue_error_status(&gone), StatusCode::SERVICE_UNAVAILABLE);
+        let store = QueueError::Store(rusqlite::Error::InvalidQuery);
+        assert_eq!(queue_error_status(&store), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub fn check_url(url: &str) -> Result<(), String> {
         .map_err(|e| {
             format!(
                 "a postgres://user:password@host:port/database URL ({e}), found {:?}",
-                crate::config::redact_url(url)
+                crate::redact::redact_url(url)
             )
         })
 }
@@ -99,7 +99,7 @@ impl PgRecords {
     /// says so at once (systemd's `Restart=` retries it), rather than serving 503s.
     pub fn open(url: &str) -> Result<PgRecords, RecordsError> {
         let open_err = |e: Box<dyn std::error::Error + Send + Sync>| RecordsError::Open {
-            path: crate::config::redact_url(url),
+            path: crate::redact::redact_url(url),
             source: e,
         };
         let mut config = tokio_postgres::Config::from_str(url).map_err(|e| open_err(e.into()))?;
