@@ -102,7 +102,7 @@ impl Application {
         let server = filmgate_web::server(listener, state)?;
         log::info!(
             "filmgate listening on http://{} with {} link(s), posting to {}",
-            settings.web.bind,
+            local_addr,
             settings.serial.len(),
             filmgate_web::redact::redact_url(&posting_to)
         );

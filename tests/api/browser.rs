@@ -21,7 +21,7 @@ struct Browser {
 
 impl Browser {
     async fn start() -> Browser {
-        let port = free_port();
+        let port = unclaimed_port();
         let chromedriver = "/usr/bin/chromedriver";
         assert!(
             std::path::Path::new(chromedriver).exists(),

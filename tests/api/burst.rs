@@ -185,7 +185,7 @@ async fn a_flood_of_malformed_requests_is_logged_once_per_interval() {
     let client = awc::Client::default();
     gateway.wait_answering().await;
     for _ in 0..200 {
-        let mut s = std::net::TcpStream::connect(settings.web.bind.as_str()).unwrap();
+        let mut s = std::net::TcpStream::connect(address.trim_start_matches("http://")).unwrap();
         s.write_all(b"GARBAGE LINE\r\n\r\n").unwrap();
         let _ = s.read(&mut [0u8; 64]);
     }

@@ -170,7 +170,7 @@ async fn upstream_answering_503_for_a_while_then_201_gets_everything_once() {
 #[actix_rt::test]
 async fn upstream_down_at_start_gets_everything_when_it_comes_up() {
     let dir = temp_dir();
-    let port = free_port();
+    let port = unclaimed_port();
     let base_url = format!("http://127.0.0.1:{port}/api/");
     let mut pty = pty_behind(&device_link(dir.path()));
     let app = spawn_app(test_settings(

@@ -84,18 +84,17 @@ fn write_lines(
 async fn a_second_process_on_one_queue_exits_2_naming_the_first() {
     let dir = temp_dir();
     let settings = test_settings(dir.path(), None, None);
-    let address = format!("http://{}", settings.web.bind);
     let config = dir.path().join("first.toml");
     write_config(&config, &settings);
-    let first = Gateway::start(&config, &address);
+    let first = Gateway::start(&config);
+    let address = first.address.clone();
     let client = awc::Client::default();
     wait_for(Duration::from_secs(20), "first gateway ready", async || {
         (ready_status(&client, &address).await? == 200).then_some(())
     })
     .await;
 
-    let mut second = settings.clone();
-    second.web.bind = format!("127.0.0.1:{}", free_port());
+    let second = settings.clone();
     let config = dir.path().join("second.toml");
     write_config(&config, &second);
     let out = Command::new(env!("CARGO_BIN_EXE_filmgate"))
@@ -221,16 +220,12 @@ async fn a_stop_on_a_full_disk_keeps_or_names_every_frame_the_link_held() {
     let pty = pty_behind(&link);
     let mut settings = test_settings(dir.path(), Some(&link), None);
     settings.queue.path = tmpfs.dir.join("queue.sqlite3");
-    let address = format!("http://{}", settings.web.bind);
     let config = dir.path().join("filmgate.toml");
     write_config(&config, &settings);
     let client = awc::Client::default();
     let first_log = dir.path().join("first.log");
-    let mut gateway = Gateway::start_logging(
-        &config,
-        &address,
-        std::fs::File::create(&first_log).unwrap(),
-    );
+    let mut gateway = Gateway::start_logging(&config, std::fs::File::create(&first_log).unwrap());
+    let address = gateway.address.clone();
     gateway.wait_link_up().await;
     let pty = write_lines(pty, 1, 100).join().unwrap();
     wait_for(Duration::from_secs(60), "the first films", async || {
@@ -261,7 +256,7 @@ async fn a_stop_on_a_full_disk_keeps_or_names_every_frame_the_link_held() {
     );
 
     std::fs::remove_file(&filler).unwrap();
-    let gateway = Gateway::start(&config, &address);
+    let gateway = Gateway::start(&config);
     gateway.wait_link_up().await;
     // The `raw` of every row a list answers.
     let raws = async |path: &str| -> Vec<String> {

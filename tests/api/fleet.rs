@@ -230,7 +230,7 @@ async fn three_lines_two_nodes_one_database_a_node_killed_mid_flood() {
     })
     .await;
     let config = dir.path().join("node-0/filmgate.toml");
-    nodes[0] = Gateway::start(&config, &nodes[0].address.clone());
+    nodes[0] = Gateway::start(&config);
     nodes[0].wait_answering().await;
 
     let mut emitted: HashMap<String, Vec<String>> = HashMap::new();

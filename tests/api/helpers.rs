@@ -35,12 +35,42 @@ pub async fn wait_for<T>(
 }
 
 /// A free TCP port on loopback (bound and released; tests only).
-pub fn free_port() -> u16 {
+/// A port nothing listens on now, for a peer that cannot be told to bind port 0 (Django's
+/// runserver, chromedriver) or a test that needs a port closed at first: another process may
+/// take it before the peer binds it, so a peer started on it must fail loudly, not hang.
+pub fn unclaimed_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The TCP port process `pid` listens on, from `/proc` (for a child told to bind port 0).
+pub fn listening_port(pid: u32) -> Option<u16> {
+    let sockets: HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|target| {
+            let inode = target
+                .to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?;
+            Some(inode.to_owned())
+        })
+        .collect();
+    ["net/tcp", "net/tcp6"].into_iter().find_map(|table| {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/{table}")).ok()?;
+        text.lines().skip(1).find_map(|line| {
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let listening = fields.get(3) == Some(&"0A");
+            if !listening || !sockets.contains(*fields.get(9)?) {
+                return None;
+            }
+            u16::from_str_radix(fields[1].rsplit(':').next()?, 16).ok()
+        })
+    })
 }
 
 /// A CSV record of the default format for film number `n`.
@@ -52,11 +82,12 @@ pub fn film_line(lot: &str, n: u64) -> String {
 /// (or none), posting to `base_url` (or to itself when `None`).
 pub fn test_settings(dir: &Path, port_path: Option<&Path>, base_url: Option<&str>) -> Settings {
     let mut s = Settings::from_toml("", "test", std::iter::empty()).unwrap();
-    let port = free_port();
-    s.web.bind = format!("127.0.0.1:{port}");
+    // Port 0: the gateway binds a free port itself ([`TestApp`] and [`Gateway`] read it back)
+    // and an empty base_url posts to the embedded service wherever that is.
+    s.web.bind = "127.0.0.1:0".into();
     s.web.records_db = dir.join("records.sqlite3").display().to_string();
     s.queue.path = dir.join("queue.sqlite3");
-    s.upstream.base_url = base_url.map_or(format!("http://127.0.0.1:{port}/api/"), str::to_owned);
+    s.upstream.base_url = base_url.unwrap_or_default().to_owned();
     s.upstream.retry_initial_ms = 20;
     s.upstream.retry_max_ms = 200;
     s.upstream.timeout_ms = 2000;
@@ -180,6 +211,9 @@ pub async fn write_off_thread(mut pty: Pty, bytes: Vec<u8>) -> Pty {
 }
 
 /// The real binary on a config file; restarted in place.
+///
+/// A config binding port 0 is started on a port the kernel picks, read back from `/proc`, and
+/// the config file is then pinned to that port so a restart comes back at the same address.
 pub struct Gateway {
     config: PathBuf,
     pub address: String,
@@ -191,7 +225,7 @@ impl Gateway {
     pub fn launch(dir: &Path, settings: &Settings) -> Gateway {
         let config = dir.join("filmgate.toml");
         write_config(&config, settings);
-        Gateway::start(&config, &format!("http://{}", settings.web.bind))
+        Gateway::start(&config)
     }
 
     /// [`Gateway::launch`] with its log (at `info`) in `dir/gateway.log`, whose path it returns.
@@ -199,24 +233,25 @@ impl Gateway {
         let config = dir.join("filmgate.toml");
         write_config(&config, settings);
         let log = dir.join("gateway.log");
-        let address = format!("http://{}", settings.web.bind);
-        let gateway =
-            Gateway::start_logging(&config, &address, std::fs::File::create(&log).unwrap());
+        let gateway = Gateway::start_logging(&config, std::fs::File::create(&log).unwrap());
         (gateway, log)
     }
 
-    pub fn start(config: &Path, address: &str) -> Gateway {
-        Gateway::spawn(config, address, Stdio::inherit(), "error")
+    pub fn start(config: &Path) -> Gateway {
+        Gateway::spawn(config, Stdio::inherit(), "error")
     }
 
     /// [`Gateway::start`] with its log (stderr, at the default `info` level, as a plant runs
     /// it) sent to `log`.
-    pub fn start_logging(config: &Path, address: &str, log: impl Into<Stdio>) -> Gateway {
-        Gateway::spawn(config, address, log.into(), "info")
+    pub fn start_logging(config: &Path, log: impl Into<Stdio>) -> Gateway {
+        Gateway::spawn(config, log.into(), "info")
     }
 
-    fn spawn(config: &Path, address: &str, log: Stdio, level: &str) -> Gateway {
-        let child = Command::new(env!("CARGO_BIN_EXE_filmgate"))
+    fn spawn(config: &Path, log: Stdio, level: &str) -> Gateway {
+        let mut settings: toml::Table = toml::from_str(&std::fs::read_to_string(config).unwrap())
+            .expect("a config written by the test");
+        let bind = settings["web"]["bind"].as_str().unwrap().to_owned();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_filmgate"))
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", level)
@@ -224,9 +259,32 @@ impl Gateway {
             .stderr(log)
             .spawn()
             .expect("the filmgate binary starts");
+        let bind = match bind.strip_suffix(":0") {
+            None => bind,
+            Some(host) => {
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                let port = loop {
+                    if let Some(port) = listening_port(child.id()) {
+                        break port;
+                    }
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!("filmgate exited before it listened: {status}");
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "filmgate never listened"
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                };
+                let pinned = format!("{host}:{port}");
+                settings["web"]["bind"] = toml::Value::String(pinned.clone());
+                std::fs::write(config, toml::to_string(&settings).unwrap()).unwrap();
+                pinned
+            }
+        };
         Gateway {
             config: config.to_owned(),
-            address: address.to_owned(),
+            address: format!("http://{bind}"),
             child,
         }
     }
@@ -283,7 +341,7 @@ impl Gateway {
         if signal == Signal::SIGTERM {
             assert!(status.success(), "SIGTERM exit: {status:?}");
         }
-        *self = Gateway::start(&self.config, &self.address);
+        *self = Gateway::start(&self.config);
         self.wait_link_up().await;
     }
 }

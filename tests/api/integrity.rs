@@ -73,14 +73,14 @@ async fn one_run(seed: u64) {
     let mut settings = test_settings(dir.path(), Some(&link), None);
     settings.queue.posted_history = 1_000_000;
     settings.upstream.batch_size = if rng.bool() { 1 } else { 20 };
-    let address = format!("http://{}", settings.web.bind);
     let config = dir.path().join("filmgate.toml");
     write_config(&config, &settings);
     let count = rng.u64(300..600);
     let emitted = lines(&mut rng, count);
 
     let client = awc::Client::default();
-    let mut gateway = Gateway::start(&config, &address);
+    let mut gateway = Gateway::start(&config);
+    let address = gateway.address.clone();
     gateway.wait_link_up().await;
 
     // A slow line: each record in one to three writes a millisecond or two apart.

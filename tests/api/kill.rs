@@ -2,24 +2,12 @@
 //! upstream sees no duplicate; SIGTERM stops it cleanly with exit code 0.
 
 use crate::helpers::*;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-
-fn start_gateway(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_filmgate"))
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("the filmgate binary starts")
-}
 
 /// Film numbers of every item in the queue file, in any state (what was safe on disk).
 fn film_numbers_on_disk(queue: &Path) -> BTreeSet<u64> {
@@ -45,11 +33,11 @@ async fn sigkill_during_a_flood_loses_no_safe_frame_and_duplicates_nothing() {
     let mut settings = test_settings(dir.path(), Some(&link), Some(&upstream.base_url));
     settings.queue.posted_history = 10_000_000; // keep every delivered item for the check
     settings.upstream.batch_size = 50; // drain the rest quickly after the restart
-    let address = format!("http://{}", settings.web.bind);
     let config = dir.path().join("filmgate.toml");
     write_config(&config, &settings);
 
-    let mut gateway = start_gateway(&config);
+    let mut gateway = Gateway::start(&config);
+    let address = gateway.address.clone();
     let client = awc::Client::default();
     let link_up = async || {
         let mut res = client
@@ -92,8 +80,7 @@ async fn sigkill_during_a_flood_loses_no_safe_frame_and_duplicates_nothing() {
         async || (upstream.seen().films.len() >= 3_000).then_some(()),
     )
     .await;
-    kill(Pid::from_raw(gateway.id() as i32), Signal::SIGKILL).unwrap();
-    gateway.wait().unwrap();
+    gateway.stop(Signal::SIGKILL);
     let written_at_kill = written.load(Ordering::Relaxed);
     let delivered_at_kill = upstream.seen().films.len();
     stop.store(true, Ordering::Relaxed);
@@ -103,7 +90,7 @@ async fn sigkill_during_a_flood_loses_no_safe_frame_and_duplicates_nothing() {
     let safe = film_numbers_on_disk(&settings.queue.path);
     assert!(!safe.is_empty());
 
-    let mut gateway = start_gateway(&config);
+    let mut gateway = Gateway::start(&config);
     wait_for(
         Duration::from_secs(60),
         "queue drained after restart",
@@ -155,7 +142,6 @@ async fn sigkill_during_a_flood_loses_no_safe_frame_and_duplicates_nothing() {
     );
 
     // SIGTERM: a graceful stop exits 0.
-    kill(Pid::from_raw(gateway.id() as i32), Signal::SIGTERM).unwrap();
-    let status = gateway.wait().unwrap();
+    let status = gateway.stop(Signal::SIGTERM);
     assert!(status.success(), "SIGTERM exit: {status:?}");
 }

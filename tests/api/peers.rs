@@ -94,7 +94,7 @@ impl Django {
                 .expect("python runs");
             assert!(status.success(), "manage.py {step}: {status}");
         }
-        let port = free_port();
+        let port = unclaimed_port();
         let mut django = Django {
             child: Django::spawn(server, port, &env),
             origin: format!("http://127.0.0.1:{port}"),

@@ -92,10 +92,9 @@ async fn sigkill_of_the_gateway_and_a_django_restart_leave_no_duplicate_and_no_e
     settings.upstream.token = Django::TOKEN.into();
     settings.upstream.body = BodyShape::Flat;
     settings.upstream.batch_size = 20;
-    let address = format!("http://{}", settings.web.bind);
     let config = dir.path().join("filmgate.toml");
     write_config(&config, &settings);
-    let mut gateway = Gateway::start(&config, &address);
+    let mut gateway = Gateway::start(&config);
     gateway.wait_link_up().await;
 
     let writer = std::thread::spawn(move || {
