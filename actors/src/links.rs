@@ -37,6 +37,9 @@ pub struct LinkStatus {
     /// Frames read but given up at a stop because the queue refused them (disk full); each
     /// is logged with its bytes.
     pub frames_lost: u64,
+    /// Times the queue refused a batch of this link (its store failing). The link holds the
+    /// batch, pauses reading and offers it again every 500 ms.
+    pub queue_refusals: u64,
 }
 
 /// A link's status plus the handles to control it.
@@ -68,6 +71,7 @@ impl LinkRegistry {
                     frames_rejected: 0,
                     last_frame_at: None,
                     frames_lost: 0,
+                    queue_refusals: 0,
                 },
                 restart: None,
                 stop: None,

@@ -190,7 +190,21 @@ async fn upstream_down_at_start_gets_everything_when_it_comes_up() {
         },
     )
     .await;
-    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    // Down, not just late: the poster has tried and failed more than once.
+    wait_for(
+        PATIENCE,
+        "posts failing against the closed port",
+        async || {
+            let pending = app.get_json("/api/queue/?state=pending&limit=20").await;
+            let results = pending["results"].as_array()?;
+            let most_attempts = results
+                .iter()
+                .filter_map(|i| i["attempts"].as_u64())
+                .max()?;
+            (most_attempts >= 2).then_some(())
+        },
+    )
+    .await;
     let upstream = TestUpstream::start_on(
         std::net::TcpListener::bind(("127.0.0.1", port)).unwrap(),
         UpstreamState::default(),

@@ -232,6 +232,7 @@ async fn deliver(
             );
         }
         failed_attempts += 1;
+        conn.links.update(name, |s| s.queue_refusals += 1);
         let stopped = tokio::select! {
             _ = tokio::time::sleep(ENQUEUE_RETRY_INTERVAL) => false,
             // A restart waits until the batch is in the queue; only a stop gives it up.

@@ -393,7 +393,11 @@ async fn a_device_unplugged_and_plugged_back_behind_the_same_symlink_resumes() {
         "{error}"
     );
     // Leave it unplugged for a few backoff rounds.
-    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    let restarts_at_unplug = down.restarts;
+    wait_for("reopen attempts", Duration::from_secs(5), || {
+        (status(&links, "line-1").restarts >= restarts_at_unplug + 3).then_some(())
+    })
+    .await;
 
     // Plug back: a new pty, the symlink re-pointed atomically (as udev does).
     let second = Pty::open_raw().unwrap();
@@ -524,31 +528,36 @@ async fn restart_link_through_the_registry_reopens_the_link_and_counts_a_restart
 #[actix_rt::test]
 async fn stop_link_stops_reading_for_good() {
     let pty = Pty::open_raw().unwrap();
+    let control_pty = Pty::open_raw().unwrap();
     let links = LinkRegistry::default();
-    let queue = spawn_queue(&["line-1"]);
+    let queue = spawn_queue(&["line-1", "line-2"]);
     let port = pty.slave_path().to_str().unwrap().to_owned();
-    let _link = start_link(link_cfg("line-1", &port), queue.recipient(), links.clone()).unwrap();
+    let link = start_link(link_cfg("line-1", &port), queue.recipient(), links.clone()).unwrap();
+    let control_port = control_pty.slave_path().to_str().unwrap().to_owned();
+    let _control = start_link(
+        link_cfg("line-2", &control_port),
+        queue.recipient(),
+        links.clone(),
+    )
+    .unwrap();
     wait_up(&links, "line-1").await;
+    wait_up(&links, "line-2").await;
     let pty = write(pty, record("A", 1)).await;
     queue.wait_enqueued(1).await;
 
-    for stop in links.stop_handles() {
-        stop.send(StopLink).await.unwrap();
-    }
+    link.send(StopLink).await.unwrap();
     let s = status(&links, "line-1");
     assert_eq!(s.state, LinkState::Down);
     assert_eq!(s.last_error.as_deref(), Some("stopped"));
 
+    // A record for the stopped link, then one for a running link on the same runtime: once
+    // the second is in the queue, a link that wrongly kept reading had its turn too.
     let _pty = write(pty, record("A", 2)).await;
-    // Nothing to poll for: give a link that wrongly kept reading time to deliver.
-    actix_rt::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        queue.stats().await.enqueued_total,
-        1,
-        "nothing read after the stop"
-    );
+    let _control_pty = write(control_pty, record("B", 1)).await;
+    queue.wait_enqueued(2).await;
     let items = queue.items().await;
-    assert_eq!(items.len(), 1);
+    let sources: Vec<&str> = items.iter().map(|i| i.source.as_str()).collect();
+    assert_eq!(sources, ["line-1", "line-2"], "nothing read after the stop");
     assert_eq!(listed_film_no(&items[0]), 1);
     assert_eq!(status(&links, "line-1").state, LinkState::Down);
     assert_eq!(status(&links, "line-1").restarts, 0);
@@ -578,7 +587,14 @@ async fn a_batch_the_queue_refuses_is_held_and_retried_with_the_same_items() {
     // Frame 4 waits in the pty: the link does not read while it holds a refused batch.
     let _pty = write(pty, record("A", 4)).await;
     // Held for several of the link's retries (every 500 ms); none may get in.
-    actix_rt::time::sleep(Duration::from_millis(1500)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(&links, "line-1").queue_refusals < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the link did not offer the batch again"
+        );
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
     let stats = queue.stats().await;
     assert!(!stats.store_ok);
     assert_eq!(stats.enqueued_total, 0, "{stats:?}");

@@ -240,6 +240,7 @@ mod tests {
             frames_rejected: 1,
             last_frame_at: None,
             frames_lost: 0,
+            queue_refusals: 0,
         }
     }
 
