@@ -15,10 +15,10 @@ use crate::messages::{Ack, GetStats, Lease, LeasedItem, Outcome, SequencePosted,
 use crate::metrics::SharedPostMetrics;
 use crate::record::now_ms;
 use actix::prelude::*;
-use std::cell::Cell;
 use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// How often an idle poster looks for retries that became due (new items wake it at once).
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -51,8 +51,8 @@ pub struct PosterActor {
     metrics: SharedPostMetrics,
     /// The HTTP side, made in `started` on this actor's thread (awc::Client is !Send).
     upstream: Option<Rc<Upstream>>,
-    /// Requests (lease + post + ack) under way; shared with `Drain`'s waiting future.
-    in_flight: Rc<Cell<usize>>,
+    /// Requests (lease + post + ack) under way; `Drain` waits for it to reach 0.
+    in_flight: watch::Sender<usize>,
     /// A lease request is under way (one at a time keeps leases in order).
     leasing: bool,
     /// No leasing before this instant (upstream backoff).
@@ -79,7 +79,7 @@ impl PosterActor {
             queue,
             metrics,
             upstream: None,
-            in_flight: Rc::new(Cell::new(0)),
+            in_flight: watch::Sender::new(0),
             leasing: false,
             paused_until: None,
             work_announced: false,
@@ -121,13 +121,10 @@ impl Handler<Drain> for PosterActor {
 
     fn handle(&mut self, msg: Drain, _: &mut Self::Context) -> Self::Result {
         self.draining = true;
-        let in_flight = self.in_flight.clone();
+        let mut in_flight = self.in_flight.subscribe();
         Box::pin(async move {
-            let deadline = Instant::now() + msg.timeout;
-            while in_flight.get() > 0 && Instant::now() < deadline {
-                actix_rt::time::sleep(Duration::from_millis(10)).await;
-            }
-            in_flight.get() == 0
+            let drained = in_flight.wait_for(|&requests| requests == 0);
+            matches!(tokio::time::timeout(msg.timeout, drained).await, Ok(Ok(_)))
         })
     }
 }
@@ -136,7 +133,7 @@ impl PosterActor {
     /// Leases work while a slot is free, the upstream is not in backoff and nothing else is
     /// leasing; schedules a re-check when idle or paused.
     fn fill(&mut self, ctx: &mut Context<Self>) {
-        if self.draining || self.leasing || self.in_flight.get() >= self.cfg.concurrency {
+        if self.draining || self.leasing || *self.in_flight.borrow() >= self.cfg.concurrency {
             return;
         }
         if let Some(until) = self.paused_until {
@@ -150,7 +147,7 @@ impl PosterActor {
         self.leasing = true;
         self.work_announced = false;
         // One lease fills every free slot: a lease is a round trip to the queue's thread.
-        let free_slots = self.cfg.concurrency - self.in_flight.get();
+        let free_slots = self.cfg.concurrency - *self.in_flight.borrow();
         let lease = self.queue.lease.send(Lease {
             max_items: self.cfg.batch_size * free_slots,
         });
@@ -194,7 +191,7 @@ impl PosterActor {
                 item.sequence.upstream_id = self.sequences.id_of(item.sequence.id);
             }
         }
-        self.in_flight.set(self.in_flight.get() + 1);
+        self.in_flight.send_modify(|requests| *requests += 1);
         let upstream = self
             .upstream
             .clone()
@@ -216,7 +213,7 @@ impl PosterActor {
                     }
                     Err(e) => log::error!("poster: queue gone before ack ({e})"),
                 }
-                in_flight.set(in_flight.get() - 1);
+                in_flight.send_modify(|requests| *requests -= 1);
             }
             .into_actor(act)
             .map(|_, act, ctx| act.fill(ctx))
