@@ -9,12 +9,15 @@
 //! post and batch (and an id to sequence posts), as a reverse proxy in front of a records
 //! service would answer; they need nginx (`tests/peers.sh`).
 
+#[path = "../support/bench.rs"]
+mod bench;
 // Shared with the integration tests, which also read nginx's request log.
 #[allow(dead_code)]
 #[path = "../support/nginx.rs"]
 mod nginx;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
+use bench::{BenchArgs, unclaimed_port};
 use filmgate::config::Settings;
 use filmgate_actors::serial::pty::Pty;
 use serde_json::{Value, json};
@@ -41,18 +44,9 @@ struct Run {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let smoke = args.iter().any(|a| a == "--smoke");
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let films: u64 = arg("--films")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(if smoke { 2_000 } else { 100_000 });
-    let modes: Vec<String> = match arg("--mode") {
+    let args = BenchArgs::from_env();
+    let (smoke, films) = (args.smoke, args.films(100_000));
+    let modes: Vec<String> = match args.mode.clone() {
         Some(m) => vec![m],
         None => [
             "flood",
@@ -98,14 +92,6 @@ fn report(run: &Run) {
     );
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn film_line(n: u64) -> String {
     format!("B{},{n},25.{:02},1200.5,{}\r", n / 10_000, n % 100, n % 3)
 }
@@ -121,7 +107,7 @@ async fn run_mode(mode: &str, films: u64, smoke: bool) -> Run {
         received: AtomicU64::new(0),
         down: AtomicBool::new(mode == "backlog"),
     });
-    let web_port = free_port();
+    let web_port = unclaimed_port();
     let mut _nginx = None;
     let base_url = if mode == "embedded" {
         format!("http://127.0.0.1:{web_port}/api/")

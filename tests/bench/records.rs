@@ -10,12 +10,15 @@
 //! `cargo bench --bench records` runs every mode; `-- --smoke` runs each briefly (CI);
 //! `-- --mode sqlite|postgres|postgres-2` runs one backend; `-- --films N` sets the size.
 
+#[path = "../support/bench.rs"]
+mod bench;
 #[allow(dead_code)]
 #[path = "../support/nginx.rs"]
 mod nginx;
 #[allow(dead_code)]
 #[path = "../support/postgres.rs"]
 mod postgres;
+use bench::{BenchArgs, unclaimed_port};
 
 use filmgate::config::Settings;
 use futures_util::StreamExt;
@@ -32,18 +35,9 @@ const BATCH_FILMS: usize = 100;
 const BATCHES_IN_FLIGHT: usize = 8;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let smoke = args.iter().any(|a| a == "--smoke");
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let films: u64 = arg("--films")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(if smoke { 2_000 } else { 20_000 });
-    let backends: Vec<String> = match arg("--mode") {
+    let args = BenchArgs::from_env();
+    let (smoke, films) = (args.smoke, args.films(20_000));
+    let backends: Vec<String> = match args.mode.clone() {
         Some(m) => vec![m],
         None => ["sqlite", "postgres", "postgres-2"]
             .map(String::from)
@@ -74,7 +68,7 @@ struct Node {
 impl Node {
     async fn start(dir: &Path, records_db: &str) -> Node {
         std::fs::create_dir_all(dir).unwrap();
-        let port = free_port();
+        let port = unclaimed_port();
         let mut settings = Settings::from_toml("", "bench", std::iter::empty()).unwrap();
         settings.web.bind = format!("127.0.0.1:{port}");
         settings.web.records_db = records_db.to_owned();
@@ -112,14 +106,6 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn film(sequence: i64, n: u64) -> Value {

@@ -138,14 +138,7 @@ async fn create_sequence(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, RecordsRouteError> {
-    let key = idempotency_key(&req).map(str::to_owned);
-    let new = json_body(&req, payload, MAX_JSON_BYTES, move |body| {
-        input::parse_sequence(body, key.as_deref()).map_err(|errors| RecordsRouteError::Invalid {
-            what: "sequence",
-            errors,
-        })
-    })
-    .await?;
+    let new = record_body(&req, payload, "sequence", input::parse_sequence).await?;
     let saved = state.records.create_sequence(new).await?;
     Ok(saved_response(&saved))
 }
@@ -155,14 +148,7 @@ async fn create_film(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, RecordsRouteError> {
-    let key = idempotency_key(&req).map(str::to_owned);
-    let new = json_body(&req, payload, MAX_JSON_BYTES, move |body| {
-        input::parse_film(body, key.as_deref()).map_err(|errors| RecordsRouteError::Invalid {
-            what: "film",
-            errors,
-        })
-    })
-    .await?;
+    let new = record_body(&req, payload, "film", input::parse_film).await?;
     let mut results = state.records.create_films(vec![new]).await?;
     let saved = results
         .pop()
@@ -332,6 +318,21 @@ fn page_response<T: Serialize>(
 
 /// A JSON object body (`Content-Type: application/json`, at most `cap` bytes) handed to
 /// `parse` on a blocking thread: no body is parsed on an HTTP worker's event loop.
+/// One record (`what`) from a JSON body, parsed by `parse` with the request's
+/// `Idempotency-Key`; its field errors answer 400 DRF-style.
+async fn record_body<T: Send + 'static>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    what: &'static str,
+    parse: fn(Value, Option<&str>) -> Result<T, FieldErrors>,
+) -> Result<T, RecordsRouteError> {
+    let key = idempotency_key(req).map(str::to_owned);
+    json_body(req, payload, MAX_JSON_BYTES, move |body| {
+        parse(body, key.as_deref()).map_err(|errors| RecordsRouteError::Invalid { what, errors })
+    })
+    .await
+}
+
 async fn json_body<T: Send + 'static>(
     req: &HttpRequest,
     payload: web::Payload,

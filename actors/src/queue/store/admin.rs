@@ -20,16 +20,7 @@ impl QueueStore {
         parsers: &HashMap<String, RecordConfig>,
         now_ms: i64,
     ) -> Result<QueuedItem, QueueError> {
-        if let Some(f) = &self.failure {
-            return Err(f.to_error());
-        }
-        let state = self.state_of(id)?.ok_or(QueueError::NotFound(id))?;
-        if state != ItemState::Dead {
-            return Err(QueueError::NotDead {
-                id,
-                state: state.as_str(),
-            });
-        }
+        self.check_dead(id)?;
         if let Err(e) = self.begin().and_then(|()| self.revive(id, parsers, now_ms)) {
             return Err(self.fail(e));
         }
@@ -72,16 +63,7 @@ impl QueueStore {
 
     /// Deletes a dead item (only dead items can be deleted). Commits.
     pub fn delete_dead(&mut self, id: i64) -> Result<(), QueueError> {
-        if let Some(f) = &self.failure {
-            return Err(f.to_error());
-        }
-        let state = self.state_of(id)?.ok_or(QueueError::NotFound(id))?;
-        if state != ItemState::Dead {
-            return Err(QueueError::NotDead {
-                id,
-                state: state.as_str(),
-            });
-        }
+        self.check_dead(id)?;
         let deleted = self.begin().and_then(|()| {
             self.conn
                 .prepare_cached("DELETE FROM items WHERE id = ?1 AND state = 2")?
@@ -144,6 +126,20 @@ impl QueueStore {
         self.tx_delta.pending += 1;
         self.tx_new_work = true;
         Ok(true)
+    }
+
+    /// Ok when the store is healthy and item `id` exists and is dead.
+    fn check_dead(&self, id: i64) -> Result<(), QueueError> {
+        if let Some(f) = &self.failure {
+            return Err(f.to_error());
+        }
+        match self.state_of(id)?.ok_or(QueueError::NotFound(id))? {
+            ItemState::Dead => Ok(()),
+            state => Err(QueueError::NotDead {
+                id,
+                state: state.as_str(),
+            }),
+        }
     }
 
     fn state_of(&self, id: i64) -> Result<Option<ItemState>, QueueError> {
