@@ -66,6 +66,7 @@ impl Application {
             .iter()
             .map(|s| (s.name.clone(), s.record.clone()))
             .collect();
+        let queue_changes = store.change_signal();
         let queue = QueueActor::start(store, settings.queue.clone(), parsers);
 
         let metrics: SharedPostMetrics = Arc::new(PostMetrics::default());
@@ -92,7 +93,7 @@ impl Application {
 
         let state = AppState {
             records,
-            queue: QueueClient::new(&queue),
+            queue: QueueClient::new(&queue, queue_changes),
             links: links.clone(),
             post_metrics: metrics,
             token: settings.web.token().map(str::to_owned),

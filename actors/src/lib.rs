@@ -26,6 +26,7 @@
 //! records service (`filmgate-web`, or any DRF backend) stores the film under its uid once.
 
 pub mod backoff;
+pub mod changes;
 pub mod error;
 pub mod invalid;
 pub mod links;

@@ -1,6 +1,7 @@
 //! The link registry: what each serial link is doing, shared between the SerialActors (which
 //! write it) and the web frontend (which reads it and asks for restarts).
 
+use crate::changes::Changes;
 use crate::messages::{RestartLink, StopLink};
 use actix::Recipient;
 use serde::Serialize;
@@ -53,6 +54,8 @@ struct LinkEntry {
 #[derive(Clone, Default)]
 pub struct LinkRegistry {
     inner: Arc<Mutex<BTreeMap<String, LinkEntry>>>,
+    /// Signalled by every status change.
+    changes: Changes,
 }
 
 impl LinkRegistry {
@@ -97,6 +100,12 @@ impl LinkRegistry {
         if let Some(entry) = self.lock().get_mut(name) {
             change(&mut entry.status);
         }
+        self.changes.notify();
+    }
+
+    /// Signalled whenever a link's status changes.
+    pub fn change_signal(&self) -> &Changes {
+        &self.changes
     }
 
     /// All links' statuses, ordered by name.

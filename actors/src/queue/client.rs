@@ -1,6 +1,7 @@
 //! [`QueueClient`]: the queue's inspection and control mailboxes, as recipients, so the web
 //! frontend depends on the messages rather than on the actor type.
 
+use crate::changes::Changes;
 use crate::messages::{DeleteItem, GetItem, GetStats, ListItems, RetryAllDead, RetryItem};
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
@@ -14,11 +15,14 @@ pub struct QueueClient {
     pub retry_all: Recipient<RetryAllDead>,
     pub delete: Recipient<DeleteItem>,
     pub stats: Recipient<GetStats>,
+    /// Signalled when what these answer may have changed ([`crate::queue::QueueStore::change_signal`]).
+    pub changes: Changes,
 }
 
 impl QueueClient {
-    /// Recipients of one actor that handles every inspection message.
-    pub fn new<A>(addr: &Addr<A>) -> Self
+    /// Recipients of one actor that handles every inspection message, and its store's
+    /// change signal.
+    pub fn new<A>(addr: &Addr<A>, changes: Changes) -> Self
     where
         A: Actor
             + Handler<ListItems>
@@ -41,6 +45,7 @@ impl QueueClient {
             retry_all: addr.clone().recipient(),
             delete: addr.clone().recipient(),
             stats: addr.clone().recipient(),
+            changes,
         }
     }
 }

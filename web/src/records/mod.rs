@@ -20,6 +20,7 @@ pub mod sqlite;
 pub use input::{FieldErrors, NewFilm, NewSequence};
 pub use rows::{FilmRejected, FilmRow, ListFilter, Saved, SequenceRow, WriteAnswer, WriteOp};
 
+use filmgate_actors::changes::Changes;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -117,6 +118,8 @@ struct Totals {
     films: AtomicU64,
     max_sequence_id: AtomicI64,
     max_film_id: AtomicI64,
+    /// Signalled when a value rises (new rows, from this node or, on PostgreSQL, another).
+    changes: Changes,
 }
 
 impl Totals {
@@ -128,13 +131,25 @@ impl Totals {
 
     /// Raises each value to at least the one in `counts`.
     fn raise(&self, counts: Counts) {
-        self.sequences
-            .fetch_max(counts.sequences, Ordering::Relaxed);
-        self.films.fetch_max(counts.films, Ordering::Relaxed);
-        self.max_sequence_id
-            .fetch_max(counts.max_sequence_id, Ordering::Release);
-        self.max_film_id
-            .fetch_max(counts.max_film_id, Ordering::Release);
+        let before = Counts {
+            sequences: self
+                .sequences
+                .fetch_max(counts.sequences, Ordering::Relaxed),
+            films: self.films.fetch_max(counts.films, Ordering::Relaxed),
+            max_sequence_id: self
+                .max_sequence_id
+                .fetch_max(counts.max_sequence_id, Ordering::Release),
+            max_film_id: self
+                .max_film_id
+                .fetch_max(counts.max_film_id, Ordering::Release),
+        };
+        let risen = counts.sequences > before.sequences
+            || counts.films > before.films
+            || counts.max_sequence_id > before.max_sequence_id
+            || counts.max_film_id > before.max_film_id;
+        if risen {
+            self.changes.notify();
+        }
     }
 
     fn get(&self) -> Counts {
@@ -269,6 +284,11 @@ impl RecordsStore {
     pub fn latest_ids(&self) -> (i64, i64) {
         let t = self.totals();
         (t.max_sequence_id, t.max_film_id)
+    }
+
+    /// Signalled when rows are added (by this node, or by another on the same database).
+    pub fn change_signal(&self) -> &Changes {
+        on_backend!(self, store => store.change_signal())
     }
 
     fn totals(&self) -> Counts {

@@ -1,7 +1,11 @@
-//! `GET /api/events/`: the refresh pushed as server-sent events. Every [`TICK`] the stream
-//! checks for new rows (two in-memory loads), queue stats and link changes since the client's
-//! cursor and sends `event: refresh` with the same JSON as `/api/refresh/` when anything
-//! changed; a comment every [`KEEP_ALIVE`] keeps proxies from closing an idle stream.
+//! `GET /api/events/`: the refresh pushed as server-sent events. A stream sleeps until the
+//! records store, the queue or a link signals a change ([`filmgate_actors::changes`]), then
+//! looks for new rows since the client's cursor, queue stats and link changes and sends
+//! `event: refresh` with the same JSON as `/api/refresh/` when anything changed. Looks are at
+//! least [`MIN_INTERVAL`] apart, so a flood of films makes a few events a second, not one per
+//! film; while the queue is busy a stream also looks every [`BUSY_REFRESH`] (ages and rates
+//! move without a signal); a comment every [`KEEP_ALIVE`] keeps proxies from closing an idle
+//! stream.
 //! Each event carries its cursor as `id:`, so a reconnecting `EventSource` resumes from
 //! `Last-Event-ID`.
 //!
@@ -22,9 +26,13 @@ use bytes::Bytes;
 use filmgate_actors::links::LinkStatus;
 use filmgate_actors::messages::QueueStats;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
-/// How often the stream looks for changes.
-pub const TICK: Duration = Duration::from_millis(500);
+/// Shortest time between two looks of one stream.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Longest time between two looks while the last stats sent show work or non-zero rates.
+pub const BUSY_REFRESH: Duration = Duration::from_secs(2);
 
 /// Longest silence before a keep-alive comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -92,8 +100,15 @@ async fn events(
             format!("{MAX_CLIENTS} event streams are open already; poll /api/refresh/ instead"),
         ));
     };
+    let signals = [
+        state.records.change_signal().watch(),
+        state.queue.changes.watch(),
+        state.links.change_signal().watch(),
+    ];
     let tail = Tail {
         _slot: slot,
+        signals,
+        last_look: None,
         caught_up: false,
         state: state.get_ref().clone(),
         cursor,
@@ -118,6 +133,10 @@ async fn events(
 struct Tail {
     /// Holds the client's place among the [`MAX_CLIENTS`].
     _slot: ClientSlot,
+    /// Change signals of the records store, the queue and the links.
+    signals: [watch::Receiver<u64>; 3],
+    /// When the stream last looked; `None` before the first look, which is at once.
+    last_look: Option<Instant>,
     /// The first look (one catch-up page at most) is done.
     caught_up: bool,
     state: AppState,
@@ -144,7 +163,16 @@ impl Tail {
             return Bytes::from_static(b"retry: 2000\n: connected\n\n");
         }
         loop {
-            tokio::time::sleep(TICK).await;
+            if let Some(last_look) = self.last_look {
+                let quiet_for = if self.busy() {
+                    BUSY_REFRESH
+                } else {
+                    KEEP_ALIVE
+                };
+                let _woken = tokio::time::timeout(quiet_for, self.any_change()).await;
+                tokio::time::sleep_until((last_look + MIN_INTERVAL).into()).await;
+            }
+            self.last_look = Some(Instant::now());
             if let Some(chunk) = self.look().await {
                 self.last_sent = Instant::now();
                 return chunk;
@@ -154,6 +182,26 @@ impl Tail {
                 return Bytes::from_static(b": keep-alive\n\n");
             }
         }
+    }
+
+    /// Resolves at the next change signal (a signal whose sender is gone never resolves).
+    async fn any_change(&mut self) {
+        let waits = self.signals.iter_mut().map(|signal| {
+            Box::pin(async move {
+                if signal.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            })
+        });
+        futures_util::future::select_all(waits).await;
+    }
+
+    /// Whether the stats last sent show work waiting or moving (their ages and rates change
+    /// without a signal).
+    fn busy(&self) -> bool {
+        self.last_queue.as_ref().is_some_and(|q| {
+            q.pending + q.in_flight > 0 || q.read_rate_per_s > 0.0 || q.post_rate_per_s > 0.0
+        })
     }
 
     /// An event when anything changed since the last one, else `None`.

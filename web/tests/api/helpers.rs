@@ -122,6 +122,7 @@ async fn spawn(token: Option<String>, backend: Backend) -> TestApp {
     let queue_store = QueueStore::open(&queue_cfg).expect("queue store");
     let parsers = HashMap::from([(SOURCE.to_owned(), RecordConfig::default())]);
     let queue_path = queue_cfg.path.clone();
+    let queue_changes = queue_store.change_signal();
     let queue = QueueActor::start(queue_store, queue_cfg, parsers);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().unwrap().port();
@@ -130,7 +131,7 @@ async fn spawn(token: Option<String>, backend: Backend) -> TestApp {
     let post_metrics: SharedPostMetrics = Arc::new(PostMetrics::default());
     let state = AppState {
         records: records.clone(),
-        queue: QueueClient::new(&queue),
+        queue: QueueClient::new(&queue, queue_changes),
         links: links.clone(),
         post_metrics: post_metrics.clone(),
         token: token.clone(),

@@ -1,6 +1,6 @@
 //! `/api/refresh/` and the SSE stream `/api/events/`.
 
-use crate::helpers::film_body;
+use crate::helpers::{film, film_body, spawn_app};
 use crate::on_both_backends;
 use awc::http::StatusCode;
 use futures_util::StreamExt;
@@ -105,24 +105,7 @@ on_both_backends! {
             "text/event-stream"
         );
         app.create_film(seq, "line-1", "sse-film").await;
-
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut seen = String::new();
-        let event = loop {
-            assert!(
-                Instant::now() < deadline,
-                "no event with the film within 10 s; got:\n{seen}"
-            );
-            let chunk = actix_rt::time::timeout(Duration::from_secs(10), resp.next())
-                .await
-                .expect("chunk in time")
-                .expect("stream open")
-                .expect("chunk");
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-            if let Some(event) = seen.split("\n\n").find(|e| e.contains("sse-film")) {
-                break event.to_owned();
-            }
-        };
+        let event = event_with(&mut resp, "sse-film").await;
         assert!(event.starts_with("event: refresh\n"), "{event}");
         let data = event
             .lines()
@@ -133,6 +116,25 @@ on_both_backends! {
         assert_eq!(body["cursor"], "s1.f1");
         assert!(event.contains("\nid: s1.f1\n"));
     }
+}
+
+/// Each part that the stream shows signals its changes: a link's and the queue's each reach an
+/// open stream in less than the 15 s keep-alive, which is when an unsignalled stream would look.
+#[actix_rt::test]
+async fn a_link_change_and_a_queue_write_each_push_an_event() {
+    let app = spawn_app().await;
+    let mut resp = app
+        .client()
+        .get(app.url("/api/events/"))
+        .send()
+        .await
+        .expect("connect");
+    event_with(&mut resp, "\"links\"").await;
+    // The queue is idle: nothing but a signal makes the stream look again.
+    app.links.update("line-1", |s| s.frames_read = 77);
+    event_with(&mut resp, "\"frames_read\":77").await;
+    app.enqueue(vec![film(1)]).await;
+    event_with(&mut resp, "\"pending\":1").await;
 }
 
 /// Reads an event stream until an event with `needle` arrives (10 s at most).

@@ -59,6 +59,9 @@ impl QueueStore {
             self.fresh_cursor = last.id;
         }
         self.in_flight.extend(leased.iter().map(|item| item.id));
+        if !leased.is_empty() {
+            self.changes.notify();
+        }
         Ok(leased)
     }
 

@@ -34,6 +34,7 @@ use super::schema::{
 };
 use super::space::SpaceReserve;
 use super::{QueueConfig, QueueError};
+use crate::changes::Changes;
 use crate::messages::{EnqueueOutcome, Outcome};
 use crate::record::{FilmData, NewItem, SequenceRef, now_ms};
 use rusqlite::{Connection, OptionalExtension};
@@ -101,6 +102,8 @@ pub struct QueueStore {
     refused_total: u64,
     /// Per-second counters behind the read and post rates.
     rates: RateRing,
+    /// Signalled by every commit and lease (what the inspection views show has changed).
+    changes: Changes,
 }
 
 /// Item counts by stored state.
@@ -181,6 +184,7 @@ impl QueueStore {
             delivered_total: 0,
             refused_total: 0,
             rates: RateRing::new(now_ms()),
+            changes: Changes::default(),
         })
     }
 
@@ -200,6 +204,11 @@ impl QueueStore {
             )
             .optional()?;
         Ok(last)
+    }
+
+    /// Signalled by every commit and lease; take it before the store moves to its actor.
+    pub fn change_signal(&self) -> Changes {
+        self.changes.clone()
     }
 
     /// The queue file's path.
@@ -325,6 +334,7 @@ impl QueueStore {
         self.failure = None;
         self.reset_tx();
         self.reserve.restore_if_due();
+        self.changes.notify();
         Ok(())
     }
 

@@ -21,6 +21,7 @@ use super::{
     WRITE_QUEUE_CAPACITY, WriteAnswer, WriteJob, WriteOp,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use filmgate_actors::changes::Changes;
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -177,6 +178,10 @@ impl PgRecords {
 
     pub(super) fn totals(&self) -> Counts {
         self.shared.totals.get()
+    }
+
+    pub(super) fn change_signal(&self) -> &Changes {
+        &self.shared.totals.changes
     }
 
     /// A page of films; the unfiltered count is the committed total, read with the page

@@ -17,6 +17,7 @@ use super::{
     Counts, FilmRow, ListFilter, MAX_CONCURRENT_READS, Page, RecordsError, SequenceRow, Totals,
     WRITE_QUEUE_CAPACITY, WriteAnswer, WriteJob, WriteOp,
 };
+use filmgate_actors::changes::Changes;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -78,6 +79,10 @@ impl SqliteRecords {
 
     pub(super) fn totals(&self) -> Counts {
         self.shared.totals.get()
+    }
+
+    pub(super) fn change_signal(&self) -> &Changes {
+        &self.shared.totals.changes
     }
 
     /// A page of films; the unfiltered count is the committed total, from memory.
