@@ -20,6 +20,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use bench::{BenchArgs, unclaimed_port};
 use filmgate::config::Settings;
 use filmgate_actors::serial::pty::Pty;
+use filmgate_testkit::wait_for;
 use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -154,7 +155,7 @@ async fn run_mode(mode: &str, films: u64, smoke: bool) -> Run {
         .unwrap();
     let api = format!("http://127.0.0.1:{web_port}");
     let client = awc::Client::default();
-    wait_until(Duration::from_secs(30), async || {
+    wait_for(Duration::from_secs(30), "a benchmark step", async || {
         let links: Value = get_json(&client, &format!("{api}/api/links/")).await?;
         (links[0]["state"] == "up").then_some(())
     })
@@ -195,7 +196,7 @@ async fn run_mode(mode: &str, films: u64, smoke: bool) -> Run {
     if mode == "backlog" {
         // Upstream down while the whole backlog queues, then up: measure the drain.
         let _pty = writer.join().unwrap();
-        wait_until(Duration::from_secs(600), async || {
+        wait_for(Duration::from_secs(600), "a benchmark step", async || {
             let stats: Value = get_json(&client, &format!("{api}/api/queue/stats")).await?;
             (stats["enqueued_total"].as_u64()? >= films).then_some(())
         })
@@ -204,7 +205,7 @@ async fn run_mode(mode: &str, films: u64, smoke: bool) -> Run {
         arrivals.down.store(false, Ordering::SeqCst);
     }
     let limit = Duration::from_secs(if smoke { 120 } else { 900 });
-    wait_until(limit, async || {
+    wait_for(limit, "a benchmark step", async || {
         let done = if mode == "embedded" || mode.starts_with("nginx") {
             let stats: Value = get_json(&client, &format!("{api}/api/queue/stats")).await?;
             stats["delivered_total"].as_u64()?
@@ -269,20 +270,6 @@ fn stop(gateway: &mut Child) {
         nix::sys::signal::Signal::SIGTERM,
     );
     let _ = gateway.wait();
-}
-
-async fn wait_until<T>(limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "benchmark step timed out after {limit:?}"
-        );
-        actix_rt::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 /// An upstream that only answers: 201 with an id per film (or per batch item), recording

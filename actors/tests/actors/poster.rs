@@ -2,7 +2,6 @@
 //! QueueActor on a real SQLite file, and the PosterActor posting to a real actix-web upstream.
 
 use actix::prelude::*;
-use actix_web::{App, HttpResponse, HttpServer, web};
 use filmgate_actors::links::{LinkRegistry, LinkState};
 use filmgate_actors::messages::{GetStats, Subscribe};
 use filmgate_actors::metrics::PostMetrics;
@@ -10,65 +9,18 @@ use filmgate_actors::poster::{PosterActor, QueueLinks, UpstreamConfig};
 use filmgate_actors::queue::{QueueActor, QueueConfig, QueueStore};
 use filmgate_actors::serial::pty::Pty;
 use filmgate_actors::serial::{SerialConfig, start_link};
-use serde_json::{Value, json};
+use filmgate_testkit::{TestUpstream, wait_for};
+use serde_json::Value;
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// Films received by the upstream, in arrival order, and the sequences it created.
-#[derive(Default)]
-struct Received {
-    films: Vec<Value>,
-    sequences: Vec<Value>,
-}
-
-fn upstream(received: Arc<Mutex<Received>>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "http://127.0.0.1:{}/api/",
-        listener.local_addr().unwrap().port()
-    );
-    let data = web::Data::from(received);
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .route(
-                "/api/sequences/",
-                web::post().to(
-                    |r: web::Data<Mutex<Received>>, body: web::Json<Value>| async move {
-                        let mut r = r.lock().unwrap();
-                        r.sequences.push(body.into_inner());
-                        HttpResponse::Created().json(json!({"id": r.sequences.len()}))
-                    },
-                ),
-            )
-            .route(
-                "/api/films/",
-                web::post().to(
-                    |r: web::Data<Mutex<Received>>, body: web::Json<Value>| async move {
-                        let mut r = r.lock().unwrap();
-                        r.films.push(body.into_inner());
-                        HttpResponse::Created().json(json!({"id": r.films.len()}))
-                    },
-                ),
-            )
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    actix_rt::spawn(server);
-    url
-}
+use std::sync::Arc;
+use std::time::Duration;
 
 #[actix_rt::test]
 async fn films_flow_from_a_pty_through_the_queue_to_the_upstream_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let received = Arc::new(Mutex::new(Received::default()));
+    let upstream = TestUpstream::start().await;
     let upstream_cfg = UpstreamConfig {
-        base_url: upstream(received.clone()),
+        base_url: upstream.base_url.clone(),
         concurrency: 1,
         ..Default::default()
     };
@@ -104,44 +56,52 @@ async fn films_flow_from_a_pty_through_the_queue_to_the_upstream_in_order() {
         ..link_cfg
     };
     let _link = start_link(cfg, queue.clone().recipient(), registry.clone()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while registry.get("l1").unwrap().state != LinkState::Up {
-        assert!(Instant::now() < deadline, "link never came up");
-        actix_rt::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for(Duration::from_secs(10), "the link up", async || {
+        (registry.get("l1")?.state == LinkState::Up).then_some(())
+    })
+    .await;
 
     let text: String = (1..=60)
         .map(|n| format!("{},{n},25.1,1200,0\r", if n <= 30 { "A" } else { "B" }))
         .collect();
     pty.write_all(text.as_bytes()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while received.lock().unwrap().films.len() < 60 {
-        assert!(Instant::now() < deadline, "films did not all arrive");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(Duration::from_secs(15), "60 films upstream", async || {
+        (upstream.seen().films.len() >= 60).then_some(())
+    })
+    .await;
     {
-        let r = received.lock().unwrap();
-        let numbers: Vec<u64> = r
-            .films
+        let seen = upstream.seen();
+        // Ids are given in arrival order.
+        let mut films: Vec<&(u64, Value)> = seen.films.values().collect();
+        films.sort_by_key(|(id, _)| *id);
+        let numbers: Vec<u64> = films
             .iter()
-            .map(|f| f["data"]["film_no"].as_u64().unwrap())
+            .map(|(_, f)| f["data"]["film_no"].as_u64().unwrap())
             .collect();
         assert_eq!(
             numbers,
             (1..=60).collect::<Vec<_>>(),
             "concurrency 1 keeps read order"
         );
-        assert_eq!(r.sequences.len(), 2);
-        assert_eq!(r.films[0]["sequence"], 1);
-        assert_eq!(r.films[59]["sequence"], 2);
+        assert_eq!(seen.sequences.len(), 2, "one sequence per lot");
+        assert!(
+            seen.created.values().all(|&n| n == 1),
+            "each uid created once"
+        );
+        let sequence_of = |i: usize| films[i].1["sequence"].clone();
+        assert!(
+            (0..30).all(|i| sequence_of(i) == sequence_of(0)),
+            "lot A in one sequence"
+        );
+        assert!(
+            (30..60).all(|i| sequence_of(i) == sequence_of(59)),
+            "lot B in one sequence"
+        );
+        assert_ne!(sequence_of(0), sequence_of(59));
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let stats = queue.send(GetStats).await.unwrap().unwrap();
-        if stats.posted == 60 && stats.pending == 0 && stats.in_flight == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "acks not recorded: {stats:?}");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(Duration::from_secs(5), "the acks recorded", async || {
+        let stats = queue.send(GetStats).await.ok()?.ok()?;
+        (stats.posted == 60 && stats.pending == 0 && stats.in_flight == 0).then_some(())
+    })
+    .await;
 }

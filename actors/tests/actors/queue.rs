@@ -7,9 +7,9 @@ use filmgate_actors::messages::{
     Outcome, RetryAllDead, RetryItem, SequencePosted, Subscribe, WorkAvailable,
 };
 use filmgate_actors::queue::{QueueActor, QueueConfig, QueueError, QueueStore};
-use filmgate_actors::record::parse::parse_frame;
-use filmgate_actors::record::{ItemBody, NewItem, SequenceRef, new_uid, now_ms};
+use filmgate_actors::record::now_ms;
 use filmgate_actors::serial::RecordConfig;
+use filmgate_testkit::{film_item, rejected_item};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -37,34 +37,6 @@ fn spawn_queue() -> TestQueue {
         addr,
         cfg,
         _dir: dir,
-    }
-}
-
-fn film(n: u32) -> NewItem {
-    let raw = format!("L1,{n},25.4,1200,0");
-    NewItem {
-        uid: new_uid(),
-        source: "line-1".into(),
-        received_at_ms: now_ms(),
-        body: ItemBody::Film(parse_frame(&RecordConfig::default(), raw.as_bytes()).unwrap()),
-        raw: raw.into_bytes(),
-        sequence: Some(SequenceRef {
-            uid: "seq-L1".into(),
-            key: Some("L1".into()),
-        }),
-    }
-}
-
-fn rejected(raw: &[u8]) -> NewItem {
-    NewItem {
-        uid: new_uid(),
-        source: "line-1".into(),
-        received_at_ms: now_ms(),
-        raw: raw.to_vec(),
-        body: ItemBody::Rejected {
-            reason: "expected 5 fields".into(),
-        },
-        sequence: None,
     }
 }
 
@@ -120,7 +92,7 @@ async fn enqueued_items_are_leased_after_the_group_commit() {
     let outcome = queue
         .addr
         .send(Enqueue {
-            items: (1..=3).map(film).collect(),
+            items: (1..=3).map(film_item).collect(),
         })
         .await
         .unwrap();
@@ -150,7 +122,7 @@ async fn subscriber_hears_work_available_after_a_commit() {
     queue
         .addr
         .send(Enqueue {
-            items: vec![film(1)],
+            items: vec![film_item(1)],
         })
         .await
         .unwrap()
@@ -175,7 +147,7 @@ async fn a_retry_wakes_the_subscriber_when_it_falls_due() {
     queue
         .addr
         .send(Enqueue {
-            items: vec![film(1)],
+            items: vec![film_item(1)],
         })
         .await
         .unwrap()
@@ -215,7 +187,12 @@ async fn a_retry_wakes_the_subscriber_when_it_falls_due() {
 #[actix_rt::test]
 async fn stats_count_items_by_state() {
     let queue = spawn_queue();
-    let items = vec![film(1), film(2), film(3), rejected(b"L1,4")];
+    let items = vec![
+        film_item(1),
+        film_item(2),
+        film_item(3),
+        rejected_item(b"L1,4", "expected 5 fields"),
+    ];
     queue.addr.send(Enqueue { items }).await.unwrap().unwrap();
     let leased = lease_n(&queue, 2).await;
     let delivered = Outcome::Delivered {
@@ -279,7 +256,7 @@ async fn flushed_frames_and_sequence_ids_are_on_disk_for_another_connection() {
     queue
         .addr
         .send(Enqueue {
-            items: vec![film(1), film(2)],
+            items: vec![film_item(1), film_item(2)],
         })
         .await
         .unwrap()
@@ -312,7 +289,10 @@ async fn flushed_frames_and_sequence_ids_are_on_disk_for_another_connection() {
 #[actix_rt::test]
 async fn dead_items_can_be_retried_and_deleted_through_the_actor() {
     let queue = spawn_queue();
-    let items = vec![rejected(b"L1,1,2,3,4"), rejected(b"nonsense")];
+    let items = vec![
+        rejected_item(b"L1,1,2,3,4", "expected 5 fields"),
+        rejected_item(b"nonsense", "expected 5 fields"),
+    ];
     queue.addr.send(Enqueue { items }).await.unwrap().unwrap();
     queue
         .addr
@@ -409,7 +389,7 @@ async fn queue_actor_throughput() {
                 // One film per message, as a link reading at line rate sends them.
                 for n in 0..N / 2 {
                     addr.send(Enqueue {
-                        items: vec![film(n as u32)],
+                        items: vec![film_item(n as u32)],
                     })
                     .await
                     .unwrap()

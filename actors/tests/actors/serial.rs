@@ -14,6 +14,7 @@ use filmgate_actors::queue::{QueueActor, QueueConfig, QueueStore};
 use filmgate_actors::record::now_ms;
 use filmgate_actors::serial::pty::Pty;
 use filmgate_actors::serial::{RecordConfig, SerialConfig, start_link};
+use filmgate_testkit::wait_for;
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -88,59 +89,39 @@ impl TestQueue {
 
     /// Polls until the queue holds at least `count` items; returns them in read order.
     async fn wait_items(&self, count: usize) -> Vec<QueuedItem> {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
+        let what = format!("{count} items in the queue");
+        wait_for(DEADLINE, &what, async || {
             let items = self.items().await;
-            if items.len() >= count {
-                return items;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {count} items in the queue, got {}",
-                items.len()
-            );
-            actix_rt::time::sleep(Duration::from_millis(10)).await;
-        }
+            (items.len() >= count).then_some(items)
+        })
+        .await
     }
 
     /// Polls until at least `count` frames were enqueued; returns the stats then.
     async fn wait_enqueued(&self, count: u64) -> QueueStats {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
+        let what = format!("{count} enqueued frames");
+        wait_for(DEADLINE, &what, async || {
             let stats = self.stats().await;
-            if stats.enqueued_total >= count {
-                return stats;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {count} enqueued frames: {stats:?}"
-            );
-            actix_rt::time::sleep(Duration::from_millis(10)).await;
-        }
+            (stats.enqueued_total >= count).then_some(stats)
+        })
+        .await
     }
 
     /// Leases films until `count` came back (failing after `limit`): the oldest committed
     /// films, in read order. A failing store refuses leases until it recovers; like the
     /// poster, this waits for that.
     async fn lease_films(&self, count: usize, limit: Duration) -> Vec<LeasedItem> {
-        let deadline = Instant::now() + limit;
         let mut films = Vec::new();
-        while films.len() < count {
+        wait_for(limit, &format!("{count} films leased"), async || {
             let lease = Lease {
                 max_items: count - films.len(),
             };
-            match self.addr.send(lease).await.unwrap() {
-                Ok(leased) if !leased.is_empty() => films.extend(leased),
-                other => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "timed out leasing {count} films, got {} (last answer {other:?})",
-                        films.len()
-                    );
-                    actix_rt::time::sleep(Duration::from_millis(10)).await;
-                }
+            if let Ok(leased) = self.addr.send(lease).await.unwrap() {
+                films.extend(leased);
             }
-        }
+            (films.len() >= count).then_some(())
+        })
+        .await;
         films
     }
 }
@@ -155,24 +136,12 @@ fn link_cfg(name: &str, port: &str) -> SerialConfig {
     }
 }
 
-/// Polls `check` every 10 ms until it gives a value, failing the test after `limit`.
-async fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        actix_rt::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn status(links: &LinkRegistry, name: &str) -> LinkStatus {
     links.get(name).expect("link registered")
 }
 
 async fn wait_up(links: &LinkRegistry, name: &str) {
-    wait_for(&format!("{name} up"), Duration::from_secs(5), || {
+    wait_for(Duration::from_secs(5), &format!("{name} up"), async || {
         (status(links, name).state == LinkState::Up).then_some(())
     })
     .await;
@@ -283,7 +252,7 @@ async fn records_written_to_a_pty_arrive_as_parsed_films_in_order_with_sequences
         "{stats:?}"
     );
 
-    let s = wait_for("counters", Duration::from_secs(2), || {
+    let s = wait_for(Duration::from_secs(2), "counters", async || {
         let s = status(&links, "line-1");
         (s.frames_read == 6).then_some(s)
     })
@@ -353,7 +322,7 @@ async fn bad_frames_become_rejected_items_with_raw_bytes_while_the_frames_around
         "{stats:?}"
     );
 
-    wait_for("counters", Duration::from_secs(2), || {
+    wait_for(Duration::from_secs(2), "counters", async || {
         let s = status(&links, "line-1");
         (s.frames_read == 4 && s.frames_rejected == 3).then_some(())
     })
@@ -378,7 +347,7 @@ async fn a_device_unplugged_and_plugged_back_behind_the_same_symlink_resumes() {
     // Unplug: the device goes away; the link notices and goes down.
     drop(first);
     let unplugged_at = Instant::now();
-    let down = wait_for("link down", Duration::from_secs(5), || {
+    let down = wait_for(Duration::from_secs(5), "link down", async || {
         let s = status(&links, "line-1");
         (s.state != LinkState::Up && s.restarts >= 1).then_some(s)
     })
@@ -394,7 +363,7 @@ async fn a_device_unplugged_and_plugged_back_behind_the_same_symlink_resumes() {
     );
     // Leave it unplugged for a few backoff rounds.
     let restarts_at_unplug = down.restarts;
-    wait_for("reopen attempts", Duration::from_secs(5), || {
+    wait_for(Duration::from_secs(5), "reopen attempts", async || {
         (status(&links, "line-1").restarts >= restarts_at_unplug + 3).then_some(())
     })
     .await;
@@ -452,7 +421,7 @@ async fn a_link_with_a_missing_port_keeps_restarting_while_the_other_link_delive
     assert_eq!(film_nos(&films), (1..=50).collect::<Vec<_>>());
     assert_unique_uids(films.iter().map(|f| &f.uid), 50);
 
-    let ghost = wait_for("ghost restarts", Duration::from_secs(5), || {
+    let ghost = wait_for(Duration::from_secs(5), "ghost restarts", async || {
         let s = status(&links, "ghost");
         (s.restarts >= 3).then_some(s)
     })
@@ -478,7 +447,7 @@ async fn idle_timeout_restarts_a_silent_link() {
     };
     let started = Instant::now();
     let _link = start_link(cfg, queue.recipient(), links.clone()).unwrap();
-    let s = wait_for("an idle restart", Duration::from_secs(5), || {
+    let s = wait_for(Duration::from_secs(5), "an idle restart", async || {
         let s = status(&links, "quiet");
         (s.restarts >= 1).then_some(s)
     })
@@ -508,9 +477,9 @@ async fn restart_link_through_the_registry_reopens_the_link_and_counts_a_restart
     let handle = links.restart_handle("line-1").expect("restart handle");
     handle.send(RestartLink).await.unwrap();
     wait_for(
-        "a counted restart, up again",
         Duration::from_secs(3),
-        || {
+        "a counted restart, up again",
+        async || {
             let s = status(&links, "line-1");
             (s.restarts == 1 && s.state == LinkState::Up).then_some(())
         },
@@ -579,22 +548,22 @@ async fn a_batch_the_queue_refuses_is_held_and_retried_with_the_same_items() {
     other.execute_batch("BEGIN IMMEDIATE").expect("write lock");
     let text: String = (1..=3).map(|n| record("A", n)).collect();
     let pty = write(pty, text).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while queue.stats().await.store_ok {
-        assert!(Instant::now() < deadline, "the queue never failed a write");
-        actix_rt::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for(
+        Duration::from_secs(10),
+        "a failed queue write",
+        async || (!queue.stats().await.store_ok).then_some(()),
+    )
+    .await;
     // Frame 4 waits in the pty: the link does not read while it holds a refused batch.
     let _pty = write(pty, record("A", 4)).await;
-    // Held for several of the link's retries (every 500 ms); none may get in.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while status(&links, "line-1").queue_refusals < 3 {
-        assert!(
-            Instant::now() < deadline,
-            "the link did not offer the batch again"
-        );
-        actix_rt::time::sleep(Duration::from_millis(10)).await;
-    }
+    // Refused, then offered again (each refusal can wait out the queue's 2 s busy timeout);
+    // none may get in meanwhile.
+    wait_for(
+        Duration::from_secs(30),
+        "the batch offered again",
+        async || (status(&links, "line-1").queue_refusals >= 2).then_some(()),
+    )
+    .await;
     let stats = queue.stats().await;
     assert!(!stats.store_ok);
     assert_eq!(stats.enqueued_total, 0, "{stats:?}");
@@ -628,7 +597,7 @@ async fn a_batch_the_queue_refuses_is_held_and_retried_with_the_same_items() {
         "each frame exactly once: {stats:?}"
     );
     assert_eq!(queue.items().await.len(), 4);
-    let s = wait_for("counters", Duration::from_secs(2), || {
+    let s = wait_for(Duration::from_secs(2), "counters", async || {
         let s = status(&links, "line-1");
         (s.frames_read == 4).then_some(s)
     })

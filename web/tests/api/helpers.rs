@@ -11,9 +11,9 @@ use filmgate_actors::links::LinkRegistry;
 use filmgate_actors::messages::{Ack, Enqueue, EnqueueOutcome, Lease, LeasedItem, Outcome};
 use filmgate_actors::metrics::{PostMetrics, SharedPostMetrics};
 use filmgate_actors::queue::{QueueActor, QueueClient, QueueConfig, QueueStore};
-use filmgate_actors::record::parse::parse_frame;
-use filmgate_actors::record::{ItemBody, NewItem, SequenceRef, new_uid, now_ms};
+use filmgate_actors::record::NewItem;
 use filmgate_actors::serial::RecordConfig;
+use filmgate_testkit::wait_for;
 use filmgate_web::records::RecordsDb;
 use filmgate_web::{AppState, RecordsStore};
 use serde_json::{Value, json};
@@ -328,18 +328,12 @@ impl TestApp {
     /// GETs `path` until its JSON body satisfies `check` (or the deadline passes, failing the
     /// test); returns that body.
     pub async fn wait_for_json(&self, path: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
+        let what = format!("GET {path} to satisfy the check");
+        wait_for(DEADLINE, &what, async || {
             let (status, body) = self.get_json(path).await;
-            if status == StatusCode::OK && check(&body) {
-                return body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "GET {path} never satisfied the check; last answer {status}: {body}"
-            );
-            actix_rt::time::sleep(Duration::from_millis(20)).await;
-        }
+            (status == StatusCode::OK && check(&body)).then_some(body)
+        })
+        .await
     }
 
     /// Creates a sequence and returns its row (asserts 201).
@@ -371,37 +365,6 @@ pub fn film_body(sequence: i64, source: &str, uid: &str) -> Value {
         "raw": "A,1,12.5,300,0",
         "data": {"lot": "A", "film_no": 1, "thickness_um": 12.5},
     })
-}
-
-/// A film of lot `L1` as a link makes it from the frame `L1,{film_no},25.4,1200,0`.
-pub fn film(film_no: u32) -> NewItem {
-    let raw = format!("L1,{film_no},25.4,1200,0");
-    let data = parse_frame(&RecordConfig::default(), raw.as_bytes()).expect("a valid film");
-    NewItem {
-        uid: new_uid(),
-        source: SOURCE.into(),
-        received_at_ms: now_ms(),
-        raw: raw.into_bytes(),
-        body: ItemBody::Film(data),
-        sequence: Some(SequenceRef {
-            uid: "seq-L1".into(),
-            key: Some("L1".into()),
-        }),
-    }
-}
-
-/// A frame a link rejected with `reason`: the queue stores it as a dead item.
-pub fn rejected(raw: &[u8], reason: &str) -> NewItem {
-    NewItem {
-        uid: new_uid(),
-        source: SOURCE.into(),
-        received_at_ms: now_ms(),
-        raw: raw.to_vec(),
-        body: ItemBody::Rejected {
-            reason: reason.into(),
-        },
-        sequence: None,
-    }
 }
 
 async fn read_json<S>(resp: &mut awc::ClientResponse<S>) -> Value

@@ -1,8 +1,9 @@
 //! Health, readiness, metrics and the dashboard assets.
 
-use crate::helpers::{DEADLINE, film, spawn_app};
+use crate::helpers::{DEADLINE, spawn_app};
 use awc::http::StatusCode;
 use filmgate_actors::messages::Enqueue;
+use filmgate_testkit::film_item;
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -35,7 +36,7 @@ async fn readyz_is_503_while_the_queue_file_is_locked_by_another_process_and_200
     let refused = app
         .queue
         .send(Enqueue {
-            items: vec![film(1)],
+            items: vec![film_item(1)],
         })
         .await
         .unwrap();
@@ -67,7 +68,7 @@ async fn readyz_is_503_while_the_queue_file_is_locked_by_another_process_and_200
         );
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
-    app.enqueue(vec![film(1)]).await;
+    app.enqueue(vec![film_item(1)]).await;
     app.wait_for_json("/api/queue/stats", |s| {
         s["pending"] == 1 && s["store_ok"] == true
     })

@@ -1,9 +1,10 @@
 //! Queue routes against the real queue: items are put in it with the messages the links and
 //! the poster send (`Enqueue`, `Lease`, `Ack`), then inspected and controlled over HTTP.
 
-use crate::helpers::{TestApp, film, rejected, spawn_app, spawn_app_with_token};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with_token};
 use awc::http::StatusCode;
 use filmgate_actors::messages::Outcome;
+use filmgate_testkit::{film_item, rejected_item};
 use serde_json::{Value, json};
 
 /// Queue ids of a queue holding items in every state; see [`fill_every_state`].
@@ -34,9 +35,9 @@ const REASON_503: &str = "503 Service Unavailable";
 /// holds 5 pending (one of them older than the in-flight ones), 2 in flight, 3 dead and
 /// 1 posted item. Waits until the API shows those counts.
 async fn fill_every_state(app: &TestApp) -> Filled {
-    let mut items: Vec<_> = (1..=9).map(film).collect();
-    items.push(rejected(NOT_UTF8, "invalid UTF-8 at byte 3 of 10"));
-    items.push(rejected(
+    let mut items: Vec<_> = (1..=9).map(film_item).collect();
+    items.push(rejected_item(NOT_UTF8, "invalid UTF-8 at byte 3 of 10"));
+    items.push(rejected_item(
         b"nonsense",
         "expected 5 fields separated by \",\", found 1",
     ));
@@ -162,7 +163,8 @@ async fn queue_stats_are_served_as_json() {
 #[actix_rt::test]
 async fn unknown_queue_items_are_404_json_for_get_retry_and_delete() {
     let app = spawn_app().await;
-    app.enqueue(vec![rejected(b"x", "expected 5 fields")]).await;
+    app.enqueue(vec![rejected_item(b"x", "expected 5 fields")])
+        .await;
     let (status, body) = app.get_json("/api/queue/12345").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["error"].as_str().unwrap().contains("12345"));
@@ -335,7 +337,7 @@ async fn retrying_a_dead_item_reparses_its_frame_and_makes_it_pending_for_the_po
     let app = spawn_app().await;
     // Rejected while the link's config expected another field; the config has been fixed.
     let reason = "expected 6 fields separated by \",\", found 5";
-    app.enqueue(vec![rejected(b"L7,42,25.4,1200,0", reason)])
+    app.enqueue(vec![rejected_item(b"L7,42,25.4,1200,0", reason)])
         .await;
     let page = app
         .wait_for_json("/api/queue/?state=dead", |p| p["count"] == 1)
@@ -370,7 +372,7 @@ async fn retrying_a_dead_item_reparses_its_frame_and_makes_it_pending_for_the_po
 async fn retrying_a_frame_that_still_does_not_parse_leaves_it_dead_with_the_new_reason() {
     let app = spawn_app().await;
     // Rejected under an older `format = "json"` config; it is no CSV record either.
-    app.enqueue(vec![rejected(b"L1;7;25.4", "expected a JSON object")])
+    app.enqueue(vec![rejected_item(b"L1;7;25.4", "expected a JSON object")])
         .await;
     let page = app
         .wait_for_json("/api/queue/?state=dead", |p| p["count"] == 1)
@@ -524,8 +526,8 @@ async fn metrics_refresh_and_stats_show_the_real_queue_counts() {
 async fn queue_writes_need_the_token_and_change_nothing_without_it() {
     let app = spawn_app_with_token("s3cret").await;
     app.enqueue(vec![
-        rejected(b"L1,1,25.4,1200,0", "expected 6 fields"),
-        rejected(b"L1,2,25.4,1200,0", "expected 6 fields"),
+        rejected_item(b"L1,1,25.4,1200,0", "expected 6 fields"),
+        rejected_item(b"L1,2,25.4,1200,0", "expected 6 fields"),
     ])
     .await;
     let page = app

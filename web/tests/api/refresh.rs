@@ -1,8 +1,9 @@
 //! `/api/refresh/` and the SSE stream `/api/events/`.
 
-use crate::helpers::{film, film_body, spawn_app};
+use crate::helpers::{film_body, spawn_app};
 use crate::on_both_backends;
 use awc::http::StatusCode;
+use filmgate_testkit::{film_item, wait_for};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -133,7 +134,7 @@ async fn a_link_change_and_a_queue_write_each_push_an_event() {
     // The queue is idle: nothing but a signal makes the stream look again.
     app.links.update("line-1", |s| s.frames_read = 77);
     event_with(&mut resp, "\"frames_read\":77").await;
-    app.enqueue(vec![film(1)]).await;
+    app.enqueue(vec![film_item(1)]).await;
     event_with(&mut resp, "\"pending\":1").await;
 }
 
@@ -223,23 +224,17 @@ on_both_backends! {
 
 /// A closed stream frees its slot (the server notices the close on its next write).
 async fn wait_for_slot(app: &crate::helpers::TestApp) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let what = "the closed stream's slot freed";
+    wait_for(Duration::from_secs(30), what, async || {
         let resp = app
             .client()
             .get(app.url("/api/events/"))
             .send()
             .await
-            .unwrap();
-        if resp.status() == StatusCode::OK {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the closed stream's slot was not freed"
-        );
-        actix_rt::time::sleep(Duration::from_millis(100)).await;
-    }
+            .ok()?;
+        (resp.status() == StatusCode::OK).then_some(())
+    })
+    .await;
 }
 
 /// Open event streams, as `/metrics` reports them.
