@@ -2,28 +2,41 @@
 //!
 //! # Layout
 //!
-//! - [`record`]: the record model at the bottom: the plain data a frame becomes
-//!   ([`record::NewItem`]), the record format ([`record::format`]) and parsing
-//!   ([`record::parse`]), used by the links and the queue alike; the time helpers.
-//! - [`messages`]: the typed mailbox vocabulary the actors and the web frontend exchange, and
-//!   [`error`]: the queue's error they answer with.
-//! - [`serial`]: one supervised [`serial::SerialActor`] per `[[serial]]` link — framing
-//!   ([`serial::codec`], which also cuts fragments), sequences, and the simulated machine.
-//! - [`links`]: the shared link registry the web side reads (state, counters, restart handles).
-//! - [`queue`]: the durable SQLite queue ([`queue::store`], plain code) and the
-//!   [`queue::QueueActor`] that owns it on a thread of its own.
-//! - [`poster`]: the [`poster::PosterActor`] (lease, post task, ack), the HTTP client that
-//!   reads every framing and speaks https ([`poster::http`]), and the pure parts: what answers
-//!   mean ([`poster::answer`]), the retry policy ([`poster::retry`]) and request bodies.
-//! - [`metrics`]: counters and the post latency histogram shared with `/metrics`.
+//! Bottom up; a module uses only those above it in this list (no cycles).
 //!
-//! A frame's way to a row in the records service: bytes on a serial port are cut into frames by
-//! the link's codec (a fragment where a record was not seen whole), parsed into
-//! [`record::NewItem`]s and sent to the queue in an [`messages::Enqueue`]; the queue's group
-//! commit makes them safe; the poster leases them ([`messages::Lease`]), posts each film's
-//! sequence once and then the film, and acks the outcome ([`messages::Ack`]) — delivered items
-//! move to the posted history, failed ones wait for a retry, rejected ones are dead. The
-//! records service (`filmgate-web`, or any DRF backend) stores the film under its uid once.
+//! - [`invalid`], [`error`]: a config error naming its key; the queue's error.
+//! - [`record`]: the record model — what a frame becomes ([`record::NewItem`]), the record
+//!   format and its parsing ([`record::parse`]), new sequences ([`record::SequenceRef::start`]),
+//!   uids and time helpers.
+//! - [`backoff`]: the one retry-delay formula (link reopen and upstream retry).
+//! - [`changes`]: the "something changed" signal the live views wait on.
+//! - [`messages`]: the typed mailbox vocabulary of the actors and the web frontend.
+//! - [`links`]: the link registry the web side reads (state, counters, restart handles).
+//! - [`metrics`]: the poster's counters and latency histogram.
+//! - [`serial`]: one supervised [`serial::SerialActor`] per `[[serial]]` link. Inside: `actor`
+//!   (open, restart with backoff, stop), `reader` (one connection's read loop), [`serial::codec`]
+//!   (bytes to frames, fragments), `items` (frames to items), [`serial::sequence`],
+//!   [`serial::pty`] and [`serial::sim`].
+//! - [`queue`]: the durable SQLite queue — [`queue::QueueStore`] (plain rusqlite, in a folder:
+//!   open and write path, write log, lease, admin, inspect, rates) owned by
+//!   [`queue::QueueActor`] on a thread of its own, which decides when to commit.
+//! - [`poster`]: the [`poster::PosterActor`] (lease, post task, ack) and its pure parts (what an
+//!   answer means, retries, bodies), the awc client that reads every framing
+//!   ([`poster::connector`]) and speaks https ([`poster::tls`]).
+//!
+//! # A frame's way to a row in the records service
+//!
+//! 1. Bytes arrive on the serial port; the link's read loop hands them to the codec, which cuts
+//!    frames at the delimiter (a record not seen whole becomes a fragment).
+//! 2. Each frame is parsed into a [`record::NewItem`] (a film with its sequence, or a rejected
+//!    frame) and the read burst goes to the queue in one [`messages::Enqueue`].
+//! 3. The queue writes it into its open transaction; the group commit makes it safe.
+//! 4. The poster leases committed items ([`messages::Lease`]), posts each new sequence once and
+//!    then the films (one per request or in batches), and acks the outcomes
+//!    ([`messages::Ack`]): delivered items move to the posted history, failed ones wait for a
+//!    retry, rejected ones are dead until an operator acts.
+//! 5. The records service (`filmgate-web`'s, or any DRF backend) stores each film under its uid
+//!    once; a repeated post is answered with the stored row.
 
 pub mod backoff;
 pub mod changes;

@@ -2,26 +2,34 @@
 //!
 //! # Layout
 //!
-//! - [`config`] — the `[web]` section.
+//! - [`config`] — the `[web]` section; [`redact`] — passwords out of URLs before a log.
 //! - [`records`] — the embedded records service's store (DRF-shaped films and sequences) on
-//!   SQLite or PostgreSQL, with a group-committing writer.
-//! - [`routes`] — one module per area: records, queue, links, refresh, events, ops, dashboard.
+//!   SQLite or PostgreSQL, one handle ([`RecordsStore`]) over both, with a group-committing
+//!   writer; `records/input.rs` validates bodies as DRF would.
+//! - [`routes`] — one module per area: `records` (`/api/sequences/`, `/api/films/`), `queue`
+//!   (inspection and control, and the JSON view of a queue item), `links`, `refresh`,
+//!   [`routes::events`] (server-sent events, woken by change signals), `ops` (`/healthz`,
+//!   `/readyz`, `/metrics`), `dashboard`.
 //! - [`errors`] — the JSON error body and the extractor configs (body caps, bad JSON, bad query).
-//! - [`pagination`] — DRF limit/offset `next` and `previous` links.
-//! - [`redact`] — passwords out of URLs before they reach a log.
-//! - [`auth`] — the API token check for non-GET `/api` requests.
-//! - [`guard`] — Host allow-list, cross-site refusal and security headers on every request.
+//! - `pagination` — DRF limit/offset `next` and `previous` links.
+//! - `auth` — the API token check for non-GET `/api` requests; `guard` — Host allow-list,
+//!   cross-site refusal and security headers on every request.
 //! - `assets/`: the dashboard (HTML, CSS, JS), embedded in the binary.
 //!
-//! Requests enter through [`server`]; the records routes read and write the records store,
-//! the inspection routes talk to the queue through [`filmgate_actors::queue::QueueClient`] and
-//! read the [`filmgate_actors::links::LinkRegistry`].
+//! # A request's way
+//!
+//! Requests enter through [`server`] (guard, then the token check under `/api`). A film posted
+//! by a gateway's poster is validated, handed to the records store's writer, committed in a
+//! group with other requests and answered 201 (or 200 with the stored row when its uid is
+//! known). The inspection routes talk to the queue through
+//! [`filmgate_actors::queue::QueueClient`] and read the [`filmgate_actors::links::LinkRegistry`];
+//! the dashboard follows all of it through `/api/events/`.
 
-pub mod auth;
+mod auth;
 pub mod config;
 pub mod errors;
-pub mod guard;
-pub mod pagination;
+mod guard;
+mod pagination;
 pub mod records;
 pub mod redact;
 pub mod routes;

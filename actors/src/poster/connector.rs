@@ -1,6 +1,6 @@
 //! The poster's TCP connections: awc's own connector (actix-tls, the system resolver), with each
 //! plain-HTTP connection wrapped in a [`FramedStream`] that lets awc read close-delimited
-//! HTTP/1.1 bodies (see [`super::framing`]). An `https` connection is wrapped too but passes
+//! HTTP/1.1 bodies (see `super::framing`). An `https` connection is wrapped too but passes
 //! every byte unchanged: awc layers TLS above this connector, so the wrapper would only see
 //! ciphertext (TLS terminators re-frame such bodies anyway).
 
@@ -67,7 +67,7 @@ impl Service<ConnectInfo<awc::http::Uri>> for FramingConnector {
     }
 }
 
-/// A TCP stream whose response bytes pass through a [`ResponseFraming`].
+/// A TCP stream whose response bytes pass through a `ResponseFraming`.
 #[derive(Debug)]
 pub struct FramedStream {
     inner: TcpStream,

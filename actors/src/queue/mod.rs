@@ -1,18 +1,18 @@
 //! The durable queue: [`store::QueueStore`] (plain rusqlite) owned by [`QueueActor`] on a
 //! thread of its own.
 //!
-//! - [`store`]: items through their states, the group-commit write log, leases, views.
+//! - `store`: items through their states, the group-commit write log, leases, views.
 //! - `schema`: the file itself — settings, schema and upgrade, integrity check at open.
-//! - [`lock`]: one process per queue file. [`space`]: the reserve released on a full disk.
-//! - [`actor`]: when to commit, wake-ups, failure and recovery logging.
+//! - `lock`: one process per queue file. `space`: the reserve released on a full disk.
+//! - `actor`: when to commit, wake-ups, failure and recovery logging.
 
-pub mod actor;
-pub mod client;
-pub mod config;
-pub mod lock;
+mod actor;
+mod client;
+mod config;
+mod lock;
 mod schema;
-pub mod space;
-pub mod store;
+mod space;
+mod store;
 
 pub use crate::error::QueueError;
 pub use actor::QueueActor;

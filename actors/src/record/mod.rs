@@ -1,5 +1,5 @@
 //! The record model at the bottom of the crate: the plain data a frame becomes on its way into
-//! the queue, how its text is parsed ([`format`] says how, [`parse`] does it), and the time
+//! the queue, how its text is parsed ([`format`](mod@format) says how, [`parse`] does it), and the time
 //! helpers every stage uses (epoch milliseconds inside, RFC 3339 with milliseconds outside).
 
 pub mod format;

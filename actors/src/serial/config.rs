@@ -1,7 +1,7 @@
 //! `[[serial]]` and `[serial.record]`: one link's line settings, framing and record format.
 
 use crate::invalid::InvalidConfig;
-pub use crate::record::format::{RESERVED_FIELDS, RecordConfig, RecordFormat};
+pub use crate::record::format::{RecordConfig, RecordFormat};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -91,8 +91,8 @@ impl SerialConfig {
 
     /// How long a new connection's line must stay silent before its first byte for that byte
     /// to count as the start of a record (else the bytes up to the first delimiter are a
-    /// fragment): [`START_QUIET_CHARACTERS`] character times at the line's speed, at least
-    /// [`START_QUIET_MIN_MS`] (a writer pausing a few milliseconds inside a record, as USB
+    /// fragment): `START_QUIET_CHARACTERS` character times at the line's speed, at least
+    /// `START_QUIET_MIN_MS` (a writer pausing a few milliseconds inside a record, as USB
     /// adapters and device firmware do, must not pass for silence).
     pub fn start_quiet(&self) -> Duration {
         let bits_per_char = 1

@@ -4,12 +4,12 @@
 //! (`reader`); [`codec::FrameCodec`] cuts them into frames (a bad frame becomes an item, never
 //! an error); `items` parses each frame ([`crate::record::parse`]) and gives it a uid and a
 //! sequence ([`sequence::SequenceTracker`]); they leave as [`crate::messages::Enqueue`].
-//! [`actor`] opens the port, restarts the link with a backoff and answers restart and stop.
+//! `actor` opens the port, restarts the link with a backoff and answers restart and stop.
 //! [`pty`] and [`sim`] provide a pseudo-terminal line and the simulated machine (`port = "sim"`).
 
-pub mod actor;
+mod actor;
 pub mod codec;
-pub mod config;
+mod config;
 mod items;
 pub mod pty;
 mod reader;

@@ -27,7 +27,7 @@ const MAX_PENDING_BYTES: usize = 64 * 1024;
 const MAX_LAG: Duration = Duration::from_secs(1);
 
 /// Silence after a reader opens the line before the first record: longer than a link's start
-/// check ([`super::config::START_QUIET_MIN_MS`]).
+/// check (`super::config::START_QUIET_MIN_MS`).
 pub const SETTLE_AFTER_ATTACH: Duration = Duration::from_millis(120);
 
 /// How often a simulator with no reader looks for one.

@@ -11,7 +11,7 @@
 //!
 //! Bounded: at most [`MAX_CLIENTS`] streams at once (the next gets a JSON 503; a client that
 //! stops reading loses its stream after [`crate::STALLED_CONNECTION_TIMEOUT`]), and a cursor
-//! far behind gets one catch-up page of [`CATCH_UP_LIMIT`] rows, then the stream continues from
+//! far behind gets one catch-up page of `CATCH_UP_LIMIT` rows, then the stream continues from
 //! the newest rows rather than replaying the whole history (a client that wants everything
 //! pages through `/api/films/`). Once caught up, a stream sends every new row.
 

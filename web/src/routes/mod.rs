@@ -1,21 +1,21 @@
 //! The HTTP routes, one module per area. Each holds its handlers, request/response types and
 //! an error implementing `ResponseError` (JSON `{"error": ..}` with a proper status).
 //!
-//! - [`records`] — the DRF-shaped records service under `/api/sequences/` and `/api/films/`.
-//! - [`queue`] — queue inspection and control under `/api/queue/`.
-//! - [`links`] — serial links under `/api/links/`.
-//! - [`refresh`] — `/api/refresh/`, everything new since a cursor.
+//! - `records` — the DRF-shaped records service under `/api/sequences/` and `/api/films/`.
+//! - `queue` — queue inspection and control under `/api/queue/`.
+//! - `links` — serial links under `/api/links/`.
+//! - `refresh` — `/api/refresh/`, everything new since a cursor.
 //! - [`events`] — `/api/events/`, the same pushed as server-sent events.
-//! - [`ops`] — `/healthz`, `/readyz`, `/metrics`.
-//! - [`dashboard`] — `/` and `/assets/*`.
+//! - `ops` — `/healthz`, `/readyz`, `/metrics`.
+//! - `dashboard` — `/` and `/assets/*`.
 
-pub mod dashboard;
+pub(crate) mod dashboard;
 pub mod events;
-pub mod links;
-pub mod ops;
-pub mod queue;
-pub mod records;
-pub mod refresh;
+mod links;
+pub(crate) mod ops;
+mod queue;
+mod records;
+mod refresh;
 
 use crate::errors::json_error;
 use actix_web::http::StatusCode;
