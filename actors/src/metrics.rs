@@ -1,91 +1,49 @@
-//! Counters the poster keeps and `/metrics` reads: posts by outcome and the latency
-//! histogram from a frame's last byte to the upstream's answer.
+//! The poster's metrics, kept with `prometheus-client` types so `/metrics` encodes them as they
+//! are: posts by outcome, sequences posted, and the latency histogram from a frame's last byte
+//! read to the upstream's 2xx.
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Upper bounds of the latency histogram buckets, in milliseconds (`+Inf` is implied).
-pub const LATENCY_BUCKETS_MS: [f64; 14] = [
-    0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0, 30000.0,
+/// Upper bounds of the latency histogram buckets, in seconds (`+Inf` is implied).
+pub const LATENCY_BUCKETS_S: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
 ];
 
 /// Post counters and latency histogram, shared by the poster (writer) and the web side.
-#[derive(Default)]
+#[derive(Debug)]
 pub struct PostMetrics {
     /// Items answered 2xx (201 and 200 replays).
-    pub delivered: AtomicU64,
+    pub delivered: Counter,
     /// Items that will be retried (408, 429, 5xx, connect errors, timeouts).
-    pub retried: AtomicU64,
+    pub retried: Counter,
     /// Items made dead by a permanent 4xx.
-    pub dead: AtomicU64,
+    pub dead: Counter,
     /// Sequences posted (created or replayed).
-    pub sequences_posted: AtomicU64,
-    /// Histogram counts per bucket of [`LATENCY_BUCKETS_MS`], plus one for `+Inf`.
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
-    /// Sum of observed latencies in microseconds.
-    latency_sum_us: AtomicU64,
+    pub sequences_posted: Counter,
+    /// Seconds from a delivered frame's last byte read to its 2xx.
+    pub latency_s: Histogram,
+}
+
+impl Default for PostMetrics {
+    fn default() -> PostMetrics {
+        PostMetrics {
+            delivered: Counter::default(),
+            retried: Counter::default(),
+            dead: Counter::default(),
+            sequences_posted: Counter::default(),
+            latency_s: Histogram::new(LATENCY_BUCKETS_S),
+        }
+    }
 }
 
 /// A shared handle to [`PostMetrics`].
 pub type SharedPostMetrics = Arc<PostMetrics>;
 
-/// A consistent-enough copy of the latency histogram for rendering.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LatencySnapshot {
-    /// Cumulative counts per bucket of [`LATENCY_BUCKETS_MS`], then `+Inf`.
-    pub cumulative: Vec<u64>,
-    /// Sum of all observations, seconds.
-    pub sum_s: f64,
-    /// Number of observations.
-    pub count: u64,
-}
-
 impl PostMetrics {
     /// Records one delivered item's latency (last byte read to 2xx), in microseconds.
     pub fn observe_latency_us(&self, latency_us: u64) {
-        let ms = latency_us as f64 / 1000.0;
-        let idx = LATENCY_BUCKETS_MS
-            .iter()
-            .position(|&le| ms <= le)
-            .unwrap_or(LATENCY_BUCKETS_MS.len());
-        self.latency_buckets[idx].fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us.fetch_add(latency_us, Ordering::Relaxed);
-    }
-
-    /// The histogram in Prometheus' cumulative form.
-    pub fn latency(&self) -> LatencySnapshot {
-        let mut running = 0;
-        let cumulative = self
-            .latency_buckets
-            .iter()
-            .map(|b| {
-                running += b.load(Ordering::Relaxed);
-                running
-            })
-            .collect();
-        LatencySnapshot {
-            cumulative,
-            sum_s: self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6,
-            count: running,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn latency_histogram_is_cumulative() {
-        let m = PostMetrics::default();
-        m.observe_latency_us(400); // 0.4 ms -> first bucket
-        m.observe_latency_us(4_000); // 4 ms -> le 5
-        m.observe_latency_us(60_000_000); // 60 s -> +Inf
-        let snap = m.latency();
-        assert_eq!(snap.count, 3);
-        assert_eq!(snap.cumulative[0], 1);
-        assert_eq!(snap.cumulative[4], 2);
-        assert_eq!(*snap.cumulative.last().unwrap(), 3);
-        assert!((snap.sum_s - 60.0044).abs() < 1e-9);
+        self.latency_s.observe(latency_us as f64 / 1e6);
     }
 }

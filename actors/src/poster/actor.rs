@@ -222,21 +222,19 @@ impl PosterActor {
 
     /// Updates counters, the upstream backoff and the failing/recovered log from one report.
     fn record(&mut self, report: &PostReport, ctx: &mut Context<Self>) {
-        use std::sync::atomic::Ordering::Relaxed;
         let m = &self.metrics;
         let now = now_ms();
         for (_, outcome) in &report.outcomes {
             match outcome {
-                Outcome::Delivered { .. } => m.delivered.fetch_add(1, Relaxed),
-                Outcome::Retry { .. } => m.retried.fetch_add(1, Relaxed),
-                Outcome::Dead { .. } => m.dead.fetch_add(1, Relaxed),
+                Outcome::Delivered { .. } => m.delivered.inc(),
+                Outcome::Retry { .. } => m.retried.inc(),
+                Outcome::Dead { .. } => m.dead.inc(),
             };
         }
         for received_at_ms in &report.delivered_received_at_ms {
             m.observe_latency_us(((now - received_at_ms).max(0) as u64) * 1000);
         }
-        m.sequences_posted
-            .fetch_add(report.sequences_posted, Relaxed);
+        m.sequences_posted.inc_by(report.sequences_posted);
         if let Some(redirect) = &report.redirect
             && self.redirects_warned.insert(redirect.clone())
         {

@@ -1,19 +1,26 @@
 //! Operations endpoints: `/healthz` (alive), `/readyz` (the queue store answers and is
-//! healthy) and `/metrics` (Prometheus text format 0.0.4, rendered by [`render_metrics`]
-//! from the link registry, the queue's stats and the poster's counters).
+//! healthy) and `/metrics` (the OpenMetrics text format, encoded by `prometheus-client` from
+//! the link registry, the queue's stats, the poster's metrics and the open event streams as
+//! they are at the scrape).
 
 use crate::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use filmgate_actors::links::{LinkState, LinkStatus};
 use filmgate_actors::messages::QueueStats;
-use filmgate_actors::metrics::{LATENCY_BUCKETS_MS, PostMetrics};
+use filmgate_actors::metrics::{PostMetrics, SharedPostMetrics};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use serde_json::json;
-use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
+use std::fmt;
 
-/// Content type of the Prometheus text exposition format.
-pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content type of the OpenMetrics text format (Prometheus asks for it first).
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
@@ -42,177 +49,200 @@ fn unready(reason: &str) -> HttpResponse {
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let (stats, _) = super::refresh::queue_stats(&state).await;
-    let mut body = render_metrics(&state.links.snapshot(), stats.as_ref(), &state.post_metrics);
-    header(
-        &mut body,
-        "filmgate_event_streams",
-        "gauge",
-        "Open /api/events/ streams.",
-    );
-    let _ = writeln!(
-        body,
-        "filmgate_event_streams {}",
-        state.event_clients.open()
-    );
-    HttpResponse::Ok()
-        .content_type(PROMETHEUS_CONTENT_TYPE)
-        .body(body)
-}
-
-/// The Prometheus text for the given state. Queue series carry no samples when the queue did
-/// not answer (their HELP/TYPE lines stay, so the series are still announced).
-pub fn render_metrics(
-    links: &[LinkStatus],
-    queue: Option<&QueueStats>,
-    posts: &PostMetrics,
-) -> String {
-    let mut out = String::with_capacity(4096);
-    let per_link = |out: &mut String,
-                    name: &str,
-                    kind: &str,
-                    help: &str,
-                    value: &dyn Fn(&LinkStatus) -> u64| {
-        header(out, name, kind, help);
-        for link in links {
-            let _ = writeln!(
-                out,
-                "{name}{{link=\"{}\"}} {}",
-                escape_label(&link.name),
-                value(link)
-            );
-        }
+    let scrape = Scrape {
+        links: state.links.snapshot(),
+        queue: stats,
+        posts: state.post_metrics.clone(),
+        event_streams: state.event_clients.open(),
     };
-    per_link(
-        &mut out,
-        "filmgate_frames_read_total",
-        "counter",
-        "Frames read that parsed into films.",
-        &|l| l.frames_read,
-    );
-    per_link(
-        &mut out,
-        "filmgate_frames_rejected_total",
-        "counter",
-        "Frames that became dead items.",
-        &|l| l.frames_rejected,
-    );
-    per_link(
-        &mut out,
-        "filmgate_frames_lost_total",
-        "counter",
-        "Frames read but given up at a stop because the queue refused them.",
-        &|l| l.frames_lost,
-    );
-    per_link(
-        &mut out,
-        "filmgate_link_restarts_total",
-        "counter",
-        "Times the link was restarted.",
-        &|l| l.restarts,
-    );
-    per_link(
-        &mut out,
-        "filmgate_link_up",
-        "gauge",
-        "1 when the link's port is open and read.",
-        &|l| u64::from(l.state == LinkState::Up),
-    );
-
-    header(
-        &mut out,
-        "filmgate_queue_items",
-        "gauge",
-        "Queue items by state.",
-    );
-    if let Some(q) = queue {
-        for (state, n) in [
-            ("pending", q.pending),
-            ("in_flight", q.in_flight),
-            ("dead", q.dead),
-            ("posted", q.posted),
-        ] {
-            let _ = writeln!(out, "filmgate_queue_items{{state=\"{state}\"}} {n}");
-        }
-    }
-    header(
-        &mut out,
-        "filmgate_queue_refused_total",
-        "counter",
-        "Frames refused because the queue was full.",
-    );
-    if let Some(q) = queue {
-        let _ = writeln!(out, "filmgate_queue_refused_total {}", q.refused_total);
-    }
-    header(
-        &mut out,
-        "filmgate_queue_oldest_pending_age_seconds",
-        "gauge",
-        "Age of the oldest pending or in-flight item.",
-    );
-    if let Some(q) = queue {
-        let _ = writeln!(
-            out,
-            "filmgate_queue_oldest_pending_age_seconds {}",
-            q.oldest_pending_age_ms as f64 / 1000.0
-        );
-    }
-
-    header(
-        &mut out,
-        "filmgate_posts_total",
-        "counter",
-        "Posted items by outcome.",
-    );
-    for (outcome, counter) in [
-        ("delivered", &posts.delivered),
-        ("retried", &posts.retried),
-        ("dead", &posts.dead),
-    ] {
-        let _ = writeln!(
-            out,
-            "filmgate_posts_total{{outcome=\"{outcome}\"}} {}",
-            counter.load(Ordering::Relaxed)
-        );
-    }
-    header(
-        &mut out,
-        "filmgate_sequences_posted_total",
-        "counter",
-        "Sequences posted (created or replayed).",
-    );
-    let _ = writeln!(
-        out,
-        "filmgate_sequences_posted_total {}",
-        posts.sequences_posted.load(Ordering::Relaxed)
-    );
-
-    let name = "filmgate_post_latency_seconds";
-    header(
-        &mut out,
-        name,
-        "histogram",
-        "From a frame's last byte read to the upstream's 2xx.",
-    );
-    let latency = posts.latency();
-    for (i, count) in latency.cumulative.iter().enumerate() {
-        let le = match LATENCY_BUCKETS_MS.get(i) {
-            Some(ms) => format!("{}", ms / 1000.0),
-            None => "+Inf".to_owned(),
-        };
-        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {count}");
-    }
-    let _ = writeln!(out, "{name}_sum {}", latency.sum_s);
-    let _ = writeln!(out, "{name}_count {}", latency.count);
-    out
+    HttpResponse::Ok()
+        .content_type(OPENMETRICS_CONTENT_TYPE)
+        .body(scrape.render())
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+/// What `/metrics` shows, as read at one scrape. Queue series have no samples when the queue
+/// did not answer (their descriptors stay, so the series are still announced).
+#[derive(Debug)]
+pub struct Scrape {
+    pub links: Vec<LinkStatus>,
+    pub queue: Option<QueueStats>,
+    pub posts: SharedPostMetrics,
+    pub event_streams: usize,
+}
+
+impl Scrape {
+    /// The OpenMetrics text.
+    pub fn render(self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut out = String::with_capacity(4096);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let e = &mut encoder;
+        let per_link = |e: &mut DescriptorEncoder, name, help, value: fn(&LinkStatus) -> u64| {
+            let samples = self
+                .links
+                .iter()
+                .map(|l| (l.name.as_str(), ConstCounter::new(value(l))));
+            labelled(e, name, help, MetricType::Counter, "link", samples)
+        };
+        per_link(
+            e,
+            "filmgate_frames_read",
+            "Frames read that parsed into films.",
+            |l| l.frames_read,
+        )?;
+        per_link(
+            e,
+            "filmgate_frames_rejected",
+            "Frames that became dead items.",
+            |l| l.frames_rejected,
+        )?;
+        per_link(
+            e,
+            "filmgate_frames_lost",
+            "Frames read but given up at a stop because the queue refused them.",
+            |l| l.frames_lost,
+        )?;
+        per_link(
+            e,
+            "filmgate_link_restarts",
+            "Times the link was restarted.",
+            |l| l.restarts,
+        )?;
+        let up = self.links.iter().map(|l| {
+            let up = i64::from(l.state == LinkState::Up);
+            (l.name.as_str(), ConstGauge::new(up))
+        });
+        let help = "1 when the link's port is open and read.";
+        labelled(e, "filmgate_link_up", help, MetricType::Gauge, "link", up)?;
+
+        let q = self.queue.as_ref();
+        let items = q.into_iter().flat_map(|q| {
+            [
+                ("pending", q.pending),
+                ("in_flight", q.in_flight),
+                ("dead", q.dead),
+                ("posted", q.posted),
+            ]
+            .map(|(state, n)| (state, ConstGauge::new(n as i64)))
+        });
+        let help = "Queue items by state.";
+        labelled(
+            e,
+            "filmgate_queue_items",
+            help,
+            MetricType::Gauge,
+            "state",
+            items,
+        )?;
+        let refused = q.map(|q| ConstCounter::new(q.refused_total));
+        let help = "Frames refused because the queue was full.";
+        single(
+            e,
+            "filmgate_queue_refused",
+            help,
+            MetricType::Counter,
+            refused,
+        )?;
+        let age = q.map(|q| ConstGauge::new(q.oldest_pending_age_ms as f64 / 1000.0));
+        let help = "Age of the oldest pending or in-flight item.";
+        single(
+            e,
+            "filmgate_queue_oldest_pending_age_seconds",
+            help,
+            MetricType::Gauge,
+            age,
+        )?;
+
+        let posts: &PostMetrics = &self.posts;
+        let outcomes = [
+            ("delivered", &posts.delivered),
+            ("retried", &posts.retried),
+            ("dead", &posts.dead),
+        ]
+        .map(|(outcome, counter)| (outcome, ConstCounter::new(counter.get())));
+        let help = "Posted items by outcome.";
+        labelled(
+            e,
+            "filmgate_posts",
+            help,
+            MetricType::Counter,
+            "outcome",
+            outcomes,
+        )?;
+        let sequences = ConstCounter::new(posts.sequences_posted.get());
+        let help = "Sequences posted (created or replayed).";
+        single(
+            e,
+            "filmgate_sequences_posted",
+            help,
+            MetricType::Counter,
+            Some(sequences),
+        )?;
+        let help = "From a frame's last byte read to the upstream's 2xx.";
+        let latency = Some(posts.latency_s.clone());
+        single(
+            e,
+            "filmgate_post_latency_seconds",
+            help,
+            MetricType::Histogram,
+            latency,
+        )?;
+        let streams = ConstGauge::new(self.event_streams as i64);
+        let help = "Open /api/events/ streams.";
+        single(
+            e,
+            "filmgate_event_streams",
+            help,
+            MetricType::Gauge,
+            Some(streams),
+        )
+    }
+}
+
+/// A family without labels: its descriptor, and its sample when there is one.
+fn single(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    metric: Option<impl EncodeMetric>,
+) -> fmt::Result {
+    let family = encoder.encode_descriptor(name, help, None, kind)?;
+    match metric {
+        Some(metric) => metric.encode(family),
+        None => Ok(()),
+    }
+}
+
+/// A family with one label `key`: its descriptor, then a sample per label value.
+fn labelled<'v, M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    key: &str,
+    samples: impl IntoIterator<Item = (&'v str, M)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for (value, metric) in samples {
+        // prometheus-client 0.24 writes label values as given: a link named `a"b` would break
+        // the whole exposition.
+        let value = escape_label(value);
+        metric.encode(family.encode_family(&[(key, value.as_str())])?)?;
+    }
+    Ok(())
 }
 
 /// A label value escaped for the text format (backslash, double quote, newline).
-pub fn escape_label(value: &str) -> String {
+fn escape_label(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
@@ -228,6 +258,7 @@ pub fn escape_label(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn link(name: &str, state: LinkState) -> LinkStatus {
         LinkStatus {
@@ -244,6 +275,16 @@ mod tests {
         }
     }
 
+    fn render(links: Vec<LinkStatus>, queue: Option<QueueStats>, posts: PostMetrics) -> String {
+        let scrape = Scrape {
+            links,
+            queue,
+            posts: Arc::new(posts),
+            event_streams: 2,
+        };
+        scrape.render()
+    }
+
     #[test]
     fn label_values_are_escaped() {
         assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
@@ -252,7 +293,7 @@ mod tests {
     #[test]
     fn metrics_render_links_queue_posts_and_histogram() {
         let posts = PostMetrics::default();
-        posts.delivered.store(5, Ordering::Relaxed);
+        posts.delivered.inc_by(5);
         posts.observe_latency_us(1_500);
         let stats = QueueStats {
             pending: 3,
@@ -261,7 +302,7 @@ mod tests {
             oldest_pending_age_ms: 2500,
             ..Default::default()
         };
-        let text = render_metrics(&[link("line \"1\"", LinkState::Up)], Some(&stats), &posts);
+        let text = render(vec![link("line \"1\"", LinkState::Up)], Some(stats), posts);
         for line in [
             "filmgate_frames_read_total{link=\"line \\\"1\\\"\"} 7",
             "filmgate_frames_rejected_total{link=\"line \\\"1\\\"\"} 1",
@@ -278,6 +319,8 @@ mod tests {
             "filmgate_post_latency_seconds_bucket{le=\"+Inf\"} 1",
             "filmgate_post_latency_seconds_count 1",
             "# TYPE filmgate_post_latency_seconds histogram",
+            "filmgate_event_streams 2",
+            "# EOF",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -288,8 +331,9 @@ mod tests {
 
     #[test]
     fn queue_series_are_announced_without_samples_when_the_queue_is_down() {
-        let text = render_metrics(&[], None, &PostMetrics::default());
-        assert!(text.contains("# TYPE filmgate_queue_items gauge"));
-        assert!(!text.contains("filmgate_queue_items{"));
+        let text = render(Vec::new(), None, PostMetrics::default());
+        assert!(text.contains("# TYPE filmgate_queue_items gauge"), "{text}");
+        assert!(!text.contains("filmgate_queue_items{"), "{text}");
+        assert!(!text.contains("filmgate_queue_refused_total "), "{text}");
     }
 }

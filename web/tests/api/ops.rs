@@ -5,7 +5,6 @@ use awc::http::StatusCode;
 use filmgate_actors::messages::Enqueue;
 use filmgate_testkit::film_item;
 use serde_json::{Value, json};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 #[actix_rt::test]
@@ -78,11 +77,14 @@ async fn readyz_is_503_while_the_queue_file_is_locked_by_another_process_and_200
 #[actix_rt::test]
 async fn metrics_expose_every_series_in_prometheus_text() {
     let app = spawn_app().await;
-    app.post_metrics.delivered.fetch_add(3, Ordering::Relaxed);
+    app.post_metrics.delivered.inc_by(3);
     app.post_metrics.observe_latency_us(2_500);
     let (status, ctype, text) = app.get_text("/metrics").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
+    assert!(
+        ctype.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{ctype}"
+    );
     for series in [
         "filmgate_frames_read_total{link=\"line-1\"} 0",
         "filmgate_frames_rejected_total{link=\"line-1\"} 0",
@@ -93,7 +95,7 @@ async fn metrics_expose_every_series_in_prometheus_text() {
         "filmgate_queue_items{state=\"dead\"} 0",
         "filmgate_queue_items{state=\"posted\"} 0",
         "filmgate_queue_refused_total 0",
-        "filmgate_queue_oldest_pending_age_seconds 0",
+        "filmgate_queue_oldest_pending_age_seconds 0.0",
         "filmgate_posts_total{outcome=\"delivered\"} 3",
         "filmgate_posts_total{outcome=\"retried\"} 0",
         "filmgate_posts_total{outcome=\"dead\"} 0",
@@ -109,6 +111,11 @@ async fn metrics_expose_every_series_in_prometheus_text() {
         );
     }
     assert!(text.contains("# HELP filmgate_post_latency_seconds "));
+    assert_eq!(
+        text.lines().last(),
+        Some("# EOF"),
+        "an OpenMetrics text ends with EOF"
+    );
 }
 
 #[actix_rt::test]
