@@ -177,9 +177,17 @@ async fn post_sequence(
     }
     let body = body.into_inner();
     let (status, id) = store(&mut state.seen.lock().unwrap(), false, body.clone());
-    let mut row = body;
-    row["id"] = json!(id);
-    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(row)
+    answer(status, with_id(body, id))
+}
+
+/// The stored row: the body with its id.
+fn with_id(mut body: Value, id: u64) -> Value {
+    body["id"] = json!(id);
+    body
+}
+
+fn answer(status: u16, body: Value) -> HttpResponse {
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(body)
 }
 
 fn film_result(state: &UpstreamState, body: Value) -> (u16, Value) {
@@ -206,9 +214,7 @@ fn film_result(state: &UpstreamState, body: Value) -> (u16, Value) {
         return (400, json!({"error": "unknown sequence"}));
     }
     let (status, id) = store(&mut seen, true, body.clone());
-    let mut row = body;
-    row["id"] = json!(id);
-    (status, row)
+    (status, with_id(body, id))
 }
 
 async fn post_film(
@@ -220,9 +226,7 @@ async fn post_film(
         return r;
     }
     let (status, row) = film_result(&state, body.into_inner());
-    let response =
-        HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(row);
-    after_stall(&state, response).await
+    after_stall(&state, answer(status, row)).await
 }
 
 async fn post_batch(

@@ -34,8 +34,10 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(250);
 /// Longest time between two looks while the last stats sent show work or non-zero rates.
 pub const BUSY_REFRESH: Duration = Duration::from_secs(2);
 
-/// Longest silence before a keep-alive comment.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Longest silence before a keep-alive comment: well under a proxy's idle timeout (nginx: 60 s),
+/// and short enough that a closed client's slot is freed within two of them (the server learns
+/// of the close when a write fails).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// Event streams served at once.
 pub const MAX_CLIENTS: usize = 32;
@@ -164,12 +166,16 @@ impl Tail {
         }
         loop {
             if let Some(last_look) = self.last_look {
-                let quiet_for = if self.busy() {
-                    BUSY_REFRESH
-                } else {
-                    KEEP_ALIVE
-                };
-                let _woken = tokio::time::timeout(quiet_for, self.any_change()).await;
+                let busy = self.busy();
+                let quiet_for = if busy { BUSY_REFRESH } else { KEEP_ALIVE };
+                let signalled = tokio::time::timeout(quiet_for, self.any_change())
+                    .await
+                    .is_ok();
+                if !signalled && !busy {
+                    // Idle and nothing changed: nothing to look at, only the keep-alive is due.
+                    self.last_sent = Instant::now();
+                    return Bytes::from_static(b": keep-alive\n\n");
+                }
                 tokio::time::sleep_until((last_look + MIN_INTERVAL).into()).await;
             }
             self.last_look = Some(Instant::now());
