@@ -35,11 +35,17 @@ impl Backoff {
     /// Full jitter with a floor: uniform in `[initial / 2, ceiling(failures)]` for
     /// `unit_random` in `[0, 1]`. Plain full jitter starts at 0; the floor keeps a dead
     /// upstream from being hammered by near-zero retries while still spreading clients apart.
+    /// Whole milliseconds, at least 1 (a value that is not a number counts as 0).
     pub fn jittered(&self, failures: u32, unit_random: f64) -> Duration {
-        let ceiling = self.ceiling(failures);
-        let floor = (self.initial / 2).min(ceiling);
-        let spread = (ceiling - floor).mul_f64(unit_random.clamp(0.0, 1.0));
-        (floor + spread).max(Duration::from_millis(1))
+        let ceiling_ms = self.ceiling(failures).as_secs_f64() * 1000.0;
+        let floor_ms = (self.initial.as_secs_f64() * 500.0).min(ceiling_ms);
+        let unit = if unit_random.is_nan() {
+            0.0
+        } else {
+            unit_random.clamp(0.0, 1.0)
+        };
+        let ms = floor_ms + (ceiling_ms - floor_ms) * unit;
+        Duration::from_millis(ms.round().max(1.0) as u64)
     }
 }
 
@@ -97,6 +103,12 @@ mod tests {
         let mid = b.jittered(5, 0.5);
         assert!(mid > ms(100) && mid < ms(6400), "{mid:?}");
         assert_eq!(b.jittered(5, 7.0), ms(6400), "clamped");
+        assert_eq!(b.jittered(5, f64::NAN), ms(100), "not a number: the floor");
+        assert_eq!(
+            Backoff::new(ms(3), ms(10)).jittered(0, 0.0),
+            ms(2),
+            "rounded: 1.5 ms"
+        );
     }
 
     #[test]

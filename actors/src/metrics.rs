@@ -7,7 +7,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use std::sync::Arc;
 
 /// Upper bounds of the latency histogram buckets, in seconds (`+Inf` is implied).
-pub const LATENCY_BUCKETS_S: [f64; 14] = [
+const LATENCY_BUCKETS_S: [f64; 14] = [
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
 ];
 

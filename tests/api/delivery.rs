@@ -415,9 +415,11 @@ async fn an_empty_base_url_posts_to_the_embedded_service_wherever_web_bind_is() 
     let dir = temp_dir();
     let link = device_link(dir.path());
     let mut pty = pty_behind(&link);
+    // Every test posts to `base_url = ""` on 127.0.0.1:0; this one binds every address, so
+    // the poster must pick loopback itself.
     let mut settings = test_settings(dir.path(), Some(&link), None);
-    settings.web.bind = "127.0.0.1:0".into();
-    settings.upstream.base_url = String::new();
+    settings.web.bind = "0.0.0.0:0".into();
+    assert_eq!(settings.upstream.base_url, "");
     let app = spawn_app(settings).await;
     app.wait_link_up("line-1").await;
     write_films(&mut pty, "EMB", 1, 3);

@@ -4,32 +4,21 @@
 use filmgate::config::Settings;
 use filmgate::startup::Application;
 use filmgate_actors::serial::pty::Pty;
-pub use filmgate_testkit::{TestUpstream, UpstreamState, film_line, wait_for};
+pub use filmgate_testkit::{TestUpstream, UpstreamState, film_line, unclaimed_port, wait_for};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A free TCP port on loopback (bound and released; tests only).
-/// A port nothing listens on now, for a peer that cannot be told to bind port 0 (Django's
-/// runserver, chromedriver) or a test that needs a port closed at first: another process may
-/// take it before the peer binds it, so a peer started on it must fail loudly, not hang.
-pub fn unclaimed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The TCP port process `pid` listens on, from `/proc` (for a child told to bind port 0).
-pub fn listening_port(pid: u32) -> Option<u16> {
-    let sockets: HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .ok()?
+/// The TCP ports process `pid` listens on, from `/proc` (for a child told to bind port 0).
+pub fn listening_ports(pid: u32) -> Vec<u16> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let sockets: HashSet<String> = fds
         .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
         .filter_map(|target| {
             let inode = target
@@ -39,18 +28,29 @@ pub fn listening_port(pid: u32) -> Option<u16> {
             Some(inode.to_owned())
         })
         .collect();
-    ["net/tcp", "net/tcp6"].into_iter().find_map(|table| {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/{table}")).ok()?;
-        text.lines().skip(1).find_map(|line| {
-            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let listening = fields.get(3) == Some(&"0A");
-            if !listening || !sockets.contains(*fields.get(9)?) {
-                return None;
-            }
-            u16::from_str_radix(fields[1].rsplit(':').next()?, 16).ok()
+    let mut ports: Vec<u16> = ["net/tcp", "net/tcp6"]
+        .into_iter()
+        .filter_map(|table| std::fs::read_to_string(format!("/proc/{pid}/{table}")).ok())
+        .flat_map(|text| {
+            let listening: Vec<u16> = text
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let listening = fields.get(3) == Some(&"0A");
+                    if !listening || !sockets.contains(*fields.get(9)?) {
+                        return None;
+                    }
+                    u16::from_str_radix(fields[1].rsplit(':').next()?, 16).ok()
+                })
+                .collect();
+            listening
         })
-    })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 /// Settings for a test: stores in `dir`, web on a free port, one link reading `port_path`
@@ -213,54 +213,59 @@ impl Gateway {
     }
 
     pub fn start(config: &Path) -> Gateway {
-        Gateway::spawn(config, Stdio::inherit(), "error")
+        Gateway::spawn(config, None, "error")
     }
 
     /// [`Gateway::start`] with its log (stderr, at the default `info` level, as a plant runs
     /// it) sent to `log`.
-    pub fn start_logging(config: &Path, log: impl Into<Stdio>) -> Gateway {
-        Gateway::spawn(config, log.into(), "info")
+    pub fn start_logging(config: &Path, log: std::fs::File) -> Gateway {
+        Gateway::spawn(config, Some(log), "info")
     }
 
-    fn spawn(config: &Path, log: Stdio, level: &str) -> Gateway {
+    /// Starts the binary and waits until it listens. A pinned port (a restart) may be held for a
+    /// moment by another socket that took it while the gateway was down: then the start is
+    /// tried again for up to 10 s.
+    fn spawn(config: &Path, log: Option<std::fs::File>, level: &str) -> Gateway {
         let mut settings: toml::Table = toml::from_str(&std::fs::read_to_string(config).unwrap())
             .expect("a config written by the test");
         let bind = settings["web"]["bind"].as_str().unwrap().to_owned();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_filmgate"))
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", level)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the filmgate binary starts");
-        let bind = match bind.strip_suffix(":0") {
-            None => bind,
-            Some(host) => {
-                let deadline = std::time::Instant::now() + Duration::from_secs(30);
-                let port = loop {
-                    if let Some(port) = listening_port(child.id()) {
-                        break port;
-                    }
-                    if let Ok(Some(status)) = child.try_wait() {
-                        panic!("filmgate exited before it listened: {status}");
-                    }
+        let (host, port) = bind.rsplit_once(':').expect("web.bind is host:port");
+        let pinned: u16 = port.parse().expect("a port number");
+        let log = log_file(log);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_filmgate"))
+                .arg("--config")
+                .arg(config)
+                .env("RUST_LOG", level)
+                .stdout(Stdio::null())
+                .stderr(log.try_clone())
+                .spawn()
+                .expect("the filmgate binary starts");
+            match wait_listening(&mut child) {
+                Ok(port) => {
                     assert!(
-                        std::time::Instant::now() < deadline,
-                        "filmgate never listened"
+                        pinned == 0 || port == pinned,
+                        "listening on {port}, not {pinned}"
                     );
-                    std::thread::sleep(Duration::from_millis(10));
-                };
-                let pinned = format!("{host}:{port}");
-                settings["web"]["bind"] = toml::Value::String(pinned.clone());
-                std::fs::write(config, toml::to_string(&settings).unwrap()).unwrap();
-                pinned
+                    let bound = format!("{host}:{port}");
+                    if pinned == 0 {
+                        // Restarts come back at the same address.
+                        settings["web"]["bind"] = toml::Value::String(bound.clone());
+                        std::fs::write(config, toml::to_string(&settings).unwrap()).unwrap();
+                    }
+                    return Gateway {
+                        config: config.to_owned(),
+                        address: format!("http://{bound}"),
+                        child,
+                    };
+                }
+                Err(status) if pinned != 0 && std::time::Instant::now() < deadline => {
+                    eprintln!("filmgate exited before listening on {bind} ({status}); again");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(status) => panic!("filmgate exited before it listened on {bind}: {status}"),
             }
-        };
-        Gateway {
-            config: config.to_owned(),
-            address: format!("http://{bind}"),
-            child,
         }
     }
 
@@ -318,6 +323,46 @@ impl Gateway {
         }
         *self = Gateway::start(&self.config);
         self.wait_link_up().await;
+    }
+}
+
+/// Where a gateway's log goes, reusable for every start attempt.
+enum LogTo {
+    Inherit,
+    File(std::fs::File),
+}
+
+impl LogTo {
+    fn try_clone(&self) -> Stdio {
+        match self {
+            LogTo::Inherit => Stdio::inherit(),
+            LogTo::File(file) => file.try_clone().expect("log file").into(),
+        }
+    }
+}
+
+fn log_file(log: Option<std::fs::File>) -> LogTo {
+    log.map_or(LogTo::Inherit, LogTo::File)
+}
+
+/// Waits until `child` listens on exactly one port (30 s at most); its exit status if it
+/// ended first.
+fn wait_listening(child: &mut Child) -> Result<u16, std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match listening_ports(child.id()).as_slice() {
+            [port] => return Ok(*port),
+            [] => {}
+            more => panic!("filmgate listens on several ports: {more:?}"),
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(status);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "filmgate never listened"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -17,10 +17,10 @@ mod bench;
 mod nginx;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use bench::{BenchArgs, unclaimed_port};
+use bench::BenchArgs;
 use filmgate::config::Settings;
 use filmgate_actors::serial::pty::Pty;
-use filmgate_testkit::wait_for;
+use filmgate_testkit::{unclaimed_port, wait_for};
 use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

@@ -18,7 +18,8 @@ mod nginx;
 #[allow(dead_code)]
 #[path = "../support/postgres.rs"]
 mod postgres;
-use bench::{BenchArgs, unclaimed_port};
+use bench::BenchArgs;
+use filmgate_testkit::unclaimed_port;
 
 use filmgate::config::Settings;
 use futures_util::StreamExt;

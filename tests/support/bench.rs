@@ -1,5 +1,4 @@
-//! What the benchmarks share: their command line (`--smoke`, `--films N`, `--mode M`) and a
-//! port for a node that is configured before it starts.
+//! The benchmarks' command line (`--smoke`, `--films N`, `--mode M`).
 
 /// The benchmark's command line.
 pub struct BenchArgs {
@@ -28,13 +27,4 @@ impl BenchArgs {
     pub fn films(&self, full: u64) -> u64 {
         self.films.unwrap_or(if self.smoke { 2_000 } else { full })
     }
-}
-
-/// A port nothing listens on now, for a node whose address goes into another peer's config
-/// (nginx) before it starts.
-pub fn unclaimed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port()
 }

@@ -12,8 +12,8 @@
 //! a connection. Each connection gets a new codec; the bytes of a record a connection did not
 //! finish are kept as a fragment (a dead item), never joined to the next connection's bytes.
 //!
-//! The read loop itself is in `reader`: it borrows the link's sequence tracker for the
-//! connection and gives it back with its end, so the actor and the loop share no cells.
+//! The read loop itself is in `reader`: the link's sequence tracker moves into it for the
+//! connection and comes back with its end, so the actor and the loop share no cells.
 
 use super::config::SerialConfig;
 use super::items::ItemMaker;
@@ -64,7 +64,10 @@ pub fn start_link_resuming(
     links.register(&cfg.name, &cfg.port);
     let name = cfg.name.clone();
     let actor = SerialActor {
-        tracker: SequenceTracker::resuming(cfg.record.sequence_key().is_some(), last_sequence),
+        tracker: Some(SequenceTracker::resuming(
+            cfg.record.sequence_key().is_some(),
+            last_sequence,
+        )),
         reconnects: Reconnects::new(Backoff::new(cfg.reconnect_initial(), cfg.reconnect_max())),
         cfg: Arc::new(cfg),
         port_path,
@@ -97,9 +100,9 @@ pub struct SerialActor {
     links: LinkRegistry,
     /// The simulated machine of a `port = "sim"` link, alive as long as the actor.
     _simulator: Option<Simulator>,
-    /// The current sequence, kept across reconnects; lent to each connection's read loop,
-    /// which gives it back when it ends.
-    tracker: SequenceTracker,
+    /// The current sequence, kept across reconnects; moved into each connection's read loop
+    /// (`None` while one runs) and given back when it ends.
+    tracker: Option<SequenceTracker>,
     /// Delay before the next reopen.
     reconnects: Reconnects,
     /// Whether the last connection read a film; resets the backoff.
@@ -214,7 +217,14 @@ impl SerialActor {
         };
         // `up` once the read loop knows where records start (see `read_loop`).
         log::info!("serial link {name}: reading {}", self.port_path);
-        self.tracker.on_connect();
+        let mut tracker = self.tracker.take().unwrap_or_else(|| {
+            // Only if a read loop ended without giving it back, which no path does.
+            log::error!(
+                "serial link {name}: its sequence was lost; the next film starts a new one"
+            );
+            SequenceTracker::new(self.cfg.record.sequence_key().is_some())
+        });
+        tracker.on_connect();
         let (signal_tx, signal_rx) = watch::channel(Signal::Run);
         self.reader = Some(signal_tx);
         let connection = Connection {
@@ -222,7 +232,7 @@ impl SerialActor {
             cfg: self.cfg.clone(),
             queue: self.queue.clone(),
             links: self.links.clone(),
-            tracker: self.tracker.clone(),
+            tracker,
             film_seen: false,
             signal: signal_rx,
         };
@@ -234,7 +244,7 @@ impl SerialActor {
 
     fn on_read_end(&mut self, finished: Finished, ctx: &mut Context<Self>) {
         self.reader = None;
-        self.tracker = finished.tracker;
+        self.tracker = Some(finished.tracker);
         self.film_seen = finished.film_seen;
         let end = finished.end;
         if self.stopped_for_good {

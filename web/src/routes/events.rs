@@ -167,7 +167,12 @@ impl Tail {
         loop {
             if let Some(last_look) = self.last_look {
                 let busy = self.busy();
-                let quiet_for = if busy { BUSY_REFRESH } else { KEEP_ALIVE };
+                let keep_alive_due = KEEP_ALIVE.saturating_sub(self.last_sent.elapsed());
+                let quiet_for = if busy {
+                    BUSY_REFRESH.min(keep_alive_due)
+                } else {
+                    keep_alive_due
+                };
                 let signalled = tokio::time::timeout(quiet_for, self.any_change())
                     .await
                     .is_ok();

@@ -116,6 +116,12 @@ impl Collector for Scrape {
             "Times the link was restarted.",
             |l| l.restarts,
         )?;
+        per_link(
+            e,
+            "filmgate_link_queue_refusals",
+            "Times the queue refused a batch of the link (its store failing).",
+            |l| l.queue_refusals,
+        )?;
         let up = self.links.iter().map(|l| {
             let up = i64::from(l.state == LinkState::Up);
             (l.name.as_str(), ConstGauge::new(up))
@@ -307,6 +313,7 @@ mod tests {
             "filmgate_frames_read_total{link=\"line \\\"1\\\"\"} 7",
             "filmgate_frames_rejected_total{link=\"line \\\"1\\\"\"} 1",
             "filmgate_link_restarts_total{link=\"line \\\"1\\\"\"} 2",
+            "filmgate_link_queue_refusals_total{link=\"line \\\"1\\\"\"} 0",
             "filmgate_link_up{link=\"line \\\"1\\\"\"} 1",
             "filmgate_queue_items{state=\"pending\"} 3",
             "filmgate_queue_items{state=\"dead\"} 1",

@@ -316,8 +316,6 @@ fn page_response<T: Serialize>(
     })
 }
 
-/// A JSON object body (`Content-Type: application/json`, at most `cap` bytes) handed to
-/// `parse` on a blocking thread: no body is parsed on an HTTP worker's event loop.
 /// One record (`what`) from a JSON body, parsed by `parse` with the request's
 /// `Idempotency-Key`; its field errors answer 400 DRF-style.
 async fn record_body<T: Send + 'static>(
@@ -333,6 +331,8 @@ async fn record_body<T: Send + 'static>(
     .await
 }
 
+/// A JSON object body (`Content-Type: application/json`, at most `cap` bytes) handed to
+/// `parse` on a blocking thread: no body is parsed on an HTTP worker's event loop.
 async fn json_body<T: Send + 'static>(
     req: &HttpRequest,
     payload: web::Payload,

@@ -281,6 +281,8 @@ impl QueueStore {
         self.reset_tx();
         // Rolled-back sequence rows may be cached.
         self.sequence_ids.clear();
+        // `store_ok` is shown live.
+        self.changes.notify();
         QueueError::Store(e)
     }
 
