@@ -81,13 +81,26 @@ impl Line {
 /// Waits until `gateway` has read all `films` of its line and nothing waits in its queue;
 /// none may be dead.
 async fn wait_settled(gateway: &Gateway, films: u64) {
-    let stats = wait_for(SETTLE, "the line read and its queue drained", async || {
-        let links = gateway.get_json("/api/links/").await?;
-        let stats = gateway.get_json("/api/queue/stats").await?;
-        let read = links[0]["frames_read"] == films;
-        (read && stats["pending"] == 0 && stats["in_flight"] == 0).then_some(stats)
-    })
-    .await;
+    let last_seen = std::cell::RefCell::new(String::from("no answer"));
+    let settled = wait_for(
+        SETTLE * 2,
+        "the line read and its queue drained",
+        async || {
+            let links = gateway.get_json("/api/links/").await?;
+            let stats = gateway.get_json("/api/queue/stats").await?;
+            *last_seen.borrow_mut() = format!("link {} queue {stats}", links[0]);
+            let read = links[0]["frames_read"] == films;
+            (read && stats["pending"] == 0 && stats["in_flight"] == 0).then_some(stats)
+        },
+    );
+    let Ok(stats) = actix_rt::time::timeout(SETTLE, settled).await else {
+        let pending = gateway.get_json("/api/queue/?state=pending&limit=3").await;
+        panic!(
+            "{} not settled within {SETTLE:?} ({films} films): {}; pending {pending:?}",
+            gateway.address,
+            last_seen.borrow()
+        );
+    };
     assert_eq!(stats["dead"], 0, "{stats}");
 }
 

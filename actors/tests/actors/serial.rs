@@ -141,7 +141,7 @@ fn status(links: &LinkRegistry, name: &str) -> LinkStatus {
 }
 
 async fn wait_up(links: &LinkRegistry, name: &str) {
-    wait_for(Duration::from_secs(5), &format!("{name} up"), async || {
+    wait_for(Duration::from_secs(30), &format!("{name} up"), async || {
         (status(links, name).state == LinkState::Up).then_some(())
     })
     .await;
