@@ -7,7 +7,7 @@ use std::time::Duration;
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Writes films `from..=to` of `lot` to the pty.
-fn write_films(pty: &mut filmgate_actors::serial::pty::Pty, lot: &str, from: u64, to: u64) {
+fn write_films(pty: &mut LinkedPty, lot: &str, from: u64, to: u64) {
     let text: String = (from..=to).map(|n| film_line(lot, n)).collect();
     pty.write_all(text.as_bytes()).unwrap();
 }

@@ -62,11 +62,7 @@ async fn ready_status(client: &awc::Client, address: &str) -> Option<u16> {
 }
 
 /// Writes lines `from..=to` of lot `D` to the pty from a thread.
-fn write_lines(
-    mut pty: filmgate_actors::serial::pty::Pty,
-    from: u64,
-    to: u64,
-) -> std::thread::JoinHandle<filmgate_actors::serial::pty::Pty> {
+fn write_lines(mut pty: LinkedPty, from: u64, to: u64) -> std::thread::JoinHandle<LinkedPty> {
     std::thread::spawn(move || {
         for chunk in (from..=to).collect::<Vec<_>>().chunks(50) {
             let text: String = chunk.iter().map(|&n| film_line("D", n)).collect();

@@ -38,11 +38,11 @@ fn gateway_settings(dir: &Path, name: &str, base_url: &str, batch_size: usize) -
 /// line is still posting when it breaks something.
 struct Line {
     go: std::sync::mpsc::Sender<()>,
-    writer: std::thread::JoinHandle<Vec<String>>,
+    writer: std::thread::JoinHandle<(LinkedPty, Vec<String>)>,
 }
 
 impl Line {
-    fn write(mut pty: filmgate_actors::serial::pty::Pty, prefix: &str, films: u64) -> Line {
+    fn write(mut pty: LinkedPty, prefix: &str, films: u64) -> Line {
         let lines: Vec<String> = (1..=films)
             .map(|n| film_line(&format!("{prefix}-{}", (n - 1) / 25), n))
             .collect();
@@ -58,10 +58,11 @@ impl Line {
                     std::thread::sleep(Duration::from_millis(15));
                 }
             }
-            lines
+            let lines = lines
                 .iter()
                 .map(|l| l.trim_end_matches('\r').to_owned())
-                .collect()
+                .collect();
+            (pty, lines)
         });
         Line { go, writer }
     }
@@ -71,8 +72,9 @@ impl Line {
         let _ = self.go.send(());
     }
 
-    /// Waits until every line is written; the lines without their delimiter.
-    fn join(self) -> Vec<String> {
+    /// Waits until every line is written; the pty (keep it while its gateway runs) and the
+    /// lines without their delimiter.
+    fn join(self) -> (LinkedPty, Vec<String>) {
         self.release();
         self.writer.join().unwrap()
     }
@@ -247,8 +249,11 @@ async fn three_lines_two_nodes_one_database_a_node_killed_mid_flood() {
     nodes[0].wait_answering().await;
 
     let mut emitted: HashMap<String, Vec<String>> = HashMap::new();
+    let mut ptys = Vec::new();
     for (i, writer) in writers.into_iter().enumerate() {
-        emitted.insert(format!("line-{i}"), writer.join());
+        let (pty, lines) = writer.join();
+        ptys.push(pty);
+        emitted.insert(format!("line-{i}"), lines);
     }
     for gateway in &gateways {
         wait_settled(gateway, FILMS).await;
@@ -368,7 +373,7 @@ async fn the_database_restarted_while_a_line_posts() {
     assert!(refused.contains("records store"), "{refused}");
     pg.start_server();
 
-    let lines = line.join();
+    let (_pty, lines) = line.join();
     wait_settled(&gateway, FILMS).await;
     let mut stored = stored_raws(&pg).remove("line-1").unwrap_or_default();
     let mut want = lines;

@@ -165,18 +165,53 @@ impl TestApp {
 }
 
 /// Opens a raw-mode pty and points a symlink in `dir` at its slave (the "device path").
-pub fn pty_behind(link: &Path) -> Pty {
+pub fn pty_behind(link: &Path) -> LinkedPty {
     let pty = Pty::open_raw().expect("pty opens");
     let tmp = link.with_extension("new");
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(pty.slave_path(), &tmp).unwrap();
     std::fs::rename(&tmp, link).unwrap();
-    pty
+    LinkedPty {
+        pty,
+        link: link.to_owned(),
+    }
+}
+
+/// A pty behind a device link. Dropping it removes the link before the pty closes, as udev
+/// removes a device's name when it goes: a gateway still running then fails to open the link,
+/// instead of opening the pty number the system has since given to another test (and reading
+/// that test's lines).
+pub struct LinkedPty {
+    pty: Pty,
+    link: PathBuf,
+}
+
+impl std::ops::Deref for LinkedPty {
+    type Target = Pty;
+
+    fn deref(&self) -> &Pty {
+        &self.pty
+    }
+}
+
+impl std::ops::DerefMut for LinkedPty {
+    fn deref_mut(&mut self) -> &mut Pty {
+        &mut self.pty
+    }
+}
+
+impl Drop for LinkedPty {
+    fn drop(&mut self) {
+        // Only if it still names this pty (a test may have pointed it at another since).
+        if std::fs::read_link(&self.link).ok().as_deref() == Some(self.pty.slave_path()) {
+            let _ = std::fs::remove_file(&self.link);
+        }
+    }
 }
 
 /// Writes `bytes` to the pty from a blocking thread (the gateway under test reads on this
 /// test's thread, so a large write from here would wait for itself), and gives the pty back.
-pub async fn write_off_thread(mut pty: Pty, bytes: Vec<u8>) -> Pty {
+pub async fn write_off_thread(mut pty: LinkedPty, bytes: Vec<u8>) -> LinkedPty {
     actix_rt::task::spawn_blocking(move || {
         pty.write_all(&bytes).expect("pty write");
         pty

@@ -171,11 +171,7 @@ fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<RawRequest>
 }
 
 /// A gateway reading a pty and posting to `base_url`, with `batch_size` films per request.
-async fn gateway(
-    dir: &std::path::Path,
-    base_url: &str,
-    batch_size: usize,
-) -> (TestApp, filmgate_actors::serial::pty::Pty) {
+async fn gateway(dir: &std::path::Path, base_url: &str, batch_size: usize) -> (TestApp, LinkedPty) {
     let link = device_link(dir);
     let pty = pty_behind(&link);
     let mut settings = test_settings(dir, Some(&link), Some(base_url));
@@ -185,7 +181,7 @@ async fn gateway(
     (app, pty)
 }
 
-fn write(pty: &mut filmgate_actors::serial::pty::Pty, from: u64, to: u64) {
+fn write(pty: &mut LinkedPty, from: u64, to: u64) {
     let text: String = (from..=to).map(|n| film_line("P", n)).collect();
     pty.write_all(text.as_bytes()).unwrap();
 }

@@ -12,12 +12,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 /// Writes films `from..=to` of `lot` from a blocking thread (the gateway reads on this one).
-async fn write(
-    pty: filmgate_actors::serial::pty::Pty,
-    lot: &str,
-    from: u64,
-    to: u64,
-) -> filmgate_actors::serial::pty::Pty {
+async fn write(pty: LinkedPty, lot: &str, from: u64, to: u64) -> LinkedPty {
     let text: String = (from..=to).map(|n| film_line(lot, n)).collect();
     write_off_thread(pty, text.into_bytes()).await
 }

@@ -344,7 +344,9 @@ async fn a_device_unplugged_and_plugged_back_behind_the_same_symlink_resumes() {
     let first = write(first, record("A", 1)).await;
     queue.wait_enqueued(1).await;
 
-    // Unplug: the device goes away; the link notices and goes down.
+    // Unplug: the device goes away with its name (as udev removes it); the link notices and
+    // goes down. The name goes first: a pty number, once closed, is soon another test's.
+    std::fs::remove_file(&link_path).unwrap();
     drop(first);
     let unplugged_at = Instant::now();
     let down = wait_for(Duration::from_secs(5), "link down", async || {
