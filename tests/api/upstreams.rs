@@ -207,13 +207,23 @@ async fn batches_behind_nginx_answering_plain_201s_are_posted_once() {
     for from in (1..=5000).step_by(500) {
         pty = write(pty, "NG", from, from + 499).await;
     }
+    // Nothing pending and nothing in flight: no request can still be on its way to nginx.
     wait_for(Duration::from_secs(60), "5,000 films posted", async || {
         let stats = app.stats().await;
-        (stats["posted"] == 5000 && stats["pending"] == 0).then_some(())
+        let idle = stats["pending"] == 0 && stats["in_flight"] == 0;
+        (stats["posted"] == 5000 && idle).then_some(())
     })
     .await;
-    actix_rt::time::sleep(Duration::from_millis(300)).await; // a re-post would show in the log
-    let requests = nginx.requests();
+    // nginx logs a request after it answered; at least 50 batches of up to 100 came.
+    let requests = wait_for(
+        Duration::from_secs(10),
+        "nginx's log of the batches",
+        async || {
+            let requests = nginx.requests();
+            (requests >= 50).then_some(requests)
+        },
+    )
+    .await;
     assert!(
         (50..=5000 / 100 * 3).contains(&requests),
         "{requests} requests for 5,000 films in batches of up to 100"
