@@ -266,7 +266,12 @@ impl Gateway {
         let bind = settings["web"]["bind"].as_str().unwrap().to_owned();
         let (host, port) = bind.rsplit_once(':').expect("web.bind is host:port");
         let pinned: u16 = port.parse().expect("a port number");
-        let log = log_file(log);
+        // Every start attempt logs to the same place.
+        let stderr = || {
+            log.as_ref().map_or(Stdio::inherit(), |f| {
+                f.try_clone().expect("log file").into()
+            })
+        };
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let mut child = Command::new(env!("CARGO_BIN_EXE_filmgate"))
@@ -274,7 +279,7 @@ impl Gateway {
                 .arg(config)
                 .env("RUST_LOG", level)
                 .stdout(Stdio::null())
-                .stderr(log.try_clone())
+                .stderr(stderr())
                 .spawn()
                 .expect("the filmgate binary starts");
             match wait_listening(&mut child) {
@@ -359,25 +364,6 @@ impl Gateway {
         *self = Gateway::start(&self.config);
         self.wait_link_up().await;
     }
-}
-
-/// Where a gateway's log goes, reusable for every start attempt.
-enum LogTo {
-    Inherit,
-    File(std::fs::File),
-}
-
-impl LogTo {
-    fn try_clone(&self) -> Stdio {
-        match self {
-            LogTo::Inherit => Stdio::inherit(),
-            LogTo::File(file) => file.try_clone().expect("log file").into(),
-        }
-    }
-}
-
-fn log_file(log: Option<std::fs::File>) -> LogTo {
-    log.map_or(LogTo::Inherit, LogTo::File)
 }
 
 /// Waits until `child` listens on exactly one port (30 s at most); its exit status if it

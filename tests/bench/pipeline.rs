@@ -17,13 +17,13 @@ mod bench;
 mod nginx;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use bench::BenchArgs;
+use bench::{BenchArgs, start_filmgate};
 use filmgate::config::Settings;
 use filmgate_actors::serial::pty::Pty;
 use filmgate_testkit::{unclaimed_port, wait_for};
 use serde_json::{Value, json};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -144,15 +144,7 @@ async fn run_mode(mode: &str, films: u64, smoke: bool) -> Run {
         port: link.display().to_string(),
         ..Default::default()
     });
-    let config = dir.path().join("bench.toml");
-    std::fs::write(&config, toml::to_string(&settings).unwrap()).unwrap();
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_filmgate"))
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut gateway = start_filmgate(&settings, &dir.path().join("bench.toml"));
     let api = format!("http://127.0.0.1:{web_port}");
     let client = awc::Client::default();
     wait_for(Duration::from_secs(30), "a benchmark step", async || {

@@ -18,14 +18,14 @@ mod nginx;
 #[allow(dead_code)]
 #[path = "../support/postgres.rs"]
 mod postgres;
-use bench::BenchArgs;
-use filmgate_testkit::unclaimed_port;
+use bench::{BenchArgs, start_filmgate};
+use filmgate_testkit::{unclaimed_port, wait_for};
 
 use filmgate::config::Settings;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Single-film posts in flight.
@@ -74,30 +74,16 @@ impl Node {
         settings.web.bind = format!("127.0.0.1:{port}");
         settings.web.records_db = records_db.to_owned();
         settings.queue.path = dir.join("queue.sqlite3");
-        let config = dir.join("node.toml");
-        std::fs::write(&config, toml::to_string(&settings).unwrap()).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_filmgate"))
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
         let node = Node {
-            child,
+            child: start_filmgate(&settings, &dir.join("node.toml")),
             origin: format!("http://127.0.0.1:{port}"),
         };
         let client = awc::Client::default();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while client
-            .get(format!("{}/healthz", node.origin))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "node did not answer in 60 s");
-            actix_rt::time::sleep(Duration::from_millis(20)).await;
-        }
+        let healthz = format!("{}/healthz", node.origin);
+        wait_for(Duration::from_secs(60), "the node answering", async || {
+            client.get(healthz.as_str()).send().await.ok().map(|_| ())
+        })
+        .await;
         node
     }
 }

@@ -1,4 +1,5 @@
-//! The benchmarks' command line (`--smoke`, `--films N`, `--mode M`).
+//! What the benchmarks share: their command line (`--smoke`, `--films N`, `--mode M`) and
+//! starting the release binary on a configuration.
 
 /// The benchmark's command line.
 pub struct BenchArgs {
@@ -27,4 +28,19 @@ impl BenchArgs {
     pub fn films(&self, full: u64) -> u64 {
         self.films.unwrap_or(if self.smoke { 2_000 } else { full })
     }
+}
+
+/// Writes `settings` to `config` and starts the release binary on it (logging errors only).
+pub fn start_filmgate(
+    settings: &filmgate::config::Settings,
+    config: &std::path::Path,
+) -> std::process::Child {
+    std::fs::write(config, toml::to_string(settings).unwrap()).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_filmgate"))
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the filmgate binary starts")
 }

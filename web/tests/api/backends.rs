@@ -3,7 +3,8 @@
 //! the server's own address in page links). Ids included: neither backend spends an id on a
 //! replay or a rejected film.
 
-use crate::helpers::{Backend, TestApp, spawn_app_on};
+use crate::helpers::{Backend, Postgres, TestApp, spawn_app_on};
+use filmgate_testkit::wait_for;
 use serde_json::{Value, json};
 
 /// Requests per run; `FILMGATE_BACKEND_CASES` raises it for a long run.
@@ -217,6 +218,29 @@ async fn two_nodes_receiving_the_same_uid_at_once_store_one_row() {
     assert_eq!(stored, "10");
 }
 
+/// A psql session (`lock-holder`) that takes the fleet's write lock (WRITE_LOCK, ASCII
+/// "filmgate") and keeps it; returns once PostgreSQL has granted it.
+async fn hold_the_write_lock(pg: &Postgres) -> std::process::Child {
+    let holder = pg.psql_in_background(
+        "records",
+        "SELECT pg_advisory_xact_lock(7379548681564943461); SELECT pg_sleep(600)",
+        "lock-holder",
+    );
+    let granted = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted";
+    wait_for(
+        crate::helpers::DEADLINE,
+        "psql holding the lock",
+        async || (count(pg, granted) > 0).then_some(()),
+    )
+    .await;
+    holder
+}
+
+/// The number a `SELECT count(*)` answers.
+fn count(pg: &Postgres, sql: &str) -> u32 {
+    pg.psql("records", sql).parse().unwrap()
+}
+
 /// On PostgreSQL every write waits for the fleet's write lock (what keeps ids in commit
 /// order): while another session holds it, a post is not answered and its node's session waits
 /// on the lock; once that session is gone, the post is answered 201.
@@ -226,36 +250,17 @@ async fn a_write_waits_for_the_fleet_write_lock() {
     let app = spawn_app_on(Backend::Postgres).await;
     let seq = app.create_sequence("a").await["id"].as_i64().unwrap();
     let pg = app.postgres.as_ref().unwrap();
-    // The key of WRITE_LOCK (ASCII "filmgate").
-    let mut holder = pg.psql_in_background(
-        "records",
-        "SELECT pg_advisory_xact_lock(7379548681564943461); SELECT pg_sleep(600)",
-        "lock-holder",
-    );
-    let count = |sql: &str| pg.psql("records", sql).parse::<u32>().unwrap();
-    let deadline = std::time::Instant::now() + crate::helpers::DEADLINE;
-    while count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "psql never took the lock"
-        );
-        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let mut holder = hold_the_write_lock(pg).await;
     let body = film_body(seq, "a", "waits");
     let post = app.post_json("/api/films/", &body);
     let release = async {
-        let deadline = std::time::Instant::now() + crate::helpers::DEADLINE;
-        while count(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE application_name = 'filmgate' AND wait_event_type = 'Lock'",
-        ) == 0
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no filmgate session waited for the write lock"
-            );
-            actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let waiting = "SELECT count(*) FROM pg_stat_activity
+             WHERE application_name = 'filmgate' AND wait_event_type = 'Lock'";
+        let what = "a filmgate session waiting for the write lock";
+        wait_for(crate::helpers::DEADLINE, what, async || {
+            (count(pg, waiting) > 0).then_some(())
+        })
+        .await;
         assert_eq!(app.committed_films("waits"), 0);
         pg.psql(
             "records",
@@ -278,20 +283,7 @@ async fn a_write_lock_held_for_good_gives_a_503_not_a_hang() {
     let app = spawn_app_on(Backend::Postgres).await;
     let seq = app.create_sequence("a").await["id"].as_i64().unwrap();
     let pg = app.postgres.as_ref().unwrap();
-    let mut holder = pg.psql_in_background(
-        "records",
-        "SELECT pg_advisory_xact_lock(7379548681564943461); SELECT pg_sleep(600)",
-        "lock-holder",
-    );
-    let count = |sql: &str| pg.psql("records", sql).parse::<u32>().unwrap();
-    let deadline = std::time::Instant::now() + crate::helpers::DEADLINE;
-    while count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "psql never took the lock"
-        );
-        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let mut holder = hold_the_write_lock(pg).await;
     let body = film_body(seq, "a", "held");
     let (status, answer) = app.post_json("/api/films/", &body).await;
     assert_eq!(status, 503, "{answer}");

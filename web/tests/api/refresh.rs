@@ -258,11 +258,10 @@ async fn an_event_client_that_stops_reading_loses_its_stream() {
         "GET /api/events/ HTTP/1.1\r\nHost: {address}\r\nAccept: text/event-stream\r\n\r\n"
     )
     .unwrap();
-    let deadline = Instant::now() + crate::helpers::DEADLINE;
-    while open_streams(&app).await != 1 {
-        assert!(Instant::now() < deadline, "the stream never opened");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(crate::helpers::DEADLINE, "the stream open", async || {
+        (open_streams(&app).await == 1).then_some(())
+    })
+    .await;
     // New rows every tick fill the stalled client's window and the server's send buffer.
     let fill_until = Instant::now() + Duration::from_secs(10);
     let mut n = 0;
@@ -278,13 +277,9 @@ async fn an_event_client_that_stops_reading_loses_its_stream() {
         actix_rt::time::sleep(Duration::from_millis(200)).await;
     }
     let limit = filmgate_web::STALLED_CONNECTION_TIMEOUT + Duration::from_secs(60);
-    let deadline = Instant::now() + limit;
-    while open_streams(&app).await != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the stalled stream still holds its slot after {limit:?}"
-        );
-        actix_rt::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for(limit, "the stalled stream's slot freed", async || {
+        (open_streams(&app).await == 0).then_some(())
+    })
+    .await;
     drop(stalled);
 }
