@@ -45,8 +45,25 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, e)) => {
-            eprintln!("filmgate: {e:#}");
+            eprintln!("filmgate: {}", error_chain(&e));
             ExitCode::from(code)
         }
     }
+}
+
+/// The error and its causes, each said once: a cause whose text the message before it
+/// already holds (an error that names its source in its own message) is not repeated.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }

@@ -9,10 +9,11 @@ use crate::config::Settings;
 use actix::prelude::*;
 use anyhow::Context as _;
 use filmgate_actors::links::LinkRegistry;
-use filmgate_actors::messages::{Flush, StopLink, Subscribe};
+use filmgate_actors::messages::{Flush, MarkStop, StopLink, Subscribe};
 use filmgate_actors::metrics::{PostMetrics, SharedPostMetrics};
 use filmgate_actors::poster::{Drain, PosterActor, QueueLinks};
 use filmgate_actors::queue::{QueueActor, QueueClient, QueueStore};
+use filmgate_actors::serial::pty::handover_identity;
 use filmgate_actors::serial::start_link_resuming;
 use filmgate_web::AppState;
 use filmgate_web::records::RecordsStore;
@@ -61,10 +62,21 @@ impl Application {
             .iter()
             .map(|s| store.last_sequence(&s.name))
             .collect::<Result<Vec<_>, _>>()?;
+        // And each link on a port handed over at a record boundary starts at a record.
+        let handovers: Vec<Option<String>> = settings
+            .serial
+            .iter()
+            .map(|s| {
+                let identity = handover_identity(&s.port)?;
+                store
+                    .handed_over_at_boundary(&s.name, &identity)
+                    .then_some(identity)
+            })
+            .collect();
         let parsers: HashMap<_, _> = settings
             .serial
             .iter()
-            .map(|s| (s.name.clone(), s.record.clone()))
+            .map(|s| (s.name.clone(), s.parser()))
             .collect();
         let queue_changes = store.change_signal();
         let queue = QueueActor::start(store, settings.queue.clone(), parsers);
@@ -86,9 +98,15 @@ impl Application {
         queue.send(Subscribe(poster.clone().recipient())).await?;
 
         let links = LinkRegistry::default();
-        for (link, last) in settings.serial.iter().zip(last_sequences) {
-            start_link_resuming(link.clone(), queue.clone().recipient(), links.clone(), last)
-                .with_context(|| format!("cannot start link {}", link.name))?;
+        for ((link, last), handover) in settings.serial.iter().zip(last_sequences).zip(handovers) {
+            start_link_resuming(
+                link.clone(),
+                queue.clone().recipient(),
+                links.clone(),
+                last,
+                handover,
+            )
+            .with_context(|| format!("cannot start link {}", link.name))?;
         }
 
         let state = AppState {
@@ -143,6 +161,20 @@ impl Application {
         if !drained {
             log::warn!("posts still in flight at shutdown stay pending and are re-sent next start");
         }
+        // Tell the next process where each link stopped (the last commit keeps it).
+        let boundaries = self
+            .links
+            .snapshot()
+            .into_iter()
+            .filter_map(|link| Some((link.name, link.boundary_port?)))
+            .collect();
+        let _ = self
+            .queue
+            .send(MarkStop {
+                boundaries,
+                drained,
+            })
+            .await;
         // The web server stops before the last commit: no request may write to the queue after
         // it (the last commit releases the queue file to the next process).
         handle.stop(true).await;

@@ -35,4 +35,7 @@ pub enum QueueError {
     /// The operation needs a dead item and this one is not dead.
     #[error("queue item {id} is {state}, not dead")]
     NotDead { id: i64, state: &'static str },
+    /// Accept takes a dead fragment; this dead item is a frame that did not parse (retry it).
+    #[error("queue item {0} is not a fragment; retry it instead")]
+    NotFragment(i64),
 }

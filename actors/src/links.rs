@@ -41,6 +41,12 @@ pub struct LinkStatus {
     /// Times the queue refused a batch of this link (its store failing). The link holds the
     /// batch, pauses reading and offers it again every 500 ms.
     pub queue_refusals: u64,
+    /// NUL bytes dropped in front of records: what a BREAK or a framing error leaves.
+    pub noise_bytes: u64,
+    /// The port identity the last connection ended on at a record boundary, when the port
+    /// keeps what the device sends while closed (for the next process; not shown).
+    #[serde(skip)]
+    pub boundary_port: Option<String>,
 }
 
 /// A link's status plus the handles to control it.
@@ -75,6 +81,8 @@ impl LinkRegistry {
                     last_frame_at: None,
                     frames_lost: 0,
                     queue_refusals: 0,
+                    noise_bytes: 0,
+                    boundary_port: None,
                 },
                 restart: None,
                 stop: None,

@@ -118,6 +118,17 @@ pub struct SequencePosted {
     pub upstream_id: Value,
 }
 
+/// Tells the next process about this graceful stop (sent before the last [`Flush`]).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct MarkStop {
+    /// `(link, port)` of each link that stopped at a record boundary on a port that keeps
+    /// what the device sends while closed.
+    pub boundaries: Vec<(String, String)>,
+    /// Every post in flight ended (no item's outcome is unknown).
+    pub drained: bool,
+}
+
 /// Commits whatever is in the open transaction now (used at shutdown).
 #[derive(Message, Debug)]
 #[rtype(result = "Result<(), QueueError>")]
@@ -205,6 +216,8 @@ pub struct QueuedItem {
     pub sequence_uid: Option<String>,
     /// The upstream's id of the posted film (posted items only).
     pub upstream_id: Option<Value>,
+    /// A fragment an operator accepted as a whole record ([`AcceptItem`]).
+    pub accepted_by_hand: bool,
 }
 
 /// Fetches one item.
@@ -220,6 +233,14 @@ pub struct GetItem {
 #[derive(Message, Debug)]
 #[rtype(result = "Result<QueuedItem, QueueError>")]
 pub struct RetryItem {
+    pub id: i64,
+}
+
+/// Accepts a dead fragment whose bytes parse as a whole record: it is then delivered like
+/// any film. One that does not parse stays dead with the reason (answered with the item).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<QueuedItem, QueueError>")]
+pub struct AcceptItem {
     pub id: i64,
 }
 
@@ -268,6 +289,9 @@ pub struct QueueStats {
     pub delivered_total: u64,
     /// Frames refused since start because the queue was full.
     pub refused_total: u64,
+    /// Items posted again since start whose earlier post's outcome was unknown when the last
+    /// process died (a backend without a unique `uid` may store them twice).
+    pub uncertain_resends_total: u64,
     /// Whether the last store operation succeeded (false makes `/readyz` answer 503).
     pub store_ok: bool,
 }

@@ -20,6 +20,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+/// Least time between two log lines of a lease that keeps failing.
+const LEASE_FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
 /// How often an idle poster looks for retries that became due (new items wake it at once).
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
@@ -70,6 +73,9 @@ pub struct PosterActor {
     failing_since: Option<Instant>,
     /// Redirect errors already logged at WARN (each once).
     redirects_warned: HashSet<String>,
+    /// When a failing lease (the queue store failing) was last logged: once, then once a
+    /// minute while it repeats.
+    lease_failure_logged_at: Option<Instant>,
 }
 
 impl PosterActor {
@@ -88,6 +94,7 @@ impl PosterActor {
             recheck_scheduled: false,
             failing_since: None,
             redirects_warned: HashSet::new(),
+            lease_failure_logged_at: None,
         }
     }
 }
@@ -155,6 +162,7 @@ impl PosterActor {
             act.leasing = false;
             match answer {
                 Ok(Ok(mut items)) if !items.is_empty() => {
+                    act.lease_failure_logged_at = None;
                     while !items.is_empty() {
                         let rest = items.split_off(items.len().min(act.cfg.batch_size));
                         act.start_post(items, ctx);
@@ -165,7 +173,13 @@ impl PosterActor {
                 Ok(Ok(_)) if act.work_announced => act.fill(ctx),
                 Ok(Ok(_)) => act.schedule_recheck(ctx, IDLE_POLL),
                 Ok(Err(e)) => {
-                    log::warn!("poster: lease failed: {e}");
+                    if act
+                        .lease_failure_logged_at
+                        .is_none_or(|at| at.elapsed() >= LEASE_FAILURE_LOG_INTERVAL)
+                    {
+                        log::warn!("poster: cannot lease from the queue, posting waits: {e}");
+                        act.lease_failure_logged_at = Some(Instant::now());
+                    }
                     act.schedule_recheck(ctx, Duration::from_millis(500));
                 }
                 Err(e) => log::error!("poster: queue unavailable, posting stops: {e}"),

@@ -71,6 +71,54 @@ pub fn judge(reply: &Reply, id_field: &str) -> Attempt {
     }
 }
 
+/// Whether a 400 or 409 says that the posted item's own uid already exists upstream: stock
+/// Django REST Framework answers a replayed unique `uid` with 400
+/// `{"uid": ["film with this uid already exists."]}`. Such an item was delivered by an earlier
+/// attempt whose answer was lost. The body must say it of the `uid` field, or name the uid
+/// itself, so an unrelated 400 never passes for a delivery.
+pub fn uid_already_exists(reply: &Reply, uid: &str) -> bool {
+    if !matches!(reply.status, 400 | 409) {
+        return false;
+    }
+    let says_exists = |text: &str| {
+        let text = text.to_lowercase();
+        text.contains("already exist")
+    };
+    let names_uid = |text: &str| !uid.is_empty() && text.contains(uid) && says_exists(text);
+    match serde_json::from_slice::<Value>(&reply.body) {
+        Ok(Value::Object(fields)) => {
+            let about_uid = match fields.get("uid") {
+                Some(Value::String(message)) => says_exists(message),
+                Some(Value::Array(messages)) => messages
+                    .iter()
+                    .any(|m| m.as_str().is_some_and(&says_exists)),
+                _ => false,
+            };
+            about_uid || names_uid(&Value::Object(fields).to_string())
+        }
+        _ => names_uid(&String::from_utf8_lossy(&reply.body)),
+    }
+}
+
+/// The upstream id of the row with `uid` in a list answer to `GET <sequences>?uid=<uid>`,
+/// only when the answer really is filtered to that uid: a DRF page (`{"results": [...]}`)
+/// or a plain array holding exactly one row, whose `uid` is `uid`. A backend without a
+/// `?uid=` filter answers its first page of every sequence: `None`.
+pub fn row_by_uid(body: &[u8], uid: &str, id_field: &str) -> Option<Value> {
+    let rows = match serde_json::from_slice::<Value>(body).ok()? {
+        Value::Object(mut page) => match page.remove("results")? {
+            Value::Array(rows) => rows,
+            _ => return None,
+        },
+        Value::Array(rows) => rows,
+        _ => return None,
+    };
+    match rows.as_slice() {
+        [row] if row.get("uid").and_then(Value::as_str) == Some(uid) => created_id(row, id_field),
+        _ => None,
+    }
+}
+
 /// The error of a POST answered 301, 302 or 303 (not followed: a client may turn such a POST
 /// into a GET, which would lose the film), naming the setting to fix.
 pub fn redirect_error(reply: &Reply) -> String {
@@ -224,6 +272,49 @@ mod tests {
                 [0, 1, 2].map(|_| Attempt::Delivered(None)),
                 "{other}"
             );
+        }
+    }
+
+    #[test]
+    fn a_stock_drf_replay_answer_means_the_uid_exists_and_nothing_else_does() {
+        let uid = "0193-abc";
+        for (status, body) in [
+            (400, r#"{"uid": ["film with this uid already exists."]}"#),
+            (400, r#"{"uid": ["sequence with this uid already exists."], "key": ["x"]}"#),
+            (409, r#"{"detail": "uid 0193-abc already exists"}"#),
+            (409, "Film 0193-abc already exists"),
+            (400, r#"{"uid": "Film with this Uid already exists."}"#),
+        ] {
+            assert!(uid_already_exists(&reply(status, body), uid), "{body}");
+        }
+        for (status, body) in [
+            (400, r#"{"sequence": ["Invalid pk \"9\" - object does not exist."]}"#),
+            (400, r#"{"uid": ["This field is required."]}"#),
+            (409, r#"{"detail": "another uid already exists"}"#),
+            (422, r#"{"uid": ["film with this uid already exists."]}"#),
+            (500, r#"{"uid": ["film with this uid already exists."]}"#),
+            (400, "already exists"),
+        ] {
+            assert!(!uid_already_exists(&reply(status, body), uid), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_row_is_taken_by_uid_only_from_an_answer_filtered_to_it() {
+        let page = |rows: Value| json!({"count": 1, "next": null, "results": rows}).to_string();
+        let one = page(json!([{"id": 4, "uid": "s-1"}]));
+        assert_eq!(row_by_uid(one.as_bytes(), "s-1", "id"), Some(json!(4)));
+        let array = json!([{"id": 4, "uid": "s-1"}]).to_string();
+        assert_eq!(row_by_uid(array.as_bytes(), "s-1", "id"), Some(json!(4)));
+        // An unfiltered list (the backend ignores ?uid=): never taken, even if it leads with
+        // another row, or holds ours among others.
+        for unfiltered in [
+            page(json!([{"id": 1, "uid": "s-0"}])),
+            page(json!([{"id": 1, "uid": "s-0"}, {"id": 4, "uid": "s-1"}])),
+            page(json!([])),
+            r#"{"detail": "not found"}"#.to_owned(),
+        ] {
+            assert_eq!(row_by_uid(unfiltered.as_bytes(), "s-1", "id"), None, "{unfiltered}");
         }
     }
 

@@ -5,9 +5,10 @@ use crate::messages::{LeasedItem, LeasedSequence};
 use crate::record::rfc3339_ms;
 use serde_json::{Map, Value, json};
 
-/// The body that creates a sequence: `{uid, source, key}`.
-pub fn sequence_body(sequence: &LeasedSequence) -> Value {
-    json!({ "uid": sequence.uid, "source": sequence.source, "key": sequence.key })
+/// The body that creates a sequence under `uid` (its own, or one derived from it):
+/// `{uid, source, key}`.
+pub fn sequence_body(sequence: &LeasedSequence, uid: &str) -> Value {
+    json!({ "uid": uid, "source": sequence.source, "key": sequence.key })
 }
 
 /// The body of one film, in the configured shape, pointing at the sequence's upstream id.
@@ -92,7 +93,7 @@ mod tests {
         assert_eq!(created_id(&json!({"pk": "a"}), "pk"), Some(json!("a")));
         assert_eq!(created_id(&json!({"id": null}), "id"), None);
         assert_eq!(
-            sequence_body(&item().sequence),
+            sequence_body(&item().sequence, "s-1"),
             json!({"uid": "s-1", "source": "line-1", "key": "L7"})
         );
     }

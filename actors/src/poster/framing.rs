@@ -10,7 +10,8 @@
 //!
 //! To know which bytes start a response on a kept-alive connection it follows each response to
 //! its end: a `Content-Length` body is counted, a chunked one parsed. The head is held back
-//! until it is complete (at most [`MAX_HEAD_BYTES`]). Anything it cannot follow makes it step
+//! until it is complete (at most [`MAX_HEAD_BYTES`]). Interim `1xx` heads (but `101`) are
+//! dropped: the client sees only the final answer. Anything it cannot follow makes it step
 //! aside for the rest of the connection ([`ResponseFraming::feed`] then passes bytes unchanged):
 //! at worst awc's own behaviour, never changed bytes. Pure; the connection wrapper is in
 //! [`super::connector`].
@@ -106,6 +107,9 @@ impl ResponseFraming {
                     let mut held = std::mem::take(&mut self.held);
                     let rest = held.split_off(head_len);
                     match self.on_head(&mut held) {
+                        // An interim answer (100 Continue, 103 Early Hints) is not given to
+                        // the client: awc would take it for the final one.
+                        Some(()) if self.state == State::Head => {}
                         Some(()) => out.extend_from_slice(&held),
                         None => {
                             self.held = held;
@@ -335,15 +339,16 @@ mod tests {
 
     #[test]
     fn bodiless_statuses_and_interim_responses_end_where_they_should() {
-        let mut f = ResponseFraming::new();
-        f.request_written();
-        let interim_then_final: &[u8] =
-            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
-        assert_eq!(
-            through(&mut f, interim_then_final, &[7]),
-            interim_then_final
-        );
-        assert_eq!(f.state, State::Idle);
+        let interim_then_final: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+        for split in [7, 30, 60] {
+            let mut f = ResponseFraming::new();
+            f.request_written();
+            assert_eq!(
+                through(&mut f, interim_then_final, &[split]),
+                b"HTTP/1.1 204 No Content\r\n\r\n"
+            );
+            assert_eq!(f.state, State::Idle);
+        }
     }
 
     #[test]

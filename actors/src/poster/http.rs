@@ -130,6 +130,34 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// GETs `url` (redirects are not followed): the answer, or a transport error as text.
+    pub async fn get(&self, url: &str) -> Result<Reply, String> {
+        let mut req = self
+            .client
+            .get(url)
+            .insert_header(("Accept", "application/json"));
+        if let Some(authorization) = &self.authorization {
+            req = req.insert_header(("Authorization", authorization.as_str()));
+        }
+        let mut response = req
+            .send()
+            .await
+            .map_err(|e| format!("request to {url} failed: {e}"))?;
+        let body = response
+            .body()
+            .limit(MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| format!("reading the answer from {url} failed: {e}"))?;
+        Ok(Reply {
+            status: response.status().as_u16(),
+            body,
+            retry_after: None,
+            location: None,
+        })
+    }
+}
+
 /// `scheme://authority` of a URL, to tell when a redirect leaves the configured server.
 fn origin_of(url: &str) -> Option<String> {
     let uri: Uri = url.parse().ok()?;

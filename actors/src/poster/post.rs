@@ -6,11 +6,11 @@
 //! items. A sequence answered without an id makes its films dead with that reason, and is not
 //! posted again for each of them.
 
-use super::answer::{Attempt, Reply, batch_delivered, judge};
+use super::answer::{Attempt, Reply, batch_delivered, judge, row_by_uid, uid_already_exists};
 use super::body::{film_body, sequence_body};
 use super::http::Upstream;
 use crate::backoff::Backoff;
-use crate::messages::{LeasedItem, Outcome, SequencePosted};
+use crate::messages::{LeasedItem, LeasedSequence, Outcome, SequencePosted};
 use actix::Recipient;
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
@@ -101,14 +101,7 @@ pub async fn post_items(
             sequence_results.insert(seq.id, Attempt::Dead(error.clone()));
             continue;
         }
-        let attempt = match upstream
-            .post(&cfg.sequences_url(), Some(&seq.uid), &sequence_body(seq))
-            .await
-        {
-            Ok(reply) => report.judged(&reply, &cfg.id_field),
-            Err(e) => Attempt::transport(e),
-        };
-        let attempt = match attempt {
+        let attempt = match create_sequence(upstream, seq, &mut report).await {
             Attempt::Delivered(Some(id)) => {
                 report.sequences_posted += 1;
                 sequences.remember(seq.id, id.clone());
@@ -182,6 +175,8 @@ pub async fn post_items(
             .post(&cfg.films_url(), Some(&item.uid), &body)
             .await
         {
+            // An earlier attempt stored it and its answer was lost (stock DRF's replay answer).
+            Ok(reply) if uid_already_exists(&reply, &item.uid) => Attempt::Delivered(None),
             Ok(reply) => report.judged(&reply, &cfg.id_field),
             Err(e) => Attempt::transport(e),
         }]
@@ -190,6 +185,67 @@ pub async fn post_items(
         report.push(item, attempt);
     }
     report
+}
+
+/// How many uids derived from a sequence's own one are tried in one post task before its
+/// films wait for the next retry (each try that finds its uid taken leaves one orphan row).
+const DERIVED_UIDS_PER_TASK: u32 = 3;
+
+/// Creates one sequence upstream. A backend that answers that the sequence's uid already
+/// exists (an earlier answer was lost) is asked for that row (`?uid=`, used only when the
+/// answer is filtered to it); a backend that cannot say posts the sequence again under a uid
+/// derived from its own (`<uid>.2`, `.3`, ...: the same ones after a restart), with one WARN
+/// naming the orphaned row.
+async fn create_sequence(
+    upstream: &Upstream,
+    seq: &LeasedSequence,
+    report: &mut PostReport,
+) -> Attempt {
+    let cfg = &upstream.cfg;
+    let mut uid = seq.uid.clone();
+    for derived in 2..2 + DERIVED_UIDS_PER_TASK {
+        let body = sequence_body(seq, &uid);
+        let reply = match upstream.post(&cfg.sequences_url(), Some(&uid), &body).await {
+            Ok(reply) => reply,
+            Err(e) => return Attempt::transport(e),
+        };
+        if !uid_already_exists(&reply, &uid) {
+            return report.judged(&reply, &cfg.id_field);
+        }
+        let lookup = format!("{}?uid={}", cfg.sequences_url(), urlencoding_uid(&uid));
+        let found = match upstream.get(&lookup).await {
+            Ok(answer) if (200..300).contains(&answer.status) => {
+                row_by_uid(&answer.body, &uid, &cfg.id_field)
+            }
+            Ok(_) => None,
+            Err(e) => return Attempt::transport(e),
+        };
+        if let Some(id) = found {
+            return Attempt::Delivered(Some(id));
+        }
+        let next = format!("{}.{derived}", seq.uid);
+        log::warn!(
+            "poster: sequence {uid} already exists upstream but its id cannot be learned              (GET {} is not filtered by ?uid=); posting it again as {next}, which leaves the              row {uid} upstream orphaned, without films",
+            cfg.sequences_url()
+        );
+        uid = next;
+    }
+    Attempt::transport(format!(
+        "sequence {}: {DERIVED_UIDS_PER_TASK} derived uids already exist upstream",
+        seq.uid
+    ))
+}
+
+/// A uid as a query value (uids are uuids, but a hand-made one may hold anything).
+fn urlencoding_uid(uid: &str) -> String {
+    uid.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Posts films as one array to `<films_path>batch/` and reads each item's result; a 413

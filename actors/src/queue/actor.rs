@@ -13,14 +13,15 @@
 //! `commit_interval_ms` commits at once. A failed commit is retried every
 //! [`STORE_RETRY_INTERVAL`] without losing a write (see [`QueueStore::commit`]).
 
+use super::dead_log::{DeadLog, WINDOW as DEAD_LOG_WINDOW};
 use super::{QueueConfig, QueueError, QueueStore};
 use crate::messages::{
-    Ack, DeleteItem, Enqueue, EnqueueOutcome, Flush, GetItem, GetStats, ItemPage, Lease,
-    LeasedItem, ListItems, Outcome, QueueStats, QueuedItem, RetryAllDead, RetryAllOutcome,
+    AcceptItem, Ack, DeleteItem, Enqueue, EnqueueOutcome, Flush, GetItem, GetStats, ItemPage, Lease,
+    LeasedItem, ListItems, MarkStop, Outcome, QueueStats, QueuedItem, RetryAllDead, RetryAllOutcome,
     RetryItem, SequencePosted, Subscribe, WorkAvailable,
 };
-use crate::record::RecordConfig;
-use crate::record::now_ms;
+use crate::record::LinkParser;
+use crate::record::steady_ms;
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -29,6 +30,9 @@ use std::time::{Duration, Instant};
 pub const STORE_RETRY_INTERVAL: Duration = Duration::from_millis(500);
 /// Least time between two "queue full" error logs.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the queue file is checked to be the one open (replaced or removed: `/readyz`
+/// answers 503 and an ERROR names it, within a minute).
+const FILE_CHECK_INTERVAL: Duration = Duration::from_secs(20);
 
 /// The durable queue's actor.
 pub struct QueueActor {
@@ -37,7 +41,7 @@ pub struct QueueActor {
     /// `[queue]`.
     cfg: QueueConfig,
     /// The current record config of every link, by name, to re-parse dead items on retry.
-    parsers: HashMap<String, RecordConfig>,
+    parsers: HashMap<String, LinkParser>,
     /// Who hears [`WorkAvailable`] (the poster).
     subscriber: Option<Recipient<WorkAvailable>>,
     /// A commit future is spawned and will run once the mailbox is drained.
@@ -54,6 +58,10 @@ pub struct QueueActor {
     refusal_logged_at: Option<Instant>,
     /// Frames refused since the last "queue full" log.
     refused_unlogged: u64,
+    /// The budget of dead-item WARN lines.
+    dead_log: DeadLog,
+    /// A dead-item summary line is scheduled.
+    dead_summary_scheduled: bool,
 }
 
 impl QueueActor {
@@ -62,7 +70,7 @@ impl QueueActor {
     pub fn start(
         store: QueueStore,
         cfg: QueueConfig,
-        parsers: HashMap<String, RecordConfig>,
+        parsers: HashMap<String, LinkParser>,
     ) -> Addr<QueueActor> {
         let arbiter = Arbiter::new();
         QueueActor::start_in_arbiter(&arbiter.handle(), move |_| QueueActor {
@@ -77,6 +85,8 @@ impl QueueActor {
             retry_wake_at_ms: None,
             refusal_logged_at: None,
             refused_unlogged: 0,
+            dead_log: DeadLog::default(),
+            dead_summary_scheduled: false,
         })
     }
 }
@@ -85,7 +95,7 @@ impl Actor for QueueActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let stats = self.store.stats(now_ms());
+        let stats = self.store.stats(steady_ms());
         log::info!(
             "queue: {} open ({} pending, {} dead, {} posted)",
             self.store.path(),
@@ -94,6 +104,11 @@ impl Actor for QueueActor {
             stats.posted,
         );
         self.schedule_next_wake(ctx);
+        ctx.run_interval(FILE_CHECK_INTERVAL, |act, _| {
+            if let Some(problem) = act.store.check_file() {
+                log::error!("queue: {problem}");
+            }
+        });
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
@@ -108,7 +123,7 @@ impl Handler<Enqueue> for QueueActor {
     type Result = Result<EnqueueOutcome, QueueError>;
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Self::Context) -> Self::Result {
-        let result = self.store.enqueue(msg.items, now_ms());
+        let result = self.store.enqueue(msg.items, steady_ms());
         if let Ok(outcome) = &result
             && outcome.refused > 0
         {
@@ -133,8 +148,11 @@ impl Handler<Subscribe> for QueueActor {
 impl Handler<Lease> for QueueActor {
     type Result = Result<Vec<LeasedItem>, QueueError>;
 
-    fn handle(&mut self, msg: Lease, _ctx: &mut Self::Context) -> Self::Result {
-        self.store.lease(msg.max_items, now_ms())
+    fn handle(&mut self, msg: Lease, ctx: &mut Self::Context) -> Self::Result {
+        let leased = self.store.lease(msg.max_items, steady_ms());
+        // The lease may have written its `leased_up_to` mark: it rides with the acks' commit.
+        self.settle_outcomes(ctx);
+        leased
     }
 }
 
@@ -142,7 +160,7 @@ impl Handler<Ack> for QueueActor {
     type Result = Result<(), QueueError>;
 
     fn handle(&mut self, msg: Ack, ctx: &mut Self::Context) -> Self::Result {
-        let now = now_ms();
+        let now = steady_ms();
         let first_retry_ms = msg
             .outcomes
             .iter()
@@ -169,6 +187,14 @@ impl Handler<SequencePosted> for QueueActor {
             .sequence_posted(msg.sequence_id, &msg.upstream_id);
         self.settle_outcomes(ctx);
         Ok(())
+    }
+}
+
+impl Handler<MarkStop> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: MarkStop, _ctx: &mut Self::Context) {
+        self.store.mark_stop(msg.boundaries, msg.drained);
     }
 }
 
@@ -229,7 +255,19 @@ impl Handler<RetryItem> for QueueActor {
     type Result = Result<QueuedItem, QueueError>;
 
     fn handle(&mut self, msg: RetryItem, ctx: &mut Self::Context) -> Self::Result {
-        let result = self.store.retry_item(msg.id, &self.parsers, now_ms());
+        let result = self.store.retry_item(msg.id, &self.parsers, steady_ms());
+        self.settle(ctx);
+        result
+    }
+}
+
+impl Handler<AcceptItem> for QueueActor {
+    type Result = Result<QueuedItem, QueueError>;
+
+    fn handle(&mut self, msg: AcceptItem, ctx: &mut Self::Context) -> Self::Result {
+        let result = self
+            .store
+            .accept_fragment(msg.id, &self.parsers, steady_ms());
         self.settle(ctx);
         result
     }
@@ -239,7 +277,7 @@ impl Handler<RetryAllDead> for QueueActor {
     type Result = Result<RetryAllOutcome, QueueError>;
 
     fn handle(&mut self, _msg: RetryAllDead, ctx: &mut Self::Context) -> Self::Result {
-        let result = self.store.retry_all_dead(&self.parsers, now_ms());
+        let result = self.store.retry_all_dead(&self.parsers, steady_ms());
         self.settle(ctx);
         result
     }
@@ -259,7 +297,7 @@ impl Handler<GetStats> for QueueActor {
     type Result = Result<QueueStats, QueueError>;
 
     fn handle(&mut self, _msg: GetStats, _ctx: &mut Self::Context) -> Self::Result {
-        Ok(self.store.stats(now_ms()))
+        Ok(self.store.stats(steady_ms()))
     }
 }
 
@@ -326,8 +364,39 @@ impl QueueActor {
     /// Commits now; a failure is logged and retried by [`QueueActor::settle`].
     fn commit(&mut self, ctx: &mut Context<Self>) -> Result<(), QueueError> {
         let result = self.store.commit();
+        self.log_dead(ctx);
         self.settle(ctx);
         result
+    }
+
+    /// One WARN line for each item that became dead (within the per-minute budget; the rest
+    /// are summed up in one line when the minute ends).
+    fn log_dead(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        for dead in self.store.take_dead_notices() {
+            if self.dead_log.admit(now) {
+                log::warn!(
+                    "queue: item {} (uid {}, link {}) is dead: {}; it waits for an operator \
+                     (retry or delete it: /api/queue/{}/)",
+                    dead.id,
+                    dead.uid,
+                    dead.source,
+                    dead.reason.escape_debug(),
+                    dead.id
+                );
+            } else if !self.dead_summary_scheduled {
+                self.dead_summary_scheduled = true;
+                ctx.run_later(DEAD_LOG_WINDOW, |act, _| {
+                    act.dead_summary_scheduled = false;
+                    if let Some(count) = act.dead_log.take_summary(Instant::now()) {
+                        log::warn!(
+                            "queue: {count} more items became dead in the last minute (not \
+                             logged one by one); see /api/queue/?state=dead"
+                        );
+                    }
+                });
+            }
+        }
     }
 
     fn on_store_failure(&mut self, ctx: &mut Context<Self>) {
@@ -363,7 +432,7 @@ impl QueueActor {
             self.store.path(),
             self.cfg.max_items,
             self.refused_unlogged,
-            self.store.stats(now_ms()).refused_total,
+            self.store.stats(steady_ms()).refused_total,
         );
         self.refused_unlogged = 0;
         self.refusal_logged_at = Some(Instant::now());
@@ -382,8 +451,8 @@ impl QueueActor {
             return;
         }
         self.retry_wake_at_ms = Some(due_ms);
-        // +1 ms: the lease compares against the wall clock, the timer runs on the monotonic one.
-        let delay = Duration::from_millis((due_ms - now_ms()).max(0) as u64 + 1);
+        // +1 ms: the timer may round down; the lease compares against the steady clock.
+        let delay = Duration::from_millis((due_ms - steady_ms()).max(0) as u64 + 1);
         ctx.run_later(delay, move |act, ctx| {
             if act.retry_wake_at_ms != Some(due_ms) {
                 return;
@@ -395,7 +464,7 @@ impl QueueActor {
     }
 
     fn schedule_next_wake(&mut self, ctx: &mut Context<Self>) {
-        match self.store.next_retry_due_after(now_ms()) {
+        match self.store.next_retry_due_after(steady_ms()) {
             Ok(Some(due_ms)) => self.schedule_wake(due_ms, ctx),
             Ok(None) => {}
             Err(e) => log::warn!("queue: cannot find the next retry time: {e}"),

@@ -2,7 +2,9 @@
 //! frontend depends on the messages rather than on the actor type.
 
 use crate::changes::Changes;
-use crate::messages::{DeleteItem, GetItem, GetStats, ListItems, RetryAllDead, RetryItem};
+use crate::messages::{
+    AcceptItem, DeleteItem, GetItem, GetStats, ListItems, RetryAllDead, RetryItem,
+};
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
 
@@ -12,6 +14,7 @@ pub struct QueueClient {
     pub list: Recipient<ListItems>,
     pub get: Recipient<GetItem>,
     pub retry: Recipient<RetryItem>,
+    pub accept: Recipient<AcceptItem>,
     pub retry_all: Recipient<RetryAllDead>,
     pub delete: Recipient<DeleteItem>,
     pub stats: Recipient<GetStats>,
@@ -28,12 +31,14 @@ impl QueueClient {
             + Handler<ListItems>
             + Handler<GetItem>
             + Handler<RetryItem>
+            + Handler<AcceptItem>
             + Handler<RetryAllDead>
             + Handler<DeleteItem>
             + Handler<GetStats>,
         A::Context: ToEnvelope<A, ListItems>
             + ToEnvelope<A, GetItem>
             + ToEnvelope<A, RetryItem>
+            + ToEnvelope<A, AcceptItem>
             + ToEnvelope<A, RetryAllDead>
             + ToEnvelope<A, DeleteItem>
             + ToEnvelope<A, GetStats>,
@@ -42,6 +47,7 @@ impl QueueClient {
             list: addr.clone().recipient(),
             get: addr.clone().recipient(),
             retry: addr.clone().recipient(),
+            accept: addr.clone().recipient(),
             retry_all: addr.clone().recipient(),
             delete: addr.clone().recipient(),
             stats: addr.clone().recipient(),

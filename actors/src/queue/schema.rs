@@ -15,6 +15,11 @@ pub(super) const SCHEMA_VERSION: i64 = 1;
 /// it the room a checkpoint needs on a full disk, small (see [`super::space`]).
 pub(super) const WAL_CHECKPOINT_PAGES: i64 = 256;
 
+/// `marks` holds what one process tells the next: `leased_up_to` (the highest fresh item id
+/// leased, written with the commits), and, written by a graceful stop only, `clean_stop` and
+/// `handover:<link>` (the port, and that the link stopped at a record boundary). Both kinds
+/// of the latter are taken (read and deleted) at open.
+///
 /// Item ids are AUTOINCREMENT: never reused, even after the newest row is deleted, so the
 /// fresh-lease cursor (every id above it is newer) stays true whatever is deleted or trimmed.
 pub(super) const SCHEMA: &str = "
@@ -41,6 +46,10 @@ CREATE TABLE IF NOT EXISTS items (
     upstream_id TEXT,
     posted_at_ms INTEGER,
     fragment INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS marks (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS items_state_id ON items(state, id);
 CREATE INDEX IF NOT EXISTS items_due_retry ON items(next_attempt_at_ms)

@@ -43,6 +43,44 @@ pub enum ItemBody {
     Fragment { reason: String },
 }
 
+/// How one link's frames are parsed, with the limit every frame meets: what the queue uses
+/// to re-parse a dead item on retry or accept, so such an item passes the same checks as a
+/// new frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkParser {
+    /// `[serial.record]` of the link.
+    pub record: RecordConfig,
+    /// `max_frame_bytes` of the link.
+    pub max_frame_bytes: usize,
+}
+
+impl LinkParser {
+    /// `max_frame_bytes` when a config does not say (as `[[serial]]`'s default).
+    pub const DEFAULT_MAX_FRAME_BYTES: usize = 4096;
+
+    /// The frame's fields, or why it is not a film (too long, or not parsable).
+    pub fn parse(&self, raw: &[u8]) -> Result<FilmData, String> {
+        if raw.len() > self.max_frame_bytes {
+            return Err(format!(
+                "frame exceeds max_frame_bytes ({}): {} bytes",
+                self.max_frame_bytes,
+                raw.len()
+            ));
+        }
+        parse::parse_frame(&self.record, raw)
+    }
+}
+
+impl From<RecordConfig> for LinkParser {
+    /// The record config with the default frame limit.
+    fn from(record: RecordConfig) -> LinkParser {
+        LinkParser {
+            record,
+            max_frame_bytes: LinkParser::DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+}
+
 /// A sequence as the link knows it: a local uid and the key value that started it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SequenceRef {
@@ -82,6 +120,16 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Milliseconds on the gateway's steady clock: the wall clock when the process first asked,
+/// then monotonic time. A wall-clock step (NTP, a wrong RTC at boot, a hand-set clock) does
+/// not move it, so retry due times kept on it neither hold an item back nor fire it early.
+/// Not comparable across processes: the queue makes stored due times due at once at open.
+pub fn steady_ms() -> i64 {
+    static START: std::sync::OnceLock<(std::time::Instant, i64)> = std::sync::OnceLock::new();
+    let (at, wall_ms) = START.get_or_init(|| (std::time::Instant::now(), now_ms()));
+    wall_ms + at.elapsed().as_millis() as i64
 }
 
 /// RFC 3339 text (UTC, milliseconds) for epoch milliseconds, e.g. `2026-11-22T05:03:05.123Z`.

@@ -18,6 +18,7 @@
 use super::config::SerialConfig;
 use super::items::ItemMaker;
 use super::reader::{Connection, Finished, ReadEnd, Signal, open_port, read_loop};
+use super::pty::handover_identity;
 use super::sequence::SequenceTracker;
 use super::sim::Simulator;
 use crate::backoff::{Backoff, Reconnects};
@@ -41,16 +42,19 @@ pub fn start_link(
     queue: Recipient<Enqueue>,
     links: LinkRegistry,
 ) -> io::Result<Addr<SerialActor>> {
-    start_link_resuming(cfg, queue, links, None)
+    start_link_resuming(cfg, queue, links, None, None)
 }
 
 /// [`start_link`] continuing `last_sequence`, the newest sequence the queue holds for this link
-/// (see [`SequenceTracker::resuming`]).
+/// (see [`SequenceTracker::resuming`]), on a port the last process may have handed over at a
+/// record boundary: `handover` is the port identity it stopped on
+/// ([`super::pty::handover_identity`]); the first open of the same port starts at a record.
 pub fn start_link_resuming(
     cfg: SerialConfig,
     queue: Recipient<Enqueue>,
     links: LinkRegistry,
     last_sequence: Option<SequenceRef>,
+    handover: Option<String>,
 ) -> io::Result<Addr<SerialActor>> {
     let simulator = if cfg.is_sim() {
         Some(Simulator::start(cfg.sim_rate_hz)?)
@@ -81,6 +85,8 @@ pub fn start_link_resuming(
         reader: None,
         pending_open: None,
         last_logged_error: None,
+        boundary_port: handover,
+        open_identity: None,
     };
     let addr = Supervisor::start(move |_| actor);
     links.set_control(&name, addr.clone().recipient(), addr.clone().recipient());
@@ -119,6 +125,11 @@ pub struct SerialActor {
     pending_open: Option<SpawnHandle>,
     /// The last error logged at warn, so a link failing the same way again logs at debug.
     last_logged_error: Option<String>,
+    /// The port identity the last connection (or process) stopped on at a record boundary.
+    boundary_port: Option<String>,
+    /// The identity of the port the current connection opened, if it keeps what the device
+    /// sends while closed ([`super::pty::handover_identity`]).
+    open_identity: Option<String>,
 }
 
 impl Actor for SerialActor {
@@ -215,7 +226,11 @@ impl SerialActor {
                 return self.fail(error, ctx);
             }
         };
-        // `up` once the read loop knows where records start (see `read_loop`).
+        // `up` once the read loop knows where records start (see `read_loop`): at once when
+        // the same port was handed over at a record boundary.
+        self.open_identity = handover_identity(&self.port_path);
+        let at_boundary =
+            self.open_identity.is_some() && self.boundary_port.take() == self.open_identity;
         log::info!("serial link {name}: reading {}", self.port_path);
         let mut tracker = self.tracker.take().unwrap_or_else(|| {
             // Only if a read loop ended without giving it back, which no path does.
@@ -235,6 +250,8 @@ impl SerialActor {
             tracker,
             film_seen: false,
             signal: signal_rx,
+            at_boundary,
+            identity: self.open_identity.clone(),
         };
         let read = read_loop(connection, port)
             .into_actor(self)
@@ -246,6 +263,10 @@ impl SerialActor {
         self.reader = None;
         self.tracker = Some(finished.tracker);
         self.film_seen = finished.film_seen;
+        self.boundary_port = self
+            .open_identity
+            .take()
+            .filter(|_| finished.at_boundary);
         let end = finished.end;
         if self.stopped_for_good {
             return;

@@ -78,6 +78,11 @@ pub struct FrameCodec {
     /// With a `"\r"` delimiter a machine that sends `"\r\n"` leaves a `"\n"` at the start of
     /// every next frame; it is line noise, not data, so it is dropped.
     strip_leading_lf: bool,
+    /// NUL bytes at the start of a frame are what a BREAK or a framing error leaves on the
+    /// line: noise, dropped and counted (unless the delimiter holds a NUL).
+    strip_leading_nul: bool,
+    /// NUL bytes dropped since the last [`FrameCodec::take_noise_bytes`].
+    noise_bytes: u64,
 }
 
 impl FrameCodec {
@@ -91,6 +96,8 @@ impl FrameCodec {
         };
         FrameCodec {
             strip_leading_lf: delimiter == b"\r",
+            strip_leading_nul: !delimiter.contains(&0),
+            noise_bytes: 0,
             delimiter,
             max_frame_bytes,
             searched_bytes: 0,
@@ -111,6 +118,31 @@ impl FrameCodec {
         self.start_unseen
     }
 
+    /// NUL bytes dropped as line noise since the last call.
+    pub fn take_noise_bytes(&mut self) -> u64 {
+        std::mem::take(&mut self.noise_bytes)
+    }
+
+    /// Drops what the line leaves in front of a record: NULs (counted) and, with a `"\r"`
+    /// delimiter, the LF of a `"\r\n"` line end. Neither is proof of a record boundary:
+    /// an LF or NUL inside a record looks the same.
+    fn strip_noise(&mut self, buf: &mut BytesMut) {
+        let mut lf_seen = false;
+        loop {
+            match buf.first() {
+                Some(0) if self.strip_leading_nul => {
+                    buf.advance(1);
+                    self.noise_bytes += 1;
+                }
+                Some(b'\n') if self.strip_leading_lf && !lf_seen => {
+                    buf.advance(1);
+                    lf_seen = true;
+                }
+                _ => return,
+            }
+        }
+    }
+
     fn find_delimiter(&self, buf: &[u8]) -> Option<usize> {
         // A delimiter may straddle the end of what was searched last time.
         let from = self.searched_bytes.saturating_sub(self.delimiter.len() - 1);
@@ -127,9 +159,8 @@ impl FrameCodec {
     pub fn decode(&mut self, buf: &mut BytesMut) -> Option<RawFrame> {
         loop {
             let at_frame_start = self.searched_bytes == 0 && !self.in_oversize_frame;
-            if at_frame_start && self.strip_leading_lf && buf.first() == Some(&b'\n') {
-                // Not proof of a record boundary: an LF inside a record looks the same.
-                buf.advance(1);
+            if at_frame_start {
+                self.strip_noise(buf);
             }
             match self.find_delimiter(buf) {
                 Some(end) => {
@@ -258,6 +289,28 @@ mod tests {
             decode_all(&mut codec, &[b"\r\ra\r\r\rb\r"]),
             vec![frame(b"a"), frame(b"b")]
         );
+    }
+
+    #[test]
+    fn nuls_in_front_of_a_record_are_counted_noise_and_the_record_survives() {
+        let mut codec = quiet_codec(b"\r", 4096);
+        let frames = decode_all(
+            &mut codec,
+            &[b"\0LOT-0001,40,25.1,1200,0\r\n\0\0", b"\0b,2\r", b"c\0,3\r"],
+        );
+        assert_eq!(
+            frames,
+            vec![frame(b"LOT-0001,40,25.1,1200,0"), frame(b"b,2"), frame(b"c\0,3")]
+        );
+        assert_eq!(codec.take_noise_bytes(), 4);
+        assert_eq!(codec.take_noise_bytes(), 0);
+        // A NUL delimiter is data, not noise.
+        let mut nul_delimited = quiet_codec(b"\0", 4096);
+        assert_eq!(
+            decode_all(&mut nul_delimited, &[b"\0a\0"]),
+            vec![frame(b"a")]
+        );
+        assert_eq!(nul_delimited.take_noise_bytes(), 0);
     }
 
     #[test]

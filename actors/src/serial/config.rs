@@ -36,6 +36,11 @@ pub struct SerialConfig {
     pub reconnect_initial_ms: u64,
     /// Longest restart backoff.
     pub reconnect_max_ms: u64,
+    /// Silence after an open that proves the line was between records (see
+    /// [`SerialConfig::start_quiet`]); unset: max(50 ms, 32 character times). A line whose
+    /// records come with shorter gaps sets it lower.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_quiet_ms: Option<u64>,
     /// Records per second written by the simulated machine (`port = "sim"` only).
     pub sim_rate_hz: f64,
     /// How frames become films.
@@ -57,6 +62,7 @@ impl Default for SerialConfig {
             idle_timeout_ms: 0,
             reconnect_initial_ms: 200,
             reconnect_max_ms: 5000,
+            start_quiet_ms: None,
             sim_rate_hz: 5.0,
             record: RecordConfig::default(),
         }
@@ -85,6 +91,14 @@ impl SerialConfig {
         self.port == "sim"
     }
 
+    /// How the queue re-parses this link's dead items (same limits as a new frame).
+    pub fn parser(&self) -> crate::record::LinkParser {
+        crate::record::LinkParser {
+            record: self.record.clone(),
+            max_frame_bytes: self.max_frame_bytes,
+        }
+    }
+
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.idle_timeout_ms > 0).then(|| Duration::from_millis(self.idle_timeout_ms))
     }
@@ -93,8 +107,11 @@ impl SerialConfig {
     /// to count as the start of a record (else the bytes up to the first delimiter are a
     /// fragment): `START_QUIET_CHARACTERS` character times at the line's speed, at least
     /// `START_QUIET_MIN_MS` (a writer pausing a few milliseconds inside a record, as USB
-    /// adapters and device firmware do, must not pass for silence).
+    /// adapters and device firmware do, must not pass for silence). `start_quiet_ms` when set.
     pub fn start_quiet(&self) -> Duration {
+        if let Some(ms) = self.start_quiet_ms {
+            return Duration::from_millis(ms);
+        }
         let bits_per_char = 1
             + u64::from(self.data_bits)
             + u64::from(self.parity != Parity::None)

@@ -109,6 +109,28 @@ impl Pty {
     }
 }
 
+/// The identity of the port at `path` when it keeps what the device sends while nobody holds
+/// it — a pseudo-terminal slave (the simulator, socat or ser2net bridges) — as text naming
+/// the device it resolves to and its device number; `None` for anything else (a real UART,
+/// whose kernel driver drops what arrives while the port is closed) or a path that is gone.
+/// A stop at a record boundary hands the port over only to an open of the same identity.
+pub fn handover_identity(path: &str) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::fs::MetadataExt;
+    /// Unix98 pty slaves (`/dev/pts/N`) have majors 136 to 143 (Documentation/admin-guide/devices.txt).
+    const PTY_SLAVE_MAJORS: std::ops::RangeInclusive<u64> = 136..=143;
+    let device = std::fs::canonicalize(path).ok()?;
+    let meta = std::fs::metadata(&device).ok()?;
+    if !meta.file_type().is_char_device() {
+        return None;
+    }
+    let rdev = meta.rdev();
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    PTY_SLAVE_MAJORS
+        .contains(&major)
+        .then(|| format!("{} (device {rdev:#x})", device.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,6 +59,11 @@ pub(super) struct Connection {
     /// Whether a film was read on this connection (a good connection resets the backoff).
     pub(super) film_seen: bool,
     pub(super) signal: watch::Receiver<Signal>,
+    /// The port was handed over at a record boundary: its first byte starts a record.
+    pub(super) at_boundary: bool,
+    /// The port's identity if it keeps what the device sends while closed; shown in the
+    /// link's `boundary_port` when the connection ends at a record boundary.
+    pub(super) identity: Option<String>,
 }
 
 /// What a read loop gives back to its actor when it ends.
@@ -66,6 +71,9 @@ pub(super) struct Finished {
     pub(super) end: ReadEnd,
     pub(super) tracker: SequenceTracker,
     pub(super) film_seen: bool,
+    /// The connection ended at a record boundary: the last byte consumed was a delimiter
+    /// (or line noise after one) and no unfinished bytes were held.
+    pub(super) at_boundary: bool,
 }
 
 pub(super) fn open_port(path: &str, cfg: &SerialConfig) -> tokio_serial::Result<SerialStream> {
@@ -109,15 +117,21 @@ pub(super) fn open_port(path: &str, cfg: &SerialConfig) -> tokio_serial::Result<
 /// Exclusive access needs no care here: serialport sets TIOCEXCL at open and clears it when
 /// the port is closed, so the same path (e.g. the simulator's pty) reopens after a restart.
 pub(super) async fn read_loop(mut conn: Connection, port: SerialStream) -> Finished {
-    let end = read_until_end(&mut conn, port).await;
+    let (end, at_boundary) = read_until_end(&mut conn, port).await;
+    // Before the signal receiver goes (a stop is answered then): shutdown reads it.
+    let boundary_port = conn.identity.take().filter(|_| at_boundary);
+    conn.links
+        .update(&conn.maker.source, |s| s.boundary_port = boundary_port);
     Finished {
         end,
         tracker: conn.tracker,
         film_seen: conn.film_seen,
+        at_boundary,
     }
 }
 
-async fn read_until_end(conn: &mut Connection, mut port: SerialStream) -> ReadEnd {
+/// The loop of [`read_loop`]: why it ended, and whether at a record boundary.
+async fn read_until_end(conn: &mut Connection, mut port: SerialStream) -> (ReadEnd, bool) {
     let mut codec = FrameCodec::new(conn.cfg.delimiter.as_bytes(), conn.cfg.max_frame_bytes);
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let opened_at = Instant::now();
@@ -125,6 +139,14 @@ async fn read_until_end(conn: &mut Connection, mut port: SerialStream) -> ReadEn
     let idle = conn.cfg.idle_timeout();
     let mut last_byte_at = opened_at;
     let mut up = false;
+    if conn.at_boundary {
+        // Handed over where the last connection stopped: between two records.
+        codec.line_was_quiet();
+        quiet_check_at = None;
+        conn.links
+            .update(&conn.maker.source, |s| s.state = LinkState::Up);
+        up = true;
+    }
     let end = loop {
         // Checked here, not only in the select below: a signal seen while a batch waited
         // for the queue counts too.
@@ -174,6 +196,11 @@ async fn read_until_end(conn: &mut Connection, mut port: SerialStream) -> ReadEn
             }
         }
         let received_at_ms = now_ms();
+        let noise = codec.take_noise_bytes();
+        if noise > 0 {
+            conn.links
+                .update(&conn.maker.source, |s| s.noise_bytes += noise);
+        }
         if !up && !codec.start_unseen() {
             conn.links
                 .update(&conn.maker.source, |s| s.state = LinkState::Up);
@@ -185,17 +212,21 @@ async fn read_until_end(conn: &mut Connection, mut port: SerialStream) -> ReadEn
                 let rest = frames.iter().skip((i + 1) * MAX_FRAMES_PER_BATCH).cloned();
                 let rest: Vec<RawFrame> = rest.chain(codec.finish(&mut buf)).collect();
                 not_kept(conn, rest.iter().map(|f| (None, f)));
-                return end;
+                return (end, false);
             }
         }
         // Time spent waiting for the queue is not silence on the line.
         last_byte_at = Instant::now();
     };
-    if let Some(fragment) = codec.finish(&mut buf) {
-        // A stop that gives the fragment up says so in `deliver`.
-        let _ = deliver(conn, vec![fragment], now_ms()).await;
+    let position_known = !codec.start_unseen();
+    match codec.finish(&mut buf) {
+        Some(fragment) => {
+            // A stop that gives the fragment up says so in `deliver`.
+            let _ = deliver(conn, vec![fragment], now_ms()).await;
+            (end, false)
+        }
+        None => (end, position_known),
     }
-    end
 }
 
 /// Hands one batch to the queue, retrying the same items every 500 ms while it refuses

@@ -38,7 +38,7 @@ async fn films_flow_from_a_pty_through_the_queue_to_the_upstream_in_order() {
     let queue = QueueActor::start(
         store,
         queue_cfg,
-        HashMap::from([("l1".to_owned(), link_cfg.record.clone())]),
+        HashMap::from([("l1".to_owned(), link_cfg.parser())]),
     );
     let links = QueueLinks {
         lease: queue.clone().recipient(),

@@ -31,7 +31,7 @@ fn spawn_queue() -> TestQueue {
         ..QueueConfig::default()
     };
     let store = QueueStore::open(&cfg).expect("open queue");
-    let parsers = HashMap::from([("line-1".to_string(), RecordConfig::default())]);
+    let parsers = HashMap::from([("line-1".to_string(), RecordConfig::default().into())]);
     let addr = QueueActor::start(store, cfg.clone(), parsers);
     TestQueue {
         addr,

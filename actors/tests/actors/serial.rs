@@ -47,7 +47,7 @@ fn spawn_queue(link_names: &[&str]) -> TestQueue {
     let store = QueueStore::open(&cfg).expect("open queue");
     let parsers = link_names
         .iter()
-        .map(|name| (name.to_string(), RecordConfig::default()))
+        .map(|name| (name.to_string(), RecordConfig::default().into()))
         .collect::<HashMap<_, _>>();
     let path = cfg.path.clone();
     let addr = QueueActor::start(store, cfg, parsers);

@@ -27,6 +27,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "records",
+    "stock",  # stock DRF: ModelViewSet, replayed uid -> 400 (see README.md)
+    "nouid",  # stock DRF, models without a uid
 ]
 
 if os.environ.get("FILMGATE_DJANGO_MIDDLEWARE") == "none":

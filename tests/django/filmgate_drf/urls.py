@@ -18,4 +18,8 @@ def api(film):
 urlpatterns = [
     path("api/", include(api(FilmSerializer))),  # upstream.body = "nested"
     path("flat/api/", include(api(FlatFilmSerializer))),  # upstream.body = "flat"
+    # stock DRF backends (DefaultRouter + ModelViewSet); namespaced, their URL names repeat
+    path("stock/api/", include(("stock.urls", "stock"))),  # replayed uid -> 400, no ?uid= filter
+    path("stockfilter/api/", include(("stockfilter.urls", "stockfilter"))),  # stock + ?uid= filter
+    path("nouid/api/", include(("nouid.urls", "nouid"))),  # models without a uid
 ]

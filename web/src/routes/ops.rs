@@ -157,6 +157,16 @@ impl Collector for Scrape {
             MetricType::Counter,
             refused,
         )?;
+        let uncertain = q.map(|q| ConstCounter::new(q.uncertain_resends_total));
+        let help = "Items posted again whose earlier post's outcome was unknown when the last \
+                    process died; a backend without a unique uid may have stored them twice.";
+        single(
+            e,
+            "filmgate_uncertain_resends",
+            help,
+            MetricType::Counter,
+            uncertain,
+        )?;
         let age = q.map(|q| ConstGauge::new(q.oldest_pending_age_ms as f64 / 1000.0));
         let help = "Age of the oldest pending or in-flight item.";
         single(
@@ -278,6 +288,8 @@ mod tests {
             last_frame_at: None,
             frames_lost: 0,
             queue_refusals: 0,
+            noise_bytes: 0,
+            boundary_port: None,
         }
     }
 
@@ -318,6 +330,7 @@ mod tests {
             "filmgate_queue_items{state=\"pending\"} 3",
             "filmgate_queue_items{state=\"dead\"} 1",
             "filmgate_queue_refused_total 4",
+            "filmgate_uncertain_resends_total 0",
             "filmgate_queue_oldest_pending_age_seconds 2.5",
             "filmgate_posts_total{outcome=\"delivered\"} 5",
             "filmgate_sequences_posted_total 0",

@@ -1,4 +1,5 @@
-//! Queue inspection and control: list, stats, one item, retry (one or all dead), delete.
+//! Queue inspection and control: list, stats, one item, retry (one or all dead), accept a
+//! dead fragment, delete.
 //! Requests become the queue's typed messages, sent through [`AppState::queue`]
 //! ([`filmgate_actors::queue::QueueClient`]); its answers leave as JSON.
 
@@ -9,7 +10,7 @@ use actix::MailboxError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use filmgate_actors::messages::{
-    DeleteItem, GetItem, GetStats, ItemState, ListItems, QueuedItem, RetryAllDead, RetryItem,
+    AcceptItem, DeleteItem, GetItem, GetStats, ItemState, ListItems, QueuedItem, RetryAllDead, RetryItem,
 };
 use filmgate_actors::queue::QueueError;
 use filmgate_actors::record::{FilmData, rfc3339_ms};
@@ -26,6 +27,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             super::resource(["/queue/{id}/retry", "/queue/{id}/retry/"])
                 .route(web::post().to(retry_item)),
+        )
+        .service(
+            super::resource(["/queue/{id}/accept", "/queue/{id}/accept/"])
+                .route(web::post().to(accept_item)),
         )
         .service(
             super::resource(["/queue/{id}", "/queue/{id}/"])
@@ -52,7 +57,7 @@ pub enum QueueRouteError {
 pub fn queue_error_status(e: &QueueError) -> StatusCode {
     match e {
         QueueError::NotFound(_) => StatusCode::NOT_FOUND,
-        QueueError::NotDead { .. } => StatusCode::CONFLICT,
+        QueueError::NotDead { .. } | QueueError::NotFragment(_) => StatusCode::CONFLICT,
         QueueError::Store(_)
         | QueueError::Open { .. }
         | QueueError::InUse { .. }
@@ -111,6 +116,9 @@ pub struct ItemView {
     pub sequence_uid: Option<String>,
     /// The upstream's id of the posted film (posted items only).
     pub upstream_id: Option<Value>,
+    /// A fragment an operator accepted as a whole record (present only then).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub accepted_by_hand: bool,
 }
 
 impl From<QueuedItem> for ItemView {
@@ -137,6 +145,7 @@ impl From<QueuedItem> for ItemView {
             data: item.data,
             sequence_uid: item.sequence_uid,
             upstream_id: item.upstream_id,
+            accepted_by_hand: item.accepted_by_hand,
         }
     }
 }
@@ -219,6 +228,20 @@ async fn retry_item(
     Ok(HttpResponse::Ok().json(ItemView::from(item)))
 }
 
+async fn accept_item(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, QueueRouteError> {
+    let item = state
+        .queue
+        .accept
+        .send(AcceptItem {
+            id: id.into_inner(),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(ItemView::from(item)))
+}
+
 async fn retry_all(state: web::Data<AppState>) -> Result<HttpResponse, QueueRouteError> {
     let outcome = state.queue.retry_all.send(RetryAllDead).await??;
     Ok(HttpResponse::Ok().json(outcome))
@@ -281,6 +304,7 @@ mod tests {
             data: None,
             sequence_uid: None,
             upstream_id: None,
+            accepted_by_hand: false,
         };
         let text = serde_json::to_value(ItemView::from(item(b"L1,1"))).unwrap();
         assert_eq!(text["raw"], "L1,1");

@@ -120,7 +120,7 @@ async fn spawn(token: Option<String>, backend: Backend) -> TestApp {
         ..QueueConfig::default()
     };
     let queue_store = QueueStore::open(&queue_cfg).expect("queue store");
-    let parsers = HashMap::from([(SOURCE.to_owned(), RecordConfig::default())]);
+    let parsers = HashMap::from([(SOURCE.to_owned(), RecordConfig::default().into())]);
     let queue_path = queue_cfg.path.clone();
     let queue_changes = queue_store.change_signal();
     let queue = QueueActor::start(queue_store, queue_cfg, parsers);

@@ -1,12 +1,28 @@
-//! Operator actions on dead items: retry (re-parse with the current config) and delete.
+//! Operator actions on dead items: retry (re-parse with the current config), accept a
+//! fragment that parses as a whole record, and delete. A revived item meets every check a
+//! new frame meets (`max_frame_bytes` included).
 
 use super::{QueueStore, json_text};
 use crate::error::QueueError;
 use crate::messages::{ItemState, QueuedItem, RetryAllOutcome};
-use crate::record::parse::{parse_frame, sequence_key_value};
-use crate::record::{RecordConfig, SequenceRef};
+use crate::record::parse::sequence_key_value;
+use crate::record::{LinkParser, SequenceRef};
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
+
+/// `items.fragment` of a fragment (bytes of a record the link did not see whole).
+pub(super) const FRAGMENT: i64 = 1;
+/// `items.fragment` of a fragment an operator accepted as a whole record.
+pub(super) const ACCEPTED_FRAGMENT: i64 = 2;
+
+/// Which operator action revives a dead item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Revive {
+    /// Retry: a frame that did not parse (a fragment stays dead).
+    Frame,
+    /// Accept: a fragment said by hand to be a whole record.
+    Fragment,
+}
 
 /// Dead items re-parsed per transaction by [`QueueStore::retry_all_dead`].
 const RETRY_ALL_PAGE: i64 = 256;
@@ -17,11 +33,42 @@ impl QueueStore {
     pub fn retry_item(
         &mut self,
         id: i64,
-        parsers: &HashMap<String, RecordConfig>,
+        parsers: &HashMap<String, LinkParser>,
         now_ms: i64,
     ) -> Result<QueuedItem, QueueError> {
         self.check_dead(id)?;
-        if let Err(e) = self.begin().and_then(|()| self.revive(id, parsers, now_ms)) {
+        if let Err(e) = self
+            .begin()
+            .and_then(|()| self.revive(id, parsers, now_ms, Revive::Frame))
+        {
+            return Err(self.fail(e));
+        }
+        self.commit()?;
+        self.item(id)
+    }
+
+    /// Accepts a dead fragment by hand: if its bytes parse as a whole record under every
+    /// limit a new frame meets, it is delivered like any film and noted as accepted by hand;
+    /// else it stays dead with the reason. Commits. A dead item that is not a fragment is
+    /// [`QueueError::NotFragment`] (retry is its action).
+    pub fn accept_fragment(
+        &mut self,
+        id: i64,
+        parsers: &HashMap<String, LinkParser>,
+        now_ms: i64,
+    ) -> Result<QueuedItem, QueueError> {
+        self.check_dead(id)?;
+        let fragment: i64 = self
+            .conn
+            .prepare_cached("SELECT fragment FROM items WHERE id = ?1")?
+            .query_row(params![id], |r| r.get(0))?;
+        if fragment != FRAGMENT {
+            return Err(QueueError::NotFragment(id));
+        }
+        if let Err(e) = self
+            .begin()
+            .and_then(|()| self.revive(id, parsers, now_ms, Revive::Fragment))
+        {
             return Err(self.fail(e));
         }
         self.commit()?;
@@ -31,7 +78,7 @@ impl QueueStore {
     /// Retries every dead item like [`QueueStore::retry_item`], a page per transaction.
     pub fn retry_all_dead(
         &mut self,
-        parsers: &HashMap<String, RecordConfig>,
+        parsers: &HashMap<String, LinkParser>,
         now_ms: i64,
     ) -> Result<RetryAllOutcome, QueueError> {
         let mut outcome = RetryAllOutcome::default();
@@ -50,7 +97,10 @@ impl QueueStore {
             let Some(&last) = ids.last() else { break };
             after_id = last;
             for id in ids {
-                match self.begin().and_then(|()| self.revive(id, parsers, now_ms)) {
+                match self
+                    .begin()
+                    .and_then(|()| self.revive(id, parsers, now_ms, Revive::Frame))
+                {
                     Ok(true) => outcome.retried += 1,
                     Ok(false) => outcome.still_dead += 1,
                     Err(e) => return Err(self.fail(e)),
@@ -80,10 +130,11 @@ impl QueueStore {
     fn revive(
         &mut self,
         id: i64,
-        parsers: &HashMap<String, RecordConfig>,
+        parsers: &HashMap<String, LinkParser>,
         now_ms: i64,
+        how: Revive,
     ) -> rusqlite::Result<bool> {
-        let (source, raw, sequence_id, fragment): (String, Vec<u8>, Option<i64>, bool) = self
+        let (source, raw, sequence_id, fragment): (String, Vec<u8>, Option<i64>, i64) = self
             .conn
             .prepare_cached(
                 "SELECT source, raw, sequence_id, fragment FROM items WHERE id = ?1 AND state = 2",
@@ -91,15 +142,15 @@ impl QueueStore {
             .query_row(params![id], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?;
-        if fragment {
-            // Its record was not seen whole: parsing it could deliver a garbled film.
+        if fragment == FRAGMENT && how == Revive::Frame {
+            // Its record was not seen whole: only an operator may say it is (accept).
             return Ok(false);
         }
         let parsed = match parsers.get(&source) {
             None => Err(format!("no [[serial]] named {source} to parse it with")),
-            Some(cfg) => parse_frame(cfg, &raw).map(|data| (cfg, data)),
+            Some(parser) => parser.parse(&raw).map(|data| (parser, data)),
         };
-        let (cfg, data) = match parsed {
+        let (parser, data) = match parsed {
             Ok(parsed) => parsed,
             Err(reason) => {
                 self.conn
@@ -111,17 +162,40 @@ impl QueueStore {
         let sequence_id = match sequence_id {
             Some(sequence_id) => sequence_id,
             None => {
-                let seq = SequenceRef::start(sequence_key_value(cfg, &data));
-                self.sequence_row(&source, &seq, now_ms)?
+                // A fragment was in no sequence: it joins its link's newest one with its key
+                // (its lot), else starts one.
+                let key = sequence_key_value(&parser.record, &data);
+                let newest: Option<i64> = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT id FROM sequences WHERE source = ?1 AND key IS ?2
+                         ORDER BY id DESC LIMIT 1",
+                    )?
+                    .query_row(params![source, key], |r| r.get(0))
+                    .optional()?;
+                match newest {
+                    Some(id) if key.is_some() => id,
+                    _ => self.sequence_row(&source, &SequenceRef::start(key), now_ms)?,
+                }
             }
+        };
+        let fragment = match how {
+            Revive::Fragment => ACCEPTED_FRAGMENT,
+            Revive::Frame => fragment,
         };
         // Due now (> 0) so the retry query, not the fresh cursor, finds it.
         self.conn
             .prepare_cached(
                 "UPDATE items SET state = 0, data = ?1, last_error = NULL, next_attempt_at_ms = ?2,
-                 sequence_id = ?3 WHERE id = ?4",
+                 sequence_id = ?3, fragment = ?4 WHERE id = ?5",
             )?
-            .execute(params![json_text(&data), now_ms.max(1), sequence_id, id])?;
+            .execute(params![
+                json_text(&data),
+                now_ms.max(1),
+                sequence_id,
+                fragment,
+                id
+            ])?;
         self.tx_delta.dead -= 1;
         self.tx_delta.pending += 1;
         self.tx_new_work = true;

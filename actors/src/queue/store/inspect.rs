@@ -3,12 +3,12 @@
 use super::{QueueStore, STATE_DEAD, STATE_POSTED, film_data, json_value};
 use crate::error::QueueError;
 use crate::messages::{ItemPage, ItemState, QueueStats, QueuedItem};
-use crate::record::now_ms;
+use crate::record::{now_ms, steady_ms};
 use rusqlite::{OptionalExtension, Row, params};
 
 /// The columns [`QueueStore::item`] reads.
 const VIEW_COLUMNS: &str = "i.id, i.uid, i.source, i.state, i.attempts, i.last_error,
-    i.next_attempt_at_ms, i.received_at_ms, i.raw, i.data, s.uid, i.upstream_id";
+    i.next_attempt_at_ms, i.received_at_ms, i.raw, i.data, s.uid, i.upstream_id, i.fragment";
 
 impl QueueStore {
     /// One item as stored, for inspection.
@@ -17,7 +17,7 @@ impl QueueStore {
             "SELECT {VIEW_COLUMNS} FROM items i LEFT JOIN sequences s ON s.id = i.sequence_id
              WHERE i.id = ?1"
         ))?;
-        let now = now_ms();
+        let now = steady_ms();
         stmt.query_row(params![id], |row| self.item_of(row, now))
             .optional()?
             .ok_or(QueueError::NotFound(id))
@@ -32,7 +32,7 @@ impl QueueStore {
     ) -> Result<ItemPage, QueueError> {
         let live = self.live_counts();
         let in_flight = self.in_flight.len() as u64;
-        let now = now_ms();
+        let now = steady_ms();
         let (limit_sql, offset_sql) = (limit as i64, offset as i64);
         let results = match state {
             Some(ItemState::InFlight) => {
@@ -124,6 +124,7 @@ impl QueueStore {
             enqueued_total: self.enqueued_total,
             delivered_total: self.delivered_total,
             refused_total: self.refused_total,
+            uncertain_resends_total: self.uncertain_resends_total,
             store_ok: self.store_ok(),
         }
     }
@@ -137,11 +138,11 @@ impl QueueStore {
         }
     }
 
-    fn item_of(&self, row: &Row<'_>, now_ms: i64) -> rusqlite::Result<QueuedItem> {
+    fn item_of(&self, row: &Row<'_>, steady_now_ms: i64) -> rusqlite::Result<QueuedItem> {
         let id: i64 = row.get(0)?;
         let state = self.item_state(id, row.get(3)?);
         let next_attempt_at_ms: i64 = row.get(6)?;
-        let waiting = matches!(state, ItemState::Pending) && next_attempt_at_ms > now_ms;
+        let waiting = matches!(state, ItemState::Pending) && next_attempt_at_ms > steady_now_ms;
         Ok(QueuedItem {
             id,
             uid: row.get(1)?,
@@ -149,7 +150,8 @@ impl QueueStore {
             state,
             attempts: row.get(4)?,
             last_error: row.get(5)?,
-            next_attempt_at_ms: waiting.then_some(next_attempt_at_ms),
+            // Due times are on the steady clock; shown on the wall clock.
+            next_attempt_at_ms: waiting.then(|| now_ms() + (next_attempt_at_ms - steady_now_ms)),
             received_at_ms: row.get(7)?,
             raw: row.get(8)?,
             data: row
@@ -159,6 +161,7 @@ impl QueueStore {
             upstream_id: row
                 .get::<_, Option<String>>(11)?
                 .map(|text| json_value(&text)),
+            accepted_by_hand: row.get::<_, i64>(12)? == super::admin::ACCEPTED_FRAGMENT,
         })
     }
 }

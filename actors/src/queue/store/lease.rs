@@ -58,6 +58,22 @@ impl QueueStore {
         if let Some(last) = leased[retries..].last() {
             self.fresh_cursor = last.id;
         }
+        if self.fresh_cursor > self.leased_up_to {
+            // Rides with the next commit (the acks'): after a crash, the items up to it may
+            // have been in flight.
+            self.leased_up_to = self.fresh_cursor;
+            self.write(super::writes::WriteOp::Mark {
+                name: "leased_up_to".into(),
+                value: self.fresh_cursor.to_string(),
+            });
+        }
+        if !self.uncertain.is_empty() {
+            let before = self.uncertain.len();
+            for item in &leased {
+                self.uncertain.remove(&item.id);
+            }
+            self.uncertain_resends_total += (before - self.uncertain.len()) as u64;
+        }
         self.in_flight.extend(leased.iter().map(|item| item.id));
         if !leased.is_empty() {
             self.changes.notify();

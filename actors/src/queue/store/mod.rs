@@ -37,7 +37,7 @@ use super::{QueueConfig, QueueError};
 use crate::changes::Changes;
 use crate::messages::{EnqueueOutcome, Outcome};
 use crate::record::{FilmData, NewItem, SequenceRef, now_ms};
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -104,6 +104,33 @@ pub struct QueueStore {
     rates: RateRing,
     /// Signalled by every commit and lease (what the inspection views show has changed).
     changes: Changes,
+    /// Items that became dead in the open transaction, told once it commits.
+    tx_dead: Vec<DeadNotice>,
+    /// Items that became dead in committed transactions, not yet taken for the log.
+    dead_notices: Vec<DeadNotice>,
+    /// Pending items that may have been in flight when the last process died (its stop was
+    /// not clean): posting one again is an uncertain resend.
+    uncertain: HashSet<i64>,
+    /// Items of `uncertain` leased again since start.
+    uncertain_resends_total: u64,
+    /// The `leased_up_to` mark as last written.
+    leased_up_to: i64,
+    /// `handover:<link>` marks of the last graceful stop: link name -> port it stopped on at
+    /// a record boundary.
+    handovers: HashMap<String, String>,
+    /// The queue file's device and inode when opened, to notice it replaced or removed.
+    file_identity: Option<(u64, u64)>,
+    /// Set once the file at `path` is not the one open (replaced or removed).
+    replaced: Option<String>,
+}
+
+/// An item that became dead, for the one WARN line it gets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadNotice {
+    pub id: i64,
+    pub uid: String,
+    pub source: String,
+    pub reason: String,
 }
 
 /// Item counts by stored state.
@@ -155,6 +182,15 @@ impl QueueStore {
                 "the file is read-only (check its permissions)".into(),
             ));
         }
+        // Due times were kept on the last process's steady clock: all are due now.
+        // (A failure, such as a full disk, only leaves them due later.)
+        if let Err(e) = conn.execute(
+            "UPDATE items SET next_attempt_at_ms = 1 WHERE state = 0 AND next_attempt_at_ms > 1",
+            [],
+        ) {
+            log::warn!("queue: {path}: waiting retries not made due at open: {e}");
+        }
+        let marks = take_marks(&conn, &path).map_err(|e| open_err(e.into()))?;
         let counts = load_counts(&conn).map_err(|e| open_err(e.into()))?;
         let committed_max_id: i64 = conn
             .query_row("SELECT coalesce(max(id), 0) FROM items", [], |r| r.get(0))
@@ -185,7 +221,65 @@ impl QueueStore {
             refused_total: 0,
             rates: RateRing::new(now_ms()),
             changes: Changes::default(),
+            tx_dead: Vec::new(),
+            dead_notices: Vec::new(),
+            uncertain: marks.uncertain,
+            uncertain_resends_total: 0,
+            leased_up_to: marks.leased_up_to,
+            handovers: marks.handovers,
+            file_identity: file_identity(&cfg.path),
+            replaced: None,
         })
+    }
+
+    /// Whether the last graceful stop left `link` on `port` at a record boundary.
+    pub fn handed_over_at_boundary(&self, link: &str, port: &str) -> bool {
+        self.handovers.get(link).is_some_and(|p| p == port)
+    }
+
+    /// Records a graceful stop in the open transaction (the final commit keeps it): which
+    /// links stopped at a record boundary on which port, and whether every post had ended
+    /// (`drained`), so the next process knows no item's outcome is unknown.
+    pub fn mark_stop(&mut self, boundaries: Vec<(String, String)>, drained: bool) {
+        for (link, port) in boundaries {
+            self.write(WriteOp::Mark {
+                name: format!("handover:{link}"),
+                value: port,
+            });
+        }
+        if drained {
+            self.write(WriteOp::Mark {
+                name: "clean_stop".into(),
+                value: "1".into(),
+            });
+        }
+    }
+
+    /// The items that became dead in committed transactions since the last call.
+    pub fn take_dead_notices(&mut self) -> Vec<DeadNotice> {
+        std::mem::take(&mut self.dead_notices)
+    }
+
+    /// Checks that the file at the queue's path is still the one open; the first time it is
+    /// not (replaced or removed while running), the answer says so.
+    pub fn check_file(&mut self) -> Option<String> {
+        if self.replaced.is_some() {
+            return None;
+        }
+        let now = file_identity(std::path::Path::new(&self.path));
+        if now.is_some() && now == self.file_identity {
+            return None;
+        }
+        let what = if now.is_none() { "removed" } else { "replaced" };
+        let message = format!(
+            "the queue file {} was {what} while filmgate runs: new records are kept only in \
+             the file still open (now unreachable by path) and are lost at the next start. \
+             Stop filmgate, put the file back, and start it again",
+            self.path
+        );
+        self.replaced = Some(message.clone());
+        self.changes.notify();
+        Some(message)
     }
 
     /// The newest sequence stored for `source` (a link name), so the link can continue it.
@@ -216,14 +310,18 @@ impl QueueStore {
         &self.path
     }
 
-    /// Whether the last commit succeeded (false while a failure is being retried).
+    /// Whether the last commit succeeded (false while a failure is being retried) and the
+    /// file open is still the one at the queue's path.
     pub fn store_ok(&self) -> bool {
-        self.failure.is_none()
+        self.failure.is_none() && self.replaced.is_none()
     }
 
     /// The error the store is failing with, as text with its cause.
     pub fn failure_message(&self) -> Option<&str> {
-        self.failure.as_ref().map(|f| f.message.as_str())
+        self.failure
+            .as_ref()
+            .map(|f| f.message.as_str())
+            .or(self.replaced.as_deref())
     }
 
     /// Whether writes wait for a commit (including writes kept for replay after a failure).
@@ -332,6 +430,7 @@ impl QueueStore {
         self.committed_max_id = self.committed_max_id.max(self.tx_max_id);
         self.new_work |= self.tx_new_work;
         self.failure = None;
+        self.dead_notices.append(&mut self.tx_dead);
         self.reset_tx();
         self.reserve.restore_if_due();
         self.changes.notify();
@@ -362,6 +461,59 @@ impl QueueStore {
     fn live_counts(&self) -> Counts {
         self.counts.plus(self.tx_delta)
     }
+}
+
+/// What the marks of the last process say (see [`super::schema::SCHEMA`]).
+struct Marks {
+    leased_up_to: i64,
+    uncertain: HashSet<i64>,
+    handovers: HashMap<String, String>,
+}
+
+/// Most items remembered as uncertain after a crash (a few leases' worth in practice).
+const UNCERTAIN_MAX: i64 = 100_000;
+
+/// Reads the marks and deletes the one-time ones (`clean_stop`, `handover:*`) at once, so a
+/// crash of this process cannot pass for a clean stop. If they cannot be deleted (a full
+/// disk), they are not trusted.
+fn take_marks(conn: &Connection, path: &str) -> rusqlite::Result<Marks> {
+    let mut marks: HashMap<String, String> = conn
+        .prepare("SELECT name, value FROM marks")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let leased_up_to = marks
+        .remove("leased_up_to")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let deleted = conn.execute("DELETE FROM marks WHERE name <> 'leased_up_to'", []);
+    if let Err(e) = &deleted {
+        log::warn!("queue: {path}: the last stop's marks cannot be cleared ({e}); not used");
+    }
+    let trusted = deleted.is_ok();
+    let clean_stop = trusted && marks.remove("clean_stop").is_some();
+    let handovers = marks
+        .into_iter()
+        .filter(|_| trusted)
+        .filter_map(|(name, port)| Some((name.strip_prefix("handover:")?.to_owned(), port)))
+        .collect();
+    let uncertain = if clean_stop {
+        HashSet::new()
+    } else {
+        conn.prepare("SELECT id FROM items WHERE state = ?1 AND id <= ?2 ORDER BY id LIMIT ?3")?
+            .query_map(params![STATE_PENDING, leased_up_to, UNCERTAIN_MAX], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    Ok(Marks {
+        leased_up_to,
+        uncertain,
+        handovers,
+    })
+}
+
+/// Device and inode of the file at `path`, if it exists.
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn load_counts(conn: &Connection) -> rusqlite::Result<Counts> {

@@ -4,7 +4,7 @@ use super::lease::{DUE_RETRIES_SQL, FRESH_SQL};
 use super::*;
 use crate::messages::{ItemState, LeasedItem, Outcome, RetryAllOutcome};
 use crate::record::parse::parse_frame;
-use crate::record::{ItemBody, RecordConfig, SequenceRef, new_uid};
+use crate::record::{ItemBody, LinkParser, RecordConfig, SequenceRef, new_uid};
 use serde_json::Value;
 use serde_json::json;
 use std::collections::HashMap;
@@ -75,8 +75,8 @@ fn film_nos(items: &[LeasedItem]) -> Vec<i64> {
         .collect()
 }
 
-fn parsers(record: RecordConfig) -> HashMap<String, RecordConfig> {
-    HashMap::from([("line-1".to_string(), record)])
+fn parsers(record: RecordConfig) -> HashMap<String, LinkParser> {
+    HashMap::from([("line-1".to_string(), record.into())])
 }
 
 fn delivered(id: i64) -> (i64, Outcome) {

@@ -1,7 +1,7 @@
 //! The write log: every write of the open transaction is applied and kept until its commit
 //! succeeds; a failed commit rolls back, and the next one replays the log.
 
-use super::{Counts, QueueStore, SEQUENCE_CACHE_MAX, STATE_DEAD, STATE_PENDING, json_text};
+use super::{Counts, DeadNotice, QueueStore, SEQUENCE_CACHE_MAX, STATE_DEAD, STATE_PENDING, json_text};
 use crate::error::QueueError;
 use crate::messages::Outcome;
 use crate::record::{ItemBody, NewItem, SequenceRef};
@@ -20,6 +20,8 @@ pub(super) enum WriteOp {
         outcome: Outcome,
         at_ms: i64,
     },
+    /// A mark for the next process (see [`crate::queue::QueueStore::mark_stop`]).
+    Mark { name: String, value: String },
     /// An upstream id from [`QueueStore::sequence_posted`].
     SequencePosted {
         sequence_id: i64,
@@ -71,6 +73,15 @@ impl QueueStore {
         match op {
             WriteOp::Insert(item) => self.apply_insert(item),
             WriteOp::Ack { id, outcome, at_ms } => self.apply_ack(*id, outcome, *at_ms),
+            WriteOp::Mark { name, value } => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO marks (name, value) VALUES (?1, ?2)
+                         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    )?
+                    .execute(params![name, value])?;
+                Ok(())
+            }
             WriteOp::SequencePosted {
                 sequence_id,
                 upstream_id,
@@ -126,6 +137,12 @@ impl QueueStore {
             self.tx_new_work = true;
         } else {
             self.tx_delta.dead += 1;
+            self.tx_dead.push(DeadNotice {
+                id: self.tx_max_id,
+                uid: item.uid.clone(),
+                source: item.source.clone(),
+                reason: last_error.unwrap_or_default().to_owned(),
+            });
         }
         Ok(())
     }
@@ -196,6 +213,18 @@ impl QueueStore {
                     )?
                     .execute(params![error, id])? as i64;
                 self.tx_delta.dead += n;
+                if n == 1 {
+                    let (uid, source) = self
+                        .conn
+                        .prepare_cached("SELECT uid, source FROM items WHERE id = ?1")?
+                        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    self.tx_dead.push(DeadNotice {
+                        id,
+                        uid,
+                        source,
+                        reason: error.clone(),
+                    });
+                }
                 n
             }
         };
@@ -292,6 +321,7 @@ impl QueueStore {
         self.tx_delta = Counts::default();
         self.tx_max_id = 0;
         self.tx_new_work = false;
+        self.tx_dead.clear();
         if self.failure.is_none() {
             self.log.clear();
         }

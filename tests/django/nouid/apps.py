@@ -1,0 +1,5 @@
+from django.apps import AppConfig
+
+
+class NouidConfig(AppConfig):
+    name = "nouid"
