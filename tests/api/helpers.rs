@@ -248,19 +248,29 @@ impl Gateway {
     }
 
     pub fn start(config: &Path) -> Gateway {
-        Gateway::spawn(config, None, "error")
+        Gateway::spawn(config, None, "error", &[])
     }
 
     /// [`Gateway::start`] with its log (stderr, at the default `info` level, as a plant runs
     /// it) sent to `log`.
     pub fn start_logging(config: &Path, log: std::fs::File) -> Gateway {
-        Gateway::spawn(config, Some(log), "info")
+        Gateway::spawn(config, Some(log), "info", &[])
+    }
+
+    /// [`Gateway::start_logging`] with more environment (e.g. libfaketime's).
+    pub fn start_logging_with(config: &Path, log: std::fs::File, env: &[(&str, &str)]) -> Gateway {
+        Gateway::spawn(config, Some(log), "info", env)
     }
 
     /// Starts the binary and waits until it listens. A pinned port (a restart) may be held for a
     /// moment by another socket that took it while the gateway was down: then the start is
     /// tried again for up to 10 s.
-    fn spawn(config: &Path, log: Option<std::fs::File>, level: &str) -> Gateway {
+    fn spawn(
+        config: &Path,
+        log: Option<std::fs::File>,
+        level: &str,
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let mut settings: toml::Table = toml::from_str(&std::fs::read_to_string(config).unwrap())
             .expect("a config written by the test");
         let bind = settings["web"]["bind"].as_str().unwrap().to_owned();
@@ -278,6 +288,7 @@ impl Gateway {
                 .arg("--config")
                 .arg(config)
                 .env("RUST_LOG", level)
+                .envs(env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(stderr())
                 .spawn()

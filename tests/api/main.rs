@@ -14,4 +14,5 @@ mod kill;
 mod peers;
 mod pipeline;
 mod protocol;
+mod stock;
 mod upstreams;

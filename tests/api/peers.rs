@@ -176,8 +176,14 @@ impl Django {
 
     /// Every film row of `api` (at most 100,000); `None` while the server does not answer.
     pub async fn films(&self, api: &str) -> Option<Vec<serde_json::Value>> {
+        self.rows(&format!("{api}films/")).await
+    }
+
+    /// Every row of the list at `path` (at most 100,000); `None` while the server does not
+    /// answer.
+    pub async fn rows(&self, path: &str) -> Option<Vec<serde_json::Value>> {
         let page: serde_json::Value = Django::client()
-            .get(format!("{}{api}films/?limit=100000", self.origin))
+            .get(format!("{}{path}?limit=100000", self.origin))
             .insert_header(("Authorization", format!("Token {}", Django::TOKEN)))
             .send()
             .await
@@ -187,6 +193,49 @@ impl Django {
             .await
             .ok()?;
         page["results"].as_array().cloned()
+    }
+}
+
+impl Django {
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// `tests/django/proxy504.py` in front of a server on `127.0.0.1:upstream_port`: relays every
+/// request, but answers the POSTs its rules name with 504 after the backend has answered
+/// (the backend committed; the client never learns it), as a proxy whose timeout is shorter
+/// than the backend's answer does.
+pub struct Proxy504 {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub origin: String,
+}
+
+impl Proxy504 {
+    /// `rules`: see the script (`sequences:2,films:every5`).
+    pub async fn start(upstream_port: u16, rules: &str) -> Proxy504 {
+        let port = unclaimed_port();
+        let mut child = Command::new(python())
+            .arg(repo().join("tests/django/proxy504.py"))
+            .args([&port.to_string(), &upstream_port.to_string(), rules])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the proxy starts");
+        wait_listening(port, "proxy504", &mut child).await;
+        Proxy504 {
+            child,
+            origin: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Proxy504 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -225,7 +225,9 @@ async fn create_sequence(
         }
         let next = format!("{}.{derived}", seq.uid);
         log::warn!(
-            "poster: sequence {uid} already exists upstream but its id cannot be learned              (GET {} is not filtered by ?uid=); posting it again as {next}, which leaves the              row {uid} upstream orphaned, without films",
+            "poster: sequence {uid} already exists upstream but its id cannot be learned \
+             (GET {} is not filtered by ?uid=); posting it again as {next}, which leaves the \
+             row {uid} upstream orphaned, without films",
             cfg.sequences_url()
         );
         uid = next;

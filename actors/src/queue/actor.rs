@@ -150,8 +150,8 @@ impl Handler<Lease> for QueueActor {
 
     fn handle(&mut self, msg: Lease, ctx: &mut Self::Context) -> Self::Result {
         let leased = self.store.lease(msg.max_items, steady_ms());
-        // The lease may have written its `leased_up_to` mark: it rides with the acks' commit.
-        self.settle_outcomes(ctx);
+        // A raised lease limit is committed at once; its commit wakes the poster.
+        self.settle(ctx);
         leased
     }
 }

@@ -15,8 +15,8 @@ pub(super) const SCHEMA_VERSION: i64 = 1;
 /// it the room a checkpoint needs on a full disk, small (see [`super::space`]).
 pub(super) const WAL_CHECKPOINT_PAGES: i64 = 256;
 
-/// `marks` holds what one process tells the next: `leased_up_to` (the highest fresh item id
-/// leased, written with the commits), and, written by a graceful stop only, `clean_stop` and
+/// `marks` holds what one process tells the next: `lease_limit` (no fresh item above it is
+/// leased before a higher limit is committed), and, written by a graceful stop only, `clean_stop` and
 /// `handover:<link>` (the port, and that the link stopped at a record boundary). Both kinds
 /// of the latter are taken (read and deleted) at open.
 ///

@@ -1,10 +1,16 @@
 //! Leases: which committed items go to the poster next, and when a waiting retry is due.
 
-use super::{QueueStore, film_data, json_value};
+use super::writes::WriteOp;
+use super::{LEASE_LIMIT_MARK, QueueStore, film_data, json_value};
 use crate::error::QueueError;
 use crate::messages::{LeasedItem, LeasedSequence};
 use crate::record::FilmData;
 use rusqlite::{Row, params};
+
+/// How far a raised lease limit reaches beyond the items leased: at most this many fresh
+/// items (and every item with a retry) count as uncertain after a crash, and the limit is
+/// written about once per this many items, riding with the commits of frames.
+const LEASE_AHEAD: i64 = 1024;
 
 /// Retries whose time has come (`?1` = now), in the partial index's own order: no sort, and
 /// the scan stops as soon as enough are taken. `INDEXED BY` because on a young file the
@@ -27,6 +33,11 @@ pub(super) const FRESH_SQL: &str = "SELECT i.id, i.uid, i.source, i.received_at_
 impl QueueStore {
     /// Up to `max_items` committed items that are due and not in flight: retries whose time
     /// has come first (earliest due first), then fresh items in read order. Marks them in flight.
+    ///
+    /// Fresh items are leased only up to the committed lease limit; when more wait, a higher
+    /// limit is written (the caller commits it at once). So after a crash the next process
+    /// knows which items may have been posted without their outcome being stored (see
+    /// `uncertain` in [`QueueStore`]).
     pub fn lease(&mut self, max_items: usize, now_ms: i64) -> Result<Vec<LeasedItem>, QueueError> {
         if let Some(f) = &self.failure {
             // Outcomes could not be stored now; the poster waits for the store to recover.
@@ -47,10 +58,11 @@ impl QueueStore {
             }
         }
         let retries = leased.len();
-        if leased.len() < max_items && self.fresh_cursor < self.committed_max_id {
+        let fresh_up_to = self.committed_max_id.min(self.lease_limit);
+        if leased.len() < max_items && self.fresh_cursor < fresh_up_to {
             let mut stmt = self.conn.prepare_cached(FRESH_SQL)?;
             let limit = (max_items - leased.len()) as i64;
-            let mut rows = stmt.query(params![self.fresh_cursor, self.committed_max_id, limit])?;
+            let mut rows = stmt.query(params![self.fresh_cursor, fresh_up_to, limit])?;
             while let Some(row) = rows.next()? {
                 leased.push(leased_item(row)?);
             }
@@ -58,14 +70,12 @@ impl QueueStore {
         if let Some(last) = leased[retries..].last() {
             self.fresh_cursor = last.id;
         }
-        if self.fresh_cursor > self.leased_up_to {
-            // Rides with the next commit (the acks'): after a crash, the items up to it may
-            // have been in flight.
-            self.leased_up_to = self.fresh_cursor;
-            self.write(super::writes::WriteOp::Mark {
-                name: "leased_up_to".into(),
-                value: self.fresh_cursor.to_string(),
-            });
+        if self.committed_max_id > self.lease_limit && self.lease_limit_written == self.lease_limit
+        {
+            // More fresh items wait than the limit lets go: raise it. They wait for its commit
+            // (the caller commits at once), which wakes the poster.
+            self.write_lease_limit(self.fresh_cursor.max(self.lease_limit) + LEASE_AHEAD);
+            self.tx_new_work = true;
         }
         if !self.uncertain.is_empty() {
             let before = self.uncertain.len();
@@ -79,6 +89,24 @@ impl QueueStore {
             self.changes.notify();
         }
         Ok(leased)
+    }
+
+    /// Called before a commit: when it brings items beyond the lease limit, the limit rises
+    /// to [`LEASE_AHEAD`] past the items leased, in the same transaction (no commit of its
+    /// own), so the poster's next lease finds them.
+    pub(super) fn raise_lease_limit_for_new_items(&mut self) {
+        let wanted = self.fresh_cursor + LEASE_AHEAD;
+        if self.tx_max_id > self.lease_limit_written && wanted > self.lease_limit_written {
+            self.write_lease_limit(wanted);
+        }
+    }
+
+    fn write_lease_limit(&mut self, limit: i64) {
+        self.lease_limit_written = limit;
+        self.write(WriteOp::Mark {
+            name: LEASE_LIMIT_MARK.into(),
+            value: limit.to_string(),
+        });
     }
 
     /// The earliest time after `now_ms` at which a waiting retry becomes due.

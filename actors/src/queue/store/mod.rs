@@ -113,8 +113,11 @@ pub struct QueueStore {
     uncertain: HashSet<i64>,
     /// Items of `uncertain` leased again since start.
     uncertain_resends_total: u64,
-    /// The `leased_up_to` mark as last written.
-    leased_up_to: i64,
+    /// The committed `lease_limit` mark: fresh items above it are not leased until a higher
+    /// one is committed, so after a crash every item that may have been in flight is known.
+    lease_limit: i64,
+    /// The `lease_limit` mark as last written (above `lease_limit` while its commit is due).
+    lease_limit_written: i64,
     /// `handover:<link>` marks of the last graceful stop: link name -> port it stopped on at
     /// a record boundary.
     handovers: HashMap<String, String>,
@@ -225,7 +228,8 @@ impl QueueStore {
             dead_notices: Vec::new(),
             uncertain: marks.uncertain,
             uncertain_resends_total: 0,
-            leased_up_to: marks.leased_up_to,
+            lease_limit: marks.lease_limit,
+            lease_limit_written: marks.lease_limit,
             handovers: marks.handovers,
             file_identity: file_identity(&cfg.path),
             replaced: None,
@@ -420,6 +424,7 @@ impl QueueStore {
         if !self.in_tx {
             return Ok(());
         }
+        self.raise_lease_limit_for_new_items();
         if let Err(e) = self
             .trim_posted()
             .and_then(|()| self.conn.execute_batch("COMMIT"))
@@ -428,6 +433,7 @@ impl QueueStore {
         }
         self.counts = self.counts.plus(self.tx_delta);
         self.committed_max_id = self.committed_max_id.max(self.tx_max_id);
+        self.lease_limit = self.lease_limit_written;
         self.new_work |= self.tx_new_work;
         self.failure = None;
         self.dead_notices.append(&mut self.tx_dead);
@@ -465,10 +471,13 @@ impl QueueStore {
 
 /// What the marks of the last process say (see [`super::schema::SCHEMA`]).
 struct Marks {
-    leased_up_to: i64,
+    lease_limit: i64,
     uncertain: HashSet<i64>,
     handovers: HashMap<String, String>,
 }
+
+/// The mark that bounds fresh leases (see [`QueueStore::lease`]).
+pub(super) const LEASE_LIMIT_MARK: &str = "lease_limit";
 
 /// Most items remembered as uncertain after a crash (a few leases' worth in practice).
 const UNCERTAIN_MAX: i64 = 100_000;
@@ -481,11 +490,11 @@ fn take_marks(conn: &Connection, path: &str) -> rusqlite::Result<Marks> {
         .prepare("SELECT name, value FROM marks")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let leased_up_to = marks
-        .remove("leased_up_to")
+    let lease_limit = marks
+        .remove(LEASE_LIMIT_MARK)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let deleted = conn.execute("DELETE FROM marks WHERE name <> 'leased_up_to'", []);
+    let deleted = conn.execute("DELETE FROM marks WHERE name <> ?1", [LEASE_LIMIT_MARK]);
     if let Err(e) = &deleted {
         log::warn!("queue: {path}: the last stop's marks cannot be cleared ({e}); not used");
     }
@@ -496,15 +505,20 @@ fn take_marks(conn: &Connection, path: &str) -> rusqlite::Result<Marks> {
         .filter(|_| trusted)
         .filter_map(|(name, port)| Some((name.strip_prefix("handover:")?.to_owned(), port)))
         .collect();
+    // Every item that may have been in flight: fresh ones up to the lease limit, and any
+    // item a retry was due for (revived ones included, whatever their id).
     let uncertain = if clean_stop {
         HashSet::new()
     } else {
-        conn.prepare("SELECT id FROM items WHERE state = ?1 AND id <= ?2 ORDER BY id LIMIT ?3")?
-            .query_map(params![STATE_PENDING, leased_up_to, UNCERTAIN_MAX], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?
+        conn.prepare(
+            "SELECT id FROM items WHERE state = ?1 AND (id <= ?2 OR next_attempt_at_ms > 0)
+             ORDER BY id LIMIT ?3",
+        )?
+        .query_map(params![STATE_PENDING, lease_limit, UNCERTAIN_MAX], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?
     };
     Ok(Marks {
-        leased_up_to,
+        lease_limit,
         uncertain,
         handovers,
     })

@@ -844,3 +844,172 @@ fn store_throughput_100k() {
         N as f64 / drain_s
     );
 }
+
+#[test]
+fn after_a_crash_every_item_that_was_in_flight_counts_as_an_uncertain_resend() {
+    let dir = TempDir::new().unwrap();
+    {
+        let mut store = open(&dir);
+        store.enqueue(films(1, 5), NOW).unwrap();
+        store.commit().unwrap();
+        let leased = store.lease(3, NOW).unwrap();
+        store.ack(vec![delivered(leased[0].id)], NOW);
+        store.commit().unwrap();
+        // Items 2 and 3 are in flight: the process dies.
+    }
+    let mut store = open(&dir);
+    let leased = store.lease(10, NOW).unwrap();
+    assert_eq!(film_nos(&leased), [2, 3, 4, 5]);
+    let uncertain = store.stats(NOW).uncertain_resends_total;
+    // Never fewer than were in flight; at most what the lease limit let go (all here).
+    assert!((2..=4).contains(&uncertain), "{uncertain}");
+    // A graceful stop with every post ended leaves nothing uncertain.
+    store.ack(leased.iter().map(|i| delivered(i.id)).collect(), NOW);
+    store.enqueue(films(6, 7), NOW).unwrap();
+    store.mark_stop(Vec::new(), true);
+    store.commit().unwrap();
+    drop(store);
+    let mut store = open(&dir);
+    assert_eq!(film_nos(&store.lease(10, NOW).unwrap()), [6, 7]);
+    assert_eq!(store.stats(NOW).uncertain_resends_total, 0);
+}
+
+#[test]
+fn fresh_items_beyond_the_committed_lease_limit_wait_for_its_commit() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir);
+    // More than one lease limit's worth, committed in one go.
+    store.enqueue(films(1, 1500), NOW).unwrap();
+    store.commit().unwrap();
+    let first = store.lease(2000, NOW).unwrap();
+    assert_eq!(first.len(), 1024, "the limit lets the first 1,024 go");
+    assert!(store.has_uncommitted(), "a higher limit was written");
+    assert!(store.lease(2000, NOW).unwrap().is_empty());
+    store.commit().unwrap();
+    assert!(store.take_new_work(), "the raised limit wakes the poster");
+    assert_eq!(store.lease(2000, NOW).unwrap().len(), 476);
+}
+
+#[test]
+fn waiting_retries_are_due_at_once_after_a_reopen() {
+    let dir = TempDir::new().unwrap();
+    {
+        let (mut store, id) = one_film_leased(&dir);
+        let hour_ms = 3_600_000;
+        store.ack(
+            vec![(
+                id,
+                Outcome::Retry {
+                    error: "HTTP 503".into(),
+                    delay_ms: hour_ms,
+                },
+            )],
+            NOW,
+        );
+        store.commit().unwrap();
+        assert!(store.lease(10, NOW + 1).unwrap().is_empty());
+    }
+    // The next process's steady clock has nothing to do with this one's.
+    let mut store = open(&dir);
+    assert_eq!(store.lease(10, 2).unwrap().len(), 1);
+}
+
+#[test]
+fn a_stop_at_a_record_boundary_hands_the_port_over_to_the_next_open_only() {
+    let dir = TempDir::new().unwrap();
+    {
+        let mut store = open(&dir);
+        store.mark_stop(
+            vec![("line-1".into(), "/dev/pts/7 (device 0x8807)".into())],
+            true,
+        );
+        store.commit().unwrap();
+    }
+    let store = open(&dir);
+    assert!(store.handed_over_at_boundary("line-1", "/dev/pts/7 (device 0x8807)"));
+    assert!(!store.handed_over_at_boundary("line-1", "/dev/pts/8 (device 0x8808)"));
+    assert!(!store.handed_over_at_boundary("line-2", "/dev/pts/7 (device 0x8807)"));
+    drop(store);
+    // This process "crashed": nothing is known of where the line stood.
+    let store = open(&dir);
+    assert!(!store.handed_over_at_boundary("line-1", "/dev/pts/7 (device 0x8807)"));
+}
+
+fn fragment(raw: &[u8]) -> NewItem {
+    NewItem {
+        body: ItemBody::Fragment {
+            reason: "partial frame at link start".into(),
+        },
+        sequence: None,
+        raw: raw.to_vec(),
+        ..film(1)
+    }
+}
+
+#[test]
+fn an_accepted_fragment_is_delivered_in_its_lot_and_says_so_and_limits_still_hold() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir);
+    store
+        .enqueue(
+            vec![
+                film(1),
+                fragment(b"L1,2,25.4,1200,0"),
+                fragment(b"25.4,1200,0"),
+                fragment(&[b'L'; 5000]),
+                rejected(b"L1,x", None),
+            ],
+            NOW,
+        )
+        .unwrap();
+    store.commit().unwrap();
+    let p = parsers(RecordConfig::default());
+    let whole = store.accept_fragment(2, &p, NOW).unwrap();
+    assert_eq!(whole.state, ItemState::Pending);
+    assert!(whole.accepted_by_hand);
+    assert_eq!(whole.sequence_uid.as_deref(), Some("seq-L1"), "joins its lot");
+    let tail = store.accept_fragment(3, &p, NOW).unwrap();
+    assert_eq!(tail.state, ItemState::Dead);
+    assert!(!tail.accepted_by_hand);
+    let long = store.accept_fragment(4, &p, NOW).unwrap();
+    assert_eq!(long.state, ItemState::Dead);
+    assert_eq!(
+        long.last_error.as_deref(),
+        Some("frame exceeds max_frame_bytes (4096): 5000 bytes")
+    );
+    assert!(matches!(
+        store.accept_fragment(5, &p, NOW),
+        Err(QueueError::NotFragment(5))
+    ));
+    let leased = store.lease(10, NOW).unwrap();
+    assert_eq!(leased.iter().map(|i| i.id).collect::<Vec<_>>(), [2, 1]);
+    // Dead items were told once each, when their commit succeeded.
+    let told: Vec<i64> = store.take_dead_notices().iter().map(|d| d.id).collect();
+    assert_eq!(told, [2, 3, 4, 5]);
+    assert!(store.take_dead_notices().is_empty());
+}
+
+#[test]
+fn a_retried_frame_meets_max_frame_bytes_like_a_new_one() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir);
+    let long = format!("L1,1,25.4,1200,{}", "0".repeat(5000));
+    let too_long = NewItem {
+        body: ItemBody::Rejected {
+            reason: "frame exceeds max_frame_bytes (4096): 5015 bytes".into(),
+        },
+        sequence: None,
+        raw: long.into_bytes(),
+        ..film(1)
+    };
+    store.enqueue(vec![too_long], NOW).unwrap();
+    store.commit().unwrap();
+    // Parses with the current fields, but is longer than the link takes.
+    let view = store
+        .retry_item(1, &parsers(RecordConfig::default()), NOW)
+        .unwrap();
+    assert_eq!(view.state, ItemState::Dead);
+    assert!(
+        view.last_error.unwrap().starts_with("frame exceeds max_frame_bytes"),
+    );
+}
