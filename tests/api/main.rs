@@ -8,6 +8,7 @@ mod dashboard;
 mod delivery;
 mod disk;
 mod fleet;
+mod handover;
 mod helpers;
 mod integrity;
 mod kill;

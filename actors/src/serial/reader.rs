@@ -25,6 +25,10 @@ const MAX_FRAMES_PER_BATCH: usize = 1024;
 /// Bytes one read may bring (the buffer grows only for a frame longer than this).
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
+/// How long a stop or restart that finds a record half read waits for the rest of it, so
+/// that the connection ends between two records (no fragment, and a clean hand-over).
+const STOP_FINISH_RECORD: Duration = Duration::from_millis(500);
+
 /// Pause between attempts to hand a refused batch to the queue again.
 const ENQUEUE_RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -147,11 +151,18 @@ async fn read_until_end(conn: &mut Connection, mut port: SerialStream) -> (ReadE
             .update(&conn.maker.source, |s| s.state = LinkState::Up);
         up = true;
     }
+    // Set when a stop or restart came while a record was half read: until then its rest may
+    // still come, so the stop falls between two records.
+    let mut finish_by: Option<Instant> = None;
     let end = loop {
         // Checked here, not only in the select below: a signal seen while a batch waited
         // for the queue counts too.
-        if *conn.signal.borrow() != Signal::Run {
-            break ReadEnd::Requested;
+        let stopping = *conn.signal.borrow() != Signal::Run;
+        if stopping {
+            if buf.is_empty() || finish_by.is_some_and(|at| Instant::now() >= at) {
+                break ReadEnd::Requested;
+            }
+            finish_by.get_or_insert_with(|| Instant::now() + STOP_FINISH_RECORD);
         }
         if buf.capacity() - buf.len() < READ_BUFFER_BYTES / 4 {
             buf.reserve(READ_BUFFER_BYTES);
@@ -159,7 +170,15 @@ async fn read_until_end(conn: &mut Connection, mut port: SerialStream) -> (ReadE
         let idle_deadline = last_byte_at + idle.unwrap_or(Duration::from_secs(86_400));
         let read = tokio::select! {
             biased;
-            _ = conn.signal.changed() => break ReadEnd::Requested,
+            changed = conn.signal.changed(), if !stopping => {
+                if changed.is_err() {
+                    break ReadEnd::Requested;
+                }
+                continue;
+            }
+            _ = tokio::time::sleep_until(finish_by.unwrap_or(opened_at)), if finish_by.is_some() => {
+                break ReadEnd::Requested;
+            }
             read = port.read_buf(&mut buf) => read,
             _ = tokio::time::sleep_until(quiet_check_at.unwrap_or(opened_at)), if quiet_check_at.is_some() => {
                 codec.line_was_quiet();
