@@ -91,7 +91,8 @@ async fn graceful_restarts_and_link_restarts_on_a_pty_turn_no_record_into_a_frag
     let last = film_line(&format!("H{}", written / 250), written);
     let raws = wait_for(Duration::from_secs(60), "every record stored", async || {
         let raws = raws_stored(&gateway).await?;
-        raws.contains_key(last.trim_end_matches('\r')).then_some(raws)
+        raws.contains_key(last.trim_end_matches('\r'))
+            .then_some(raws)
     })
     .await;
     gateway.wait_idle(Duration::from_secs(30)).await;
@@ -112,10 +113,14 @@ async fn a_whole_record_kept_as_a_fragment_can_be_accepted_by_hand_and_is_then_d
     let gateway = Gateway::launch(dir.path(), &settings);
     gateway.wait_link_up().await;
     pty.write_all(film_line("LOT-ACC", 2).as_bytes()).unwrap();
-    wait_for(Duration::from_secs(30), "the later record stored", async || {
-        let raws = raws_stored(&gateway).await?;
-        (raws.len() == 1).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "the later record stored",
+        async || {
+            let raws = raws_stored(&gateway).await?;
+            (raws.len() == 1).then_some(())
+        },
+    )
     .await;
     let dead = dead(&gateway).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
@@ -137,10 +142,14 @@ async fn a_whole_record_kept_as_a_fragment_can_be_accepted_by_hand_and_is_then_d
     let (status, item) = post("accept").await;
     assert_eq!(status, 200, "{item}");
     assert_eq!(item["accepted_by_hand"], true, "{item}");
-    wait_for(Duration::from_secs(30), "the accepted record stored", async || {
-        let raws = raws_stored(&gateway).await?;
-        (raws.len() == 2).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "the accepted record stored",
+        async || {
+            let raws = raws_stored(&gateway).await?;
+            (raws.len() == 2).then_some(())
+        },
+    )
     .await;
     let films = gateway.get_json("/api/films/").await.unwrap();
     let sequences: Vec<&Value> = films["results"]
@@ -149,7 +158,10 @@ async fn a_whole_record_kept_as_a_fragment_can_be_accepted_by_hand_and_is_then_d
         .iter()
         .map(|f| &f["sequence"])
         .collect();
-    assert_eq!(sequences[0], sequences[1], "the accepted film joins its lot");
+    assert_eq!(
+        sequences[0], sequences[1],
+        "the accepted film joins its lot"
+    );
     let posted = gateway
         .get_json(&format!("/api/queue/{whole}"))
         .await
@@ -252,7 +264,9 @@ fn interim_answering_upstream() -> (String, Arc<AtomicU64>) {
                 let mut pending = Vec::new();
                 let mut chunk = [0u8; 65536];
                 loop {
-                    let Ok(n) = stream.read(&mut chunk) else { return };
+                    let Ok(n) = stream.read(&mut chunk) else {
+                        return;
+                    };
                     if n == 0 {
                         return;
                     }
@@ -298,7 +312,12 @@ async fn an_interim_100_continue_before_the_final_answer_is_skipped() {
     for n in 1..=10 {
         pty.write_all(film_line("CONT", n).as_bytes()).unwrap();
     }
-    let stats = gateway.wait_idle(Duration::from_secs(30)).await;
+    let stats = wait_for(Duration::from_secs(30), "every film answered", async || {
+        let stats = gateway.get_json("/api/queue/stats").await?;
+        let answered = stats["posted"].as_u64()? + stats["dead"].as_u64()?;
+        (answered == 10).then_some(stats)
+    })
+    .await;
     assert_eq!((&stats["posted"], &stats["dead"]), (&10.into(), &0.into()));
     // One sequence and ten films, each posted once.
     assert_eq!(answered.load(Ordering::Relaxed), 11);
@@ -314,19 +333,24 @@ async fn a_queue_file_replaced_under_a_running_gateway_is_noticed_and_named() {
     std::fs::rename(queue, queue.with_extension("moved")).unwrap();
     std::fs::write(queue, b"").unwrap();
     let client = awc::Client::default();
-    wait_for(Duration::from_secs(60), "/readyz answering 503", async || {
-        let res = client
-            .get(format!("{}/readyz", gateway.address))
-            .send()
-            .await
-            .ok()?;
-        (res.status() == 503).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(60),
+        "/readyz answering 503",
+        async || {
+            let res = client
+                .get(format!("{}/readyz", gateway.address))
+                .send()
+                .await
+                .ok()?;
+            (res.status() == 503).then_some(())
+        },
+    )
     .await;
     let log = std::fs::read_to_string(log).unwrap();
     let named = format!("the queue file {} was replaced", queue.display());
     assert!(
-        log.lines().any(|l| l.contains("ERROR") && l.contains(&named)),
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains(&named)),
         "{log}"
     );
 }
@@ -354,5 +378,8 @@ async fn every_dead_item_is_logged_once_naming_it() {
     );
     let lines: Vec<&str> = log.lines().filter(|l| l.contains(&named)).collect();
     assert_eq!(lines.len(), 1, "{log}");
-    assert!(lines[0].contains("WARN") && lines[0].contains("expected 5 fields"), "{log}");
+    assert!(
+        lines[0].contains("WARN") && lines[0].contains("expected 5 fields"),
+        "{log}"
+    );
 }

@@ -280,7 +280,10 @@ mod tests {
         let uid = "0193-abc";
         for (status, body) in [
             (400, r#"{"uid": ["film with this uid already exists."]}"#),
-            (400, r#"{"uid": ["sequence with this uid already exists."], "key": ["x"]}"#),
+            (
+                400,
+                r#"{"uid": ["sequence with this uid already exists."], "key": ["x"]}"#,
+            ),
             (409, r#"{"detail": "uid 0193-abc already exists"}"#),
             (409, "Film 0193-abc already exists"),
             (400, r#"{"uid": "Film with this Uid already exists."}"#),
@@ -288,7 +291,10 @@ mod tests {
             assert!(uid_already_exists(&reply(status, body), uid), "{body}");
         }
         for (status, body) in [
-            (400, r#"{"sequence": ["Invalid pk \"9\" - object does not exist."]}"#),
+            (
+                400,
+                r#"{"sequence": ["Invalid pk \"9\" - object does not exist."]}"#,
+            ),
             (400, r#"{"uid": ["This field is required."]}"#),
             (409, r#"{"detail": "another uid already exists"}"#),
             (422, r#"{"uid": ["film with this uid already exists."]}"#),
@@ -314,7 +320,11 @@ mod tests {
             page(json!([])),
             r#"{"detail": "not found"}"#.to_owned(),
         ] {
-            assert_eq!(row_by_uid(unfiltered.as_bytes(), "s-1", "id"), None, "{unfiltered}");
+            assert_eq!(
+                row_by_uid(unfiltered.as_bytes(), "s-1", "id"),
+                None,
+                "{unfiltered}"
+            );
         }
     }
 

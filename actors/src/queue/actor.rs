@@ -16,9 +16,9 @@
 use super::dead_log::{DeadLog, WINDOW as DEAD_LOG_WINDOW};
 use super::{QueueConfig, QueueError, QueueStore};
 use crate::messages::{
-    AcceptItem, Ack, DeleteItem, Enqueue, EnqueueOutcome, Flush, GetItem, GetStats, ItemPage, Lease,
-    LeasedItem, ListItems, MarkStop, Outcome, QueueStats, QueuedItem, RetryAllDead, RetryAllOutcome,
-    RetryItem, SequencePosted, Subscribe, WorkAvailable,
+    AcceptItem, Ack, DeleteItem, Enqueue, EnqueueOutcome, Flush, GetItem, GetStats, ItemPage,
+    Lease, LeasedItem, ListItems, MarkStop, Outcome, QueueStats, QueuedItem, RetryAllDead,
+    RetryAllOutcome, RetryItem, SequencePosted, Subscribe, WorkAvailable,
 };
 use crate::record::LinkParser;
 use crate::record::steady_ms;

@@ -67,6 +67,9 @@ mod tests {
         assert_eq!(log.take_summary(start + Duration::from_secs(59)), None);
         assert_eq!(log.take_summary(start + WINDOW), Some(30));
         assert_eq!(log.take_summary(start + WINDOW * 2), None);
-        assert!(log.admit(start + WINDOW * 2), "a new minute has a new budget");
+        assert!(
+            log.admit(start + WINDOW * 2),
+            "a new minute has a new budget"
+        );
     }
 }

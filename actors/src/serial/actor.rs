@@ -17,8 +17,8 @@
 
 use super::config::SerialConfig;
 use super::items::ItemMaker;
-use super::reader::{Connection, Finished, ReadEnd, Signal, open_port, read_loop};
 use super::pty::handover_identity;
+use super::reader::{Connection, Finished, ReadEnd, Signal, open_port, read_loop};
 use super::sequence::SequenceTracker;
 use super::sim::Simulator;
 use crate::backoff::{Backoff, Reconnects};
@@ -263,10 +263,7 @@ impl SerialActor {
         self.reader = None;
         self.tracker = Some(finished.tracker);
         self.film_seen = finished.film_seen;
-        self.boundary_port = self
-            .open_identity
-            .take()
-            .filter(|_| finished.at_boundary);
+        self.boundary_port = self.open_identity.take().filter(|_| finished.at_boundary);
         let end = finished.end;
         if self.stopped_for_good {
             return;

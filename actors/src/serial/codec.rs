@@ -300,7 +300,11 @@ mod tests {
         );
         assert_eq!(
             frames,
-            vec![frame(b"LOT-0001,40,25.1,1200,0"), frame(b"b,2"), frame(b"c\0,3")]
+            vec![
+                frame(b"LOT-0001,40,25.1,1200,0"),
+                frame(b"b,2"),
+                frame(b"c\0,3")
+            ]
         );
         assert_eq!(codec.take_noise_bytes(), 4);
         assert_eq!(codec.take_noise_bytes(), 0);

@@ -10,7 +10,8 @@ use actix::MailboxError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use filmgate_actors::messages::{
-    AcceptItem, DeleteItem, GetItem, GetStats, ItemState, ListItems, QueuedItem, RetryAllDead, RetryItem,
+    AcceptItem, DeleteItem, GetItem, GetStats, ItemState, ListItems, QueuedItem, RetryAllDead,
+    RetryItem,
 };
 use filmgate_actors::queue::QueueError;
 use filmgate_actors::record::{FilmData, rfc3339_ms};

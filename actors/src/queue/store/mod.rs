@@ -514,7 +514,9 @@ fn take_marks(conn: &Connection, path: &str) -> rusqlite::Result<Marks> {
             "SELECT id FROM items WHERE state = ?1 AND (id <= ?2 OR next_attempt_at_ms > 0)
              ORDER BY id LIMIT ?3",
         )?
-        .query_map(params![STATE_PENDING, lease_limit, UNCERTAIN_MAX], |r| r.get(0))?
+        .query_map(params![STATE_PENDING, lease_limit, UNCERTAIN_MAX], |r| {
+            r.get(0)
+        })?
         .collect::<rusqlite::Result<_>>()?
     };
     Ok(Marks {

@@ -967,7 +967,11 @@ fn an_accepted_fragment_is_delivered_in_its_lot_and_says_so_and_limits_still_hol
     let whole = store.accept_fragment(2, &p, NOW).unwrap();
     assert_eq!(whole.state, ItemState::Pending);
     assert!(whole.accepted_by_hand);
-    assert_eq!(whole.sequence_uid.as_deref(), Some("seq-L1"), "joins its lot");
+    assert_eq!(
+        whole.sequence_uid.as_deref(),
+        Some("seq-L1"),
+        "joins its lot"
+    );
     let tail = store.accept_fragment(3, &p, NOW).unwrap();
     assert_eq!(tail.state, ItemState::Dead);
     assert!(!tail.accepted_by_hand);
@@ -1010,6 +1014,8 @@ fn a_retried_frame_meets_max_frame_bytes_like_a_new_one() {
         .unwrap();
     assert_eq!(view.state, ItemState::Dead);
     assert!(
-        view.last_error.unwrap().starts_with("frame exceeds max_frame_bytes"),
+        view.last_error
+            .unwrap()
+            .starts_with("frame exceeds max_frame_bytes"),
     );
 }

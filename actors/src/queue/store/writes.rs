@@ -1,7 +1,9 @@
 //! The write log: every write of the open transaction is applied and kept until its commit
 //! succeeds; a failed commit rolls back, and the next one replays the log.
 
-use super::{Counts, DeadNotice, QueueStore, SEQUENCE_CACHE_MAX, STATE_DEAD, STATE_PENDING, json_text};
+use super::{
+    Counts, DeadNotice, QueueStore, SEQUENCE_CACHE_MAX, STATE_DEAD, STATE_PENDING, json_text,
+};
 use crate::error::QueueError;
 use crate::messages::Outcome;
 use crate::record::{ItemBody, NewItem, SequenceRef};
