@@ -8,10 +8,10 @@
 use filmgate_actors::invalid::InvalidConfig;
 use filmgate_actors::poster::UpstreamConfig;
 use filmgate_actors::queue::QueueConfig;
+use filmgate_actors::redact::{REDACTED, redact_url, url_secrets};
 use filmgate_actors::serial::SerialConfig;
 use filmgate_web::WebConfig;
 use filmgate_web::records::RecordsDb;
-use filmgate_web::redact::redact_url;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -22,8 +22,6 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("../config.toml");
 
 /// Prefix of environment overrides; sections and keys follow, separated by `__`.
 pub const ENV_PREFIX: &str = "FILMGATE__";
-
-const REDACTED: &str = "<redacted>";
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -178,6 +176,19 @@ impl Settings {
         shown.upstream.base_url = redact_url(&shown.upstream.base_url);
         shown.web.records_db = redact_url(&shown.web.records_db);
         toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+
+    /// Every secret of the configuration as it may appear in a text: the tokens (and the
+    /// password of a Basic `user:password` token), and the secret parts of the URLs.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = vec![self.web.token.clone(), self.upstream.token.clone()];
+        if let Some((_, password)) = self.upstream.token.split_once(':') {
+            secrets.push(password.to_owned());
+        }
+        secrets.extend(url_secrets(&self.upstream.base_url));
+        secrets.extend(url_secrets(&self.web.records_db));
+        secrets.retain(|s| !s.is_empty());
+        secrets
     }
 }
 

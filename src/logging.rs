@@ -1,9 +1,11 @@
-//! The process logger: env_logger (`RUST_LOG`, default `info`), with one guard against
-//! floods. actix-http logs every malformed request a client sends at ERROR ("stream error:
+//! The process logger: env_logger (`RUST_LOG`, default `info`). Every line passes
+//! [`filmgate_actors::redact`] (the configuration's secrets redacted, control characters
+//! escaped), and one guard against floods. actix-http logs every malformed request a client sends at ERROR ("stream error:
 //! request parse error"), so any client could flood the log; and while the records database
 //! is down every post a gateway retries fails alike. Those lines pass at most once per
 //! [`REPEAT_LOG_INTERVAL`] per source, saying how many were left out.
 
+use filmgate_actors::redact::{escape_controls, redact};
 use log::{Level, Log, Metadata, Record};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -45,6 +47,26 @@ pub fn init() {
     }
 }
 
+impl Logger {
+    /// Writes `message` as `record`'s line, with every secret of the configuration redacted
+    /// and control characters escaped: whatever a line quotes (an upstream's answer, a
+    /// frame, an error naming a URL), it stays one line, drives no terminal and leaks nothing.
+    fn write(&self, record: &Record, message: &str) {
+        let redacted = redact(message);
+        let line = escape_controls(&redacted);
+        self.inner.log(
+            &Record::builder()
+                .args(format_args!("{line}"))
+                .level(record.level())
+                .target(record.target())
+                .module_path(record.module_path())
+                .file(record.file())
+                .line(record.line())
+                .build(),
+        );
+    }
+}
+
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata) -> bool {
         self.inner.enabled(metadata)
@@ -55,7 +77,7 @@ impl Log for Logger {
             return;
         }
         let Some(i) = THROTTLED.iter().position(|t| t.0 == record.target()) else {
-            return self.inner.log(record);
+            return self.write(record, &record.args().to_string());
         };
         let (_, about, least_level) = THROTTLED[i];
         let mut throttled = self.throttled.lock().unwrap_or_else(|p| p.into_inner());
@@ -73,13 +95,12 @@ impl Log for Logger {
         *last = Some(Instant::now());
         *left_out = 0;
         drop(throttled);
-        self.inner.log(
-            &Record::builder()
-                .args(format_args!("{message}"))
-                .level(record.level().max(least_level))
-                .target(record.target())
-                .build(),
-        );
+        let record = Record::builder()
+            .level(record.level().max(least_level))
+            .target(record.target())
+            .args(*record.args())
+            .build();
+        self.write(&record, &message);
     }
 
     fn flush(&self) {

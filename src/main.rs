@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    filmgate_actors::redact::register_secrets(settings.secrets());
     if let Some(Command::CheckConfig) = cli.command {
         print!("{}", settings.redacted_toml());
         return ExitCode::SUCCESS;

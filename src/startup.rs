@@ -41,6 +41,7 @@ pub struct Application {
 impl Application {
     /// Builds everything from `settings`. Must run inside an actix `System`.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        filmgate_actors::redact::register_secrets(settings.secrets());
         let store = QueueStore::open(&settings.queue)?;
         let records_db = settings.web.records_db().map_err(anyhow::Error::msg)?;
         let records = RecordsStore::open(&records_db).context("web.records_db")?;
@@ -117,13 +118,14 @@ impl Application {
             token: settings.web.token().map(str::to_owned),
             allowed_hosts: settings.web.allowed_hosts.clone(),
             event_clients: Default::default(),
+            body_timeouts: settings.web.body_timeouts(),
         };
         let server = filmgate_web::server(listener, state)?;
         log::info!(
             "filmgate listening on http://{} with {} link(s), posting to {}",
             local_addr,
             settings.serial.len(),
-            filmgate_web::redact::redact_url(&posting_to)
+            filmgate_actors::redact::redact_url(&posting_to)
         );
         Ok(Application {
             port,

@@ -5,6 +5,7 @@
 //! Bottom up; a module uses only those above it in this list (no cycles).
 //!
 //! - [`invalid`], [`error`]: a config error naming its key; the queue's error.
+//! - [`redact`]: secrets and control characters kept out of logs, errors and answers.
 //! - [`record`]: the record model — what a frame becomes ([`record::NewItem`]), the record
 //!   format and its parsing ([`record::parse`]), new sequences ([`record::SequenceRef::start`]),
 //!   uids and time helpers.
@@ -48,4 +49,5 @@ pub mod metrics;
 pub mod poster;
 pub mod queue;
 pub mod record;
+pub mod redact;
 pub mod serial;

@@ -18,6 +18,9 @@ pub struct WebConfig {
     /// `Host` names accepted besides loopback and the bind address (the DNS-rebinding guard),
     /// e.g. the gateway's name on the plant network.
     pub allowed_hosts: Vec<String>,
+    /// A request body with no byte for this long is answered 408 (and one taking longer
+    /// than 30 s in all), so a stalled client cannot hold a connection.
+    pub body_idle_timeout_ms: u64,
 }
 
 impl Default for WebConfig {
@@ -27,6 +30,7 @@ impl Default for WebConfig {
             token: String::new(),
             records_db: "data/records.sqlite3".into(),
             allowed_hosts: Vec::new(),
+            body_idle_timeout_ms: 5000,
         }
     }
 }
@@ -35,6 +39,14 @@ impl WebConfig {
     /// The records database `records_db` names (validated by [`WebConfig::validate`]).
     pub fn records_db(&self) -> Result<RecordsDb, String> {
         RecordsDb::parse(&self.records_db)
+    }
+
+    /// The limits a request body is read under.
+    pub fn body_timeouts(&self) -> crate::body_timeout::BodyTimeouts {
+        crate::body_timeout::BodyTimeouts {
+            idle: std::time::Duration::from_millis(self.body_idle_timeout_ms),
+            total: crate::body_timeout::BODY_TOTAL_TIMEOUT,
+        }
     }
 
     /// The token, if one is set.
@@ -64,6 +76,13 @@ impl WebConfig {
                 prefix,
                 "allowed_hosts",
                 format!("host names such as \"gateway.plant\", found {bad:?}"),
+            ));
+        }
+        if self.body_idle_timeout_ms == 0 {
+            return Err(InvalidConfig::new(
+                prefix,
+                "body_idle_timeout_ms",
+                "a positive number of milliseconds, e.g. 5000",
             ));
         }
         if self.token.chars().any(|c| c.is_control() || c == ' ') {

@@ -12,6 +12,7 @@
 //! the server believes its own host is. The decisions are plain functions, unit-tested.
 
 use crate::errors::json_error;
+use actix_web::HttpMessage;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
@@ -84,6 +85,11 @@ pub fn cross_site(
     }
 }
 
+/// Marks a request that came as HEAD (it is routed as a GET): a handler whose GET has side
+/// effects (an event stream takes a slot) can skip them.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadRequest;
+
 /// Middleware (for `middleware::from_fn`) applying the rules of the module docs. It also
 /// serves HEAD wherever GET is served: the request is routed as a GET, and actix-http (which
 /// noted the HEAD when it parsed the request) sends the headers without the body.
@@ -113,6 +119,7 @@ pub async fn guard(
     };
     if req.method() == Method::HEAD {
         req.head_mut().method = Method::GET;
+        req.extensions_mut().insert(HeadRequest);
     }
     let mut response = match refusal {
         Some(message) => req.into_response(json_error(StatusCode::FORBIDDEN, &message, None)),

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! - [`config`] — the `[web]` section; [`redact`] — passwords out of URLs before a log.
+//! - [`config`] — the `[web]` section.
 //! - [`records`] — the embedded records service's store (DRF-shaped films and sequences) on
 //!   SQLite or PostgreSQL, one handle ([`RecordsStore`]) over both, with a group-committing
 //!   writer; `records/input.rs` validates bodies as DRF would.
@@ -13,7 +13,8 @@
 //! - [`errors`] — the JSON error body and the extractor configs (body caps, bad JSON, bad query).
 //! - `pagination` — DRF limit/offset `next` and `previous` links.
 //! - `auth` — the API token check for non-GET `/api` requests; `guard` — Host allow-list,
-//!   cross-site refusal and security headers on every request.
+//!   cross-site refusal and security headers on every request; [`body_timeout`] — a request
+//!   body that stalls is answered 408 and its connection closed.
 //! - `assets/`: the dashboard (HTML, CSS, JS), embedded in the binary.
 //!
 //! # A request's way
@@ -26,12 +27,12 @@
 //! the dashboard follows all of it through `/api/events/`.
 
 mod auth;
+pub mod body_timeout;
 pub mod config;
 pub mod errors;
 mod guard;
 mod pagination;
 pub mod records;
-pub mod redact;
 pub mod routes;
 
 pub use config::WebConfig;
@@ -79,6 +80,8 @@ pub struct AppState {
     pub allowed_hosts: Vec<String>,
     /// Open `/api/events/` streams (capped).
     pub event_clients: routes::events::EventClients,
+    /// How long a request body may stall and take in all.
+    pub body_timeouts: body_timeout::BodyTimeouts,
 }
 
 /// Builds the server on an already bound listener (port 0 in tests; read the port back from
@@ -86,16 +89,19 @@ pub struct AppState {
 /// stop it.
 pub fn server(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
     let hosts = guard::AllowedHosts::new(&state.allowed_hosts);
+    let body_timeouts = state.body_timeouts;
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(hosts.clone())
+            .app_data(body_timeouts)
             .app_data(errors::json_config(errors::MAX_JSON_BYTES))
             .app_data(errors::query_config())
             .app_data(errors::path_config())
             .wrap(Logger::new(LOG_FORMAT))
             .wrap(from_fn(guard::guard))
+            .wrap(from_fn(body_timeout::limit_body))
             .service(
                 web::scope("/api")
                     .wrap(from_fn(auth::require_token))

@@ -14,6 +14,7 @@ use super::post::{PostReport, SequenceCache, post_items};
 use crate::messages::{Ack, GetStats, Lease, LeasedItem, Outcome, SequencePosted, WorkAvailable};
 use crate::metrics::SharedPostMetrics;
 use crate::record::now_ms;
+use crate::redact::redact_url;
 use actix::prelude::*;
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -268,7 +269,7 @@ impl PosterActor {
                 if let Some(since) = self.failing_since.take() {
                     log::info!(
                         "poster: delivery to {} recovered after {:.1} s",
-                        self.cfg.base_url,
+                        redact_url(&self.cfg.base_url),
                         since.elapsed().as_secs_f64()
                     );
                 }
@@ -279,7 +280,7 @@ impl PosterActor {
 
     /// The one WARN line of a delivery failure, with how many items wait.
     fn warn_failing(&self, error: String, retry_in: Duration, ctx: &mut Context<Self>) {
-        let base_url = self.cfg.base_url.clone();
+        let base_url = redact_url(&self.cfg.base_url);
         let stats = self.queue.stats.send(GetStats);
         ctx.spawn(
             async move {

@@ -11,6 +11,7 @@ use super::body::{film_body, sequence_body};
 use super::http::Upstream;
 use crate::backoff::Backoff;
 use crate::messages::{LeasedItem, LeasedSequence, Outcome, SequencePosted};
+use crate::redact::redact;
 use actix::Recipient;
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
@@ -301,8 +302,18 @@ impl PostReport {
         attempt
     }
 
-    /// Turns one item's attempt into its outcome.
+    /// Turns one item's attempt into its outcome. Its error is kept with the item and shown
+    /// by the API, so the configuration's secrets (a transport error names the URL) are
+    /// redacted here, before it is stored.
     fn push(&mut self, item: &LeasedItem, attempt: Attempt) {
+        let attempt = match attempt {
+            Attempt::Retry { error, after } => Attempt::Retry {
+                error: redact(&error).into_owned(),
+                after,
+            },
+            Attempt::Dead(error) => Attempt::Dead(redact(&error).into_owned()),
+            delivered => delivered,
+        };
         let outcome = match attempt {
             Attempt::Delivered(upstream_id) => {
                 self.delivered_received_at_ms.push(item.received_at_ms);

@@ -57,7 +57,7 @@ impl RecordsDb {
         } else if lower.contains("://") {
             Err(format!(
                 "a SQLite file path or a postgres:// URL, found the scheme of {:?}",
-                crate::redact::redact_url(text)
+                filmgate_actors::redact::redact_url(text)
             ))
         } else if text.trim().is_empty() {
             Err("a SQLite file path or a postgres:// URL".into())

@@ -9,7 +9,8 @@
 //! Each event carries its cursor as `id:`, so a reconnecting `EventSource` resumes from
 //! `Last-Event-ID`.
 //!
-//! Bounded: at most [`MAX_CLIENTS`] streams at once (the next gets a JSON 503; a client that
+//! Bounded: at most [`MAX_CLIENTS`] streams at once, [`MAX_CLIENTS_PER_PEER`] of them to one
+//! peer address (HEAD takes none; the next gets a JSON 503; a client that
 //! stops reading loses its stream after [`crate::STALLED_CONNECTION_TIMEOUT`]), and a cursor
 //! far behind gets one catch-up page of `CATCH_UP_LIMIT` rows, then the stream continues from
 //! the newest rows rather than replaying the whole history (a client that wants everything
@@ -21,10 +22,13 @@ use crate::routes::refresh::{
     CATCH_UP_LIMIT, Cursor, CursorQuery, Refresh, next_cursor, queue_stats,
 };
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
 use filmgate_actors::links::LinkStatus;
 use filmgate_actors::messages::QueueStats;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -42,33 +46,63 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// Event streams served at once.
 pub const MAX_CLIENTS: usize = 32;
 
-/// The number of open event streams, shared by the server's workers.
+/// Event streams served at once to one peer address, so that one client (or one page opened
+/// many times) cannot take every slot.
+pub const MAX_CLIENTS_PER_PEER: usize = 8;
+
+/// The open event streams by peer address, shared by the server's workers.
 #[derive(Debug, Clone, Default)]
-pub struct EventClients(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+pub struct EventClients(Arc<Mutex<HashMap<IpAddr, usize>>>);
 
 /// One open stream's place among the [`EventClients`]; freed when the stream is dropped.
-struct ClientSlot(EventClients);
+struct ClientSlot {
+    clients: EventClients,
+    peer: IpAddr,
+}
 
 impl EventClients {
     /// Streams open now.
     pub fn open(&self) -> usize {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
+        self.lock().values().sum()
     }
 
-    fn take(&self) -> Option<ClientSlot> {
-        use std::sync::atomic::Ordering;
-        self.0
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < MAX_CLIENTS).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| ClientSlot(self.clone()))
+    /// A place for a stream to `peer`, unless all [`MAX_CLIENTS`] or the peer's
+    /// [`MAX_CLIENTS_PER_PEER`] are taken (the answer says which).
+    fn take(&self, peer: IpAddr) -> Result<ClientSlot, String> {
+        let mut open = self.lock();
+        if open.values().sum::<usize>() >= MAX_CLIENTS {
+            return Err(format!(
+                "{MAX_CLIENTS} event streams are open already; poll /api/refresh/ instead"
+            ));
+        }
+        let of_peer = open.entry(peer).or_default();
+        if *of_peer >= MAX_CLIENTS_PER_PEER {
+            return Err(format!(
+                "{MAX_CLIENTS_PER_PEER} event streams are open to {peer} already; close one or \
+                 poll /api/refresh/ instead"
+            ));
+        }
+        *of_peer += 1;
+        Ok(ClientSlot {
+            clients: self.clone(),
+            peer,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        self.0.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        let mut open = self.clients.lock();
+        if let Some(n) = open.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.peer);
+            }
+        }
     }
 }
 
@@ -96,12 +130,16 @@ async fn events(
             }
         }
     };
-    let Some(slot) = state.event_clients.take() else {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            format!("{MAX_CLIENTS} event streams are open already; poll /api/refresh/ instead"),
-        ));
-    };
+    if req.extensions().contains::<crate::guard::HeadRequest>() {
+        // The headers a stream would have; no stream, so no slot.
+        return Ok(stream_headers(&mut HttpResponse::Ok()).finish());
+    }
+    let peer = req
+        .peer_addr()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let slot = state.event_clients.take(peer).map_err(|message| {
+        ApiError::new(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, message)
+    })?;
     let signals = [
         state.records.change_signal().watch(),
         state.queue.changes.watch(),
@@ -124,11 +162,14 @@ async fn events(
         let chunk = tail.next_chunk().await;
         Some((Ok::<_, actix_web::Error>(chunk), tail))
     });
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+    Ok(stream_headers(&mut HttpResponse::Ok()).streaming(stream))
+}
+
+/// The headers of an event stream.
+fn stream_headers(res: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
+    res.insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(stream))
 }
 
 /// One client's position in the stream.

@@ -15,6 +15,7 @@ use filmgate_actors::messages::{
 };
 use filmgate_actors::queue::QueueError;
 use filmgate_actors::record::{FilmData, rfc3339_ms};
+use filmgate_actors::redact::redact;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -138,7 +139,8 @@ impl From<QueuedItem> for ItemView {
             source: item.source,
             state: item.state.as_str(),
             attempts: item.attempts,
-            last_error: item.last_error,
+            // Errors stored before secrets were redacted at the source are redacted here.
+            last_error: item.last_error.map(|e| redact(&e).into_owned()),
             next_attempt_at: item.next_attempt_at_ms.map(rfc3339_ms),
             received_at: rfc3339_ms(item.received_at_ms),
             raw,

@@ -137,6 +137,7 @@ async fn spawn(token: Option<String>, backend: Backend) -> TestApp {
         token: token.clone(),
         allowed_hosts: Vec::new(),
         event_clients: Default::default(),
+        body_timeouts: Default::default(),
     };
     let server = filmgate_web::server(listener, state).expect("server");
     actix_rt::spawn(server);

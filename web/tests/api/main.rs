@@ -13,4 +13,5 @@ mod perf;
 mod queue;
 mod records;
 mod refresh;
+mod stall;
 mod store;

@@ -134,7 +134,19 @@ async fn open_events(
 ) -> awc::ClientResponse<
     impl futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin + use<>,
 > {
-    let resp = app.client().get(app.url("/api/events/")).send().await;
+    open_events_from(app, [127, 0, 0, 1]).await
+}
+
+/// [`open_events`] from another peer address of the loopback /8.
+async fn open_events_from(
+    app: &crate::helpers::TestApp,
+    peer: [u8; 4],
+) -> awc::ClientResponse<
+    impl futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin + use<>,
+> {
+    let connector = awc::Connector::new().local_address(std::net::IpAddr::from(peer));
+    let client = awc::Client::builder().connector(connector).finish();
+    let resp = client.get(app.url("/api/events/")).send().await;
     resp.expect("connect")
 }
 
@@ -201,20 +213,45 @@ on_both_backends! {
 }
 
 on_both_backends! {
-    async fn event_streams_are_capped_with_a_json_503(app) {
+    async fn event_streams_are_capped_per_peer_and_in_all_with_a_json_503(app) {
+        use filmgate_web::routes::events::{MAX_CLIENTS, MAX_CLIENTS_PER_PEER};
         let mut open = Vec::new();
-        for _ in 0..filmgate_web::routes::events::MAX_CLIENTS {
-            let resp = open_events(&app).await;
-            assert_eq!(resp.status(), StatusCode::OK);
+        // One peer asks for every slot and gets its share.
+        for _ in 0..MAX_CLIENTS {
+            let resp = open_events_from(&app, [127, 0, 0, 1]).await;
+            if resp.status() != StatusCode::OK {
+                assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+                break;
+            }
             open.push(resp);
         }
-        let (status, body) = app.get_json("/api/events/").await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(open.len(), MAX_CLIENTS_PER_PEER);
+        // HEAD answers the stream's headers and takes no slot.
+        let head = app.client().head(app.url("/api/events/")).send().await.unwrap();
+        assert_eq!(head.status(), StatusCode::OK);
+        assert_eq!(
+            head.headers().get("content-type").unwrap(),
+            "text/event-stream"
+        );
+        assert_eq!(open_streams(&app).await, MAX_CLIENTS_PER_PEER as u64);
+        // Other peers get theirs, up to the cap in all.
+        let peers = MAX_CLIENTS / MAX_CLIENTS_PER_PEER;
+        for peer in 2..=peers as u8 {
+            for _ in 0..MAX_CLIENTS_PER_PEER {
+                let resp = open_events_from(&app, [127, 0, 0, peer]).await;
+                assert_eq!(resp.status(), StatusCode::OK, "127.0.0.{peer}");
+                open.push(resp);
+            }
+        }
+        let mut full = open_events_from(&app, [127, 0, 0, peers as u8 + 1]).await;
+        assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = full.json().await.unwrap();
         assert!(
             body["error"].as_str().unwrap().contains("/api/refresh/"),
             "{body}"
         );
-        open.pop();
+        // Closed streams free their slots (the server notices on its next write).
+        drop(open);
         wait_for_slot(&app).await;
     }
 }

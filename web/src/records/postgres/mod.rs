@@ -55,7 +55,7 @@ pub fn check_url(url: &str) -> Result<(), String> {
         .map_err(|e| {
             format!(
                 "a postgres://user:password@host:port/database URL ({e}), found {:?}",
-                crate::redact::redact_url(url)
+                filmgate_actors::redact::redact_url(url)
             )
         })
 }
@@ -100,7 +100,7 @@ impl PgRecords {
     /// says so at once (systemd's `Restart=` retries it), rather than serving 503s.
     pub fn open(url: &str) -> Result<PgRecords, RecordsError> {
         let open_err = |e: Box<dyn std::error::Error + Send + Sync>| RecordsError::Open {
-            path: crate::redact::redact_url(url),
+            path: filmgate_actors::redact::redact_url(url),
             source: e,
         };
         let mut config = tokio_postgres::Config::from_str(url).map_err(|e| open_err(e.into()))?;
