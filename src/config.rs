@@ -81,7 +81,13 @@ impl Settings {
             })?,
             None => EMBEDDED_DEFAULT.to_owned(),
         };
-        Self::from_toml(&text, &origin_of(path), env)
+        let settings = Self::from_toml(&text, &origin_of(path), env)?;
+        if let Some(path) = path
+            && let Some(warning) = exposed_secrets_warning(path, &text)
+        {
+            log::warn!("{warning}");
+        }
+        Ok(settings)
     }
 
     /// Parses TOML text, applies overrides, validates. `origin` names the text in errors.
@@ -135,7 +141,9 @@ impl Settings {
             filmgate_actors::poster::tls::client_config(&self.upstream)
                 .map_err(|e| InvalidConfig::new("", "upstream", e))?;
         }
-        if self.web.records_db() == Ok(RecordsDb::Sqlite(self.queue.path.clone())) {
+        if let Ok(RecordsDb::Sqlite(records)) = self.web.records_db()
+            && resolved(&records) == resolved(&self.queue.path)
+        {
             return Err(InvalidConfig::new(
                 "web",
                 "records_db",
@@ -189,6 +197,60 @@ impl Settings {
         secrets.extend(url_secrets(&self.web.records_db));
         secrets.retain(|s| !s.is_empty());
         secrets
+    }
+}
+
+/// A warning when the config file at `path` (holding `text`) has a secret in it and other
+/// users may read or write it.
+fn exposed_secrets_warning(path: &Path, text: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return None;
+    }
+    let written: Settings = toml::from_str(text).ok()?;
+    let mut keys = Vec::new();
+    if !written.web.token.is_empty() {
+        keys.push("web.token");
+    }
+    if !written.upstream.token.is_empty() {
+        keys.push("upstream.token");
+    }
+    if !url_secrets(&written.upstream.base_url).is_empty() {
+        keys.push("upstream.base_url");
+    }
+    if !url_secrets(&written.web.records_db).is_empty() {
+        keys.push("web.records_db");
+    }
+    if keys.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "config file {} holds a secret ({}) and other users may {} it (mode {mode:04o}): \
+         chmod 600 it, or set the secret in the environment ({ENV_PREFIX}SECTION__KEY) instead",
+        path.display(),
+        keys.join(", "),
+        match (mode & 0o044 != 0, mode & 0o022 != 0) {
+            (true, true) => "read and write",
+            (false, true) => "write",
+            _ => "read",
+        }
+    ))
+}
+
+/// The file `path` names, links and `..` resolved: the path itself when it exists, else its
+/// resolved directory with its name (a file not made yet), else the path as given.
+fn resolved(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    match (std::fs::canonicalize(dir), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_owned(),
     }
 }
 
@@ -473,6 +535,22 @@ mod tests {
             key_of("[web]\nrecords_db = \"q.db\"\n[queue]\npath = \"q.db\"\n"),
             "web.records_db"
         );
+        // The same file behind a symlink, or by another spelling, is the same file.
+        // (See also exposed_secrets_warning's test.)
+        let dir = tempfile::tempdir().unwrap();
+        let queue = dir.path().join("queue.sqlite3");
+        std::fs::write(&queue, b"").unwrap();
+        let alias = dir.path().join("records.sqlite3");
+        std::os::unix::fs::symlink(&queue, &alias).unwrap();
+        for records in [alias.clone(), dir.path().join("sub/../queue.sqlite3")] {
+            std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+            let text = format!(
+                "[web]\nrecords_db = {:?}\n[queue]\npath = {:?}\n",
+                records.display().to_string(),
+                queue.display().to_string()
+            );
+            assert_eq!(key_of(&text), "web.records_db", "{}", records.display());
+        }
         for bad in [
             "postgres://gw:s3cret@db:port/records",
             "mysql://db/records",
@@ -512,5 +590,42 @@ mod tests {
         assert!(shown.contains(REDACTED));
         let back = load(&shown, &[]).unwrap();
         assert_eq!(back.serial, s.serial);
+    }
+}
+
+#[cfg(test)]
+mod exposure_tests {
+    use super::exposed_secrets_warning;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_config_file_with_a_secret_that_others_may_read_or_write_is_named_with_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("filmgate.toml");
+        let secret = "[upstream]\nbase_url = \"http://admin:S3cretPW@h/api/\"\n";
+        std::fs::write(&path, secret).unwrap();
+        let set_mode =
+            |mode| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        set_mode(0o666);
+        let warning = exposed_secrets_warning(&path, secret).expect("a warning");
+        assert!(warning.contains(&path.display().to_string()), "{warning}");
+        assert!(warning.contains("mode 0666"), "{warning}");
+        assert!(warning.contains("upstream.base_url"), "{warning}");
+        assert!(!warning.contains("S3cretPW"), "{warning}");
+        set_mode(0o600);
+        assert_eq!(exposed_secrets_warning(&path, secret), None);
+        set_mode(0o644);
+        let plain = "[web]\nbind = \"127.0.0.1:8080\"\n";
+        assert_eq!(
+            exposed_secrets_warning(&path, plain),
+            None,
+            "no secret in it"
+        );
+        let token = "[web]\ntoken = \"abcd1234\"\n";
+        assert!(
+            exposed_secrets_warning(&path, token)
+                .unwrap()
+                .contains("web.token")
+        );
     }
 }

@@ -49,12 +49,23 @@ impl Application {
             .with_context(|| format!("cannot listen on web.bind = {}", settings.web.bind))?;
         let local_addr = listener.local_addr()?;
         let port = local_addr.port();
-        if !local_addr.ip().is_loopback() && settings.web.token().is_none() {
-            log::warn!(
-                "web.bind = {} is reachable from the network and web.token is empty: anyone who \
-                 can reach it can retry, delete and restart; set web.token (FILMGATE__WEB__TOKEN)",
-                settings.web.bind
-            );
+        if !local_addr.ip().is_loopback() {
+            if settings.web.token().is_none() {
+                log::warn!(
+                    "web.bind = {} is reachable from the network and web.token is empty: anyone \
+                     who can reach it can retry, delete and restart; set web.token \
+                     (FILMGATE__WEB__TOKEN)",
+                    settings.web.bind
+                );
+            }
+            if !settings.web.protect_reads {
+                log::warn!(
+                    "web.bind = {} is reachable from the network with reads open: raw records, \
+                     dead items and device paths are readable by anyone who can reach it; set \
+                     web.protect_reads = true (with web.token) to require the token for reads",
+                    settings.web.bind
+                );
+            }
         }
 
         // Read before the store moves to its thread: each keyed link continues its sequence.
@@ -119,6 +130,8 @@ impl Application {
             allowed_hosts: settings.web.allowed_hosts.clone(),
             event_clients: Default::default(),
             body_timeouts: settings.web.body_timeouts(),
+            protect_reads: settings.web.protect_reads,
+            sessions: Default::default(),
         };
         let server = filmgate_web::server(listener, state)?;
         log::info!(

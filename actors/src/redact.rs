@@ -40,18 +40,25 @@ fn secret_param(name: &str) -> bool {
     .any(|word| name == *word || name.contains(word))
 }
 
-/// The parts of `url` that are secret: the password of its userinfo (the whole userinfo when
-/// it has no `:`), and the values of secret-named query parameters.
+/// Whether a userinfo without `:` is itself a secret: in an http(s) URL it is a token
+/// (`https://ghp_…@host/`); elsewhere (`postgres://user@host/db`) a user name.
+fn bare_userinfo_is_secret(scheme: &str) -> bool {
+    scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")
+}
+
+/// The parts of `url` that are secret: the password of its userinfo (in http(s), the whole
+/// userinfo when it has no `:`), and the values of secret-named query parameters.
 pub fn url_secrets(url: &str) -> Vec<String> {
     let mut secrets = Vec::new();
-    let Some((_, rest)) = url.split_once("://") else {
+    let Some((scheme, rest)) = url.split_once("://") else {
         return secrets;
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     if let Some((userinfo, _)) = rest[..authority_end].rsplit_once('@') {
         match userinfo.split_once(':') {
             Some((_, password)) => secrets.push(password.to_owned()),
-            None => secrets.push(userinfo.to_owned()),
+            None if bare_userinfo_is_secret(scheme) => secrets.push(userinfo.to_owned()),
+            None => {}
         }
     }
     if let Some((_, query)) = rest.split_once('?') {
@@ -78,7 +85,8 @@ pub fn redact_url(url: &str) -> String {
     let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, _)) => format!("{user}:{REDACTED}@{host}"),
-            None => format!("{REDACTED}@{host}"),
+            None if bare_userinfo_is_secret(scheme) => format!("{REDACTED}@{host}"),
+            None => authority.to_owned(),
         },
         None => authority.to_owned(),
     };
@@ -166,7 +174,7 @@ mod tests {
                 "https://host/api/?api_key=<redacted>&lot=7",
             ),
             (
-                "https://host/api?Token=a#x",
+                "https://host/api?Token=t0k3n#x",
                 "https://host/api?Token=<redacted>#x",
             ),
             (
@@ -174,6 +182,7 @@ mod tests {
                 "postgres://gw:<redacted>@db:5432/records",
             ),
             ("http://h/api/", "http://h/api/"),
+            ("postgres://gw@db/records", "postgres://gw@db/records"),
             ("not a url", "not a url"),
         ] {
             assert_eq!(redact_url(url), shown, "{url}");

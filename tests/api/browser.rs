@@ -329,3 +329,97 @@ async fn a_page_on_another_origin_can_neither_frame_the_dashboard_nor_make_it_ac
         "the dashboard loaded inside another origin's frame: {inside}"
     );
 }
+
+#[actix_rt::test]
+async fn hostile_data_cannot_widen_squeeze_or_reorder_the_dashboard() {
+    let dir = temp_dir();
+    let app = spawn_app(test_settings(dir.path(), None, None)).await;
+    let post = async |path: &str, body: Value| -> Value {
+        let mut res = app
+            .client
+            .post(format!("{}{path}", app.address))
+            .send_json(&body)
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+        res.json().limit(1 << 20).await.unwrap()
+    };
+    let long_source = "S".repeat(105);
+    let spoof = "LOT\u{202E}gnp.exe";
+    let sequence = post(
+        "/api/sequences/",
+        json!({"source": long_source, "key": spoof}),
+    )
+    .await["id"]
+        .clone();
+    for n in 0..25 {
+        let value = if n == 24 {
+            "V".repeat(3000)
+        } else {
+            format!("{n}")
+        };
+        post(
+            "/api/films/",
+            json!({"sequence": sequence, "source": long_source, "raw": format!("raw {n}"),
+                   "received_at": "2026-12-02T10:00:00.000Z",
+                   "data": {"lot": spoof, "note": value}}),
+        )
+        .await;
+    }
+    let browser = Browser::start().await;
+    browser
+        .command(
+            "POST",
+            "/window/rect",
+            json!({"width": 1400, "height": 900}),
+        )
+        .await;
+    browser.go(&format!("{}/", app.address)).await;
+    browser
+        .until(
+            "the films on the page",
+            "document.querySelectorAll('.films-table tbody tr').length >= 25",
+        )
+        .await;
+    let page_width = browser
+        .script("return [document.documentElement.scrollWidth, window.innerWidth];")
+        .await;
+    assert!(
+        page_width[0].as_f64() <= page_width[1].as_f64(),
+        "the page is wider than the window: {page_width}"
+    );
+    let record_px = browser
+        .script(
+            "return Math.min(...[...document.querySelectorAll('.films-table td.rec')]
+                .map((td) => td.getBoundingClientRect().width));",
+        )
+        .await;
+    assert!(
+        record_px.as_f64().unwrap() >= 200.0,
+        "the Record column is squeezed to {record_px} px"
+    );
+    // The whole value is there on hover; the direction control is shown, not obeyed.
+    let key = browser
+        .script("return document.querySelector('#sequences td.key, td.key').innerText;")
+        .await;
+    let key = key.as_str().unwrap();
+    assert!(!key.contains('\u{202E}'), "{key:?}");
+    assert_eq!(key, "LOT⟨U+202E⟩gnp.exe");
+    let titled = browser
+        .script("return [...document.querySelectorAll('td.src')].every((td) => td.title.length === 105);")
+        .await;
+    assert_eq!(titled, json!(true));
+    browser
+        .script("document.querySelector('.films-table').scrollIntoView(); return true;")
+        .await;
+    let shot = browser.command("GET", "/screenshot", json!({})).await;
+    if let Some(png) = shot.as_str() {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png)
+            .unwrap();
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile-data.png");
+        std::fs::write(&path, bytes).unwrap();
+        println!("screenshot: {}", path.display());
+    }
+}

@@ -9,7 +9,6 @@ use crate::helpers::*;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -249,61 +248,18 @@ async fn a_wall_clock_stepped_back_an_hour_holds_no_retry_back() {
     assert_eq!(numbers, (1..=10).collect::<Vec<_>>());
 }
 
-/// An upstream on a raw socket that answers every request with `100 Continue` and the final
-/// `201` in one write (as some servers and proxies do), and stores nothing itself.
-fn interim_answering_upstream() -> (String, Arc<AtomicU64>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let answered = Arc::new(AtomicU64::new(0));
-    let counter = answered.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let counter = counter.clone();
-            std::thread::spawn(move || {
-                let mut pending = Vec::new();
-                let mut chunk = [0u8; 65536];
-                loop {
-                    let Ok(n) = stream.read(&mut chunk) else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    pending.extend_from_slice(&chunk[..n]);
-                    // One request: its head, then Content-Length bytes of body.
-                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
-                        let length: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map_or(0, |v| v.trim().parse().unwrap());
-                        if pending.len() < end + 4 + length {
-                            break;
-                        }
-                        pending.drain(..end + 4 + length);
-                        let id = counter.fetch_add(1, Ordering::Relaxed) + 1;
-                        let body = format!("{{\"id\": {id}}}");
-                        let answer = format!(
-                            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n\
-                             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        if stream.write_all(answer.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    (format!("http://127.0.0.1:{port}/api/"), answered)
-}
-
 #[actix_rt::test]
 async fn an_interim_100_continue_before_the_final_answer_is_skipped() {
     let dir = temp_dir();
-    let (base_url, answered) = interim_answering_upstream();
+    // Answers `100 Continue` and the final `201` in one write, as some servers and proxies do.
+    let (base_url, answered) = raw_upstream(|n| {
+        let body = format!("{{\"id\": {n}}}");
+        format!(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    });
     let link = device_link(dir.path());
     let mut pty = pty_behind(&link);
     let settings = test_settings(dir.path(), Some(&link), Some(&base_url));

@@ -414,3 +414,54 @@ pub fn temp_dir() -> tempfile::TempDir {
 pub fn device_link(dir: &Path) -> PathBuf {
     dir.join("ttyFILM")
 }
+
+/// An upstream on a raw socket, for answers no real server gives on purpose: every request
+/// (head, then `Content-Length` bytes of body) is answered with `answer(n)` for the n-th
+/// request (from 1), written as it is in one write. Its base URL and the count answered.
+pub fn raw_upstream(
+    answer: impl Fn(u64) -> String + Send + Sync + 'static,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let answered = Arc::new(AtomicU64::new(0));
+    let counter = answered.clone();
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let (counter, answer) = (counter.clone(), answer.clone());
+            std::thread::spawn(move || {
+                let mut pending = Vec::new();
+                let mut chunk = [0u8; 65536];
+                loop {
+                    let Ok(n) = stream.read(&mut chunk) else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    pending.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        if pending.len() < end + 4 + length {
+                            break;
+                        }
+                        pending.drain(..end + 4 + length);
+                        let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+                        if stream.write_all(answer(n).as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://127.0.0.1:{port}/api/"), answered)
+}

@@ -16,4 +16,5 @@ mod peers;
 mod pipeline;
 mod protocol;
 mod stock;
+mod surface;
 mod upstreams;

@@ -101,15 +101,31 @@
 
   // ---------- DOM helpers (textContent only) ----------
 
+  // Direction controls (LRE, RLE, PDF, LRO, RLO, LRI, RLI, FSI, PDI, LRM, RLM, ALM) in text
+  // from outside are shown as what they are: a lot named "LOT<RLO>gnp.exe" must not read
+  // as "LOTexe.png".
+  const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069\u200E\u200F\u061C]/g;
+  function shown(text) {
+    return String(text).replace(BIDI_CONTROLS,
+      (c) => `⟨U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}⟩`);
+  }
+
   function el(tag, cls, text) {
     const e = document.createElement(tag);
     if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (text !== undefined && text !== null) e.textContent = shown(text);
+    return e;
+  }
+
+  // A cell of text from outside: cut by the stylesheet when long, whole in its title.
+  function outside(tag, cls, text) {
+    const e = el(tag, cls, text);
+    e.title = e.textContent;
     return e;
   }
 
   function setText(node, text) {
-    const t = String(text);
+    const t = shown(text);
     if (node.textContent !== t) node.textContent = t;
   }
 
@@ -169,7 +185,25 @@
     for (const w of waiters) w(token);
   }
 
+  // Reads protected (web.protect_reads): trade the token once for a session cookie, which
+  // authorizes every read and the event stream (EventSource sends no header). True if the
+  // server opened one.
+  async function openSession(token) {
+    try {
+      const res = await fetch('/api/session', {
+        method: 'POST',
+        headers: { Accept: 'application/json', Authorization: `Bearer ${token}` },
+        cache: 'no-store',
+      });
+      return res.ok;
+    } catch (_) {
+      return false;
+    }
+  }
+
   async function api(method, path) {
+    let sessionOpened = false;
+    let refused = false;
     for (;;) {
       const headers = { Accept: 'application/json' };
       const token = method === 'GET' ? '' : storedToken();
@@ -179,6 +213,24 @@
         res = await fetch(path, { method, headers, cache: 'no-store' });
       } catch (_) {
         throw new ApiError(0, 'the server cannot be reached');
+      }
+      if (res.status === 401 && method === 'GET' && !sessionOpened) {
+        let t = storedToken();
+        if (!t || !(await openSession(t))) {
+          storeToken('');
+          t = await askToken(t || refused
+            ? 'That token was refused.'
+            : 'This gateway protects its data: the API token is needed to read it.');
+          if (!t) throw new ApiError(401, 'an API token is needed to read this gateway');
+          if (!(await openSession(t))) {
+            refused = true;
+            continue;
+          }
+          storeToken(t);
+        }
+        sessionOpened = true;
+        if (st.mode === 'live' && !st.esOpen) openStream();
+        continue;
       }
       if (res.status === 401 && method !== 'GET') {
         if (token) storeToken('');
@@ -259,9 +311,9 @@
     tr.dataset.id = String(s.id);
     tr.dataset.uid = String(s.uid || '');
     tr.appendChild(el('td', 'id', s.id));
-    const key = el('td', 'key', s.key === null || s.key === undefined || s.key === '' ? '—' : s.key);
+    const key = outside('td', 'key', s.key === null || s.key === undefined || s.key === '' ? '—' : s.key);
     tr.appendChild(key);
-    tr.appendChild(el('td', 'src', s.source));
+    tr.appendChild(outside('td', 'src', s.source));
     const created = el('td', 'time', fmtTime(s.created, false));
     created.title = String(s.created || '');
     tr.appendChild(created);
@@ -278,7 +330,7 @@
     const rec = el('td', 'time', fmtTime(f.received_at, true));
     rec.title = String(f.received_at || '');
     tr.appendChild(rec);
-    tr.appendChild(el('td', 'src', f.source));
+    tr.appendChild(outside('td', 'src', f.source));
     tr.appendChild(el('td', 'num', f.sequence ?? '–'));
     const cell = el('td', 'rec');
     const data = f.data && typeof f.data === 'object' ? f.data : {};
@@ -291,13 +343,13 @@
         item.dataset.key = k;
         item.appendChild(el('span', 'k', k));
         item.appendChild(el('span', 'v', fmtValue(data[k])));
+        item.title = item.textContent;
         kv.appendChild(item);
       }
       cell.appendChild(kv);
     }
-    const raw = el('div', 'raw', f.raw ?? '');
+    const raw = outside('div', 'raw', f.raw ?? '');
     raw.dataset.field = 'raw';
-    raw.title = String(f.raw ?? '');
     cell.appendChild(raw);
     tr.appendChild(cell);
     tr.title = `uid ${f.uid || ''}`;
@@ -495,7 +547,7 @@
     const t = el('td', 'time');
     t.dataset.field = 'received_at';
     tr.appendChild(t);
-    tr.appendChild(el('td', 'src', item.source));
+    tr.appendChild(outside('td', 'src', item.source));
     const att = el('td', 'num');
     att.dataset.field = 'attempts';
     tr.appendChild(att);

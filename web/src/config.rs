@@ -21,6 +21,10 @@ pub struct WebConfig {
     /// A request body with no byte for this long is answered 408 (and one taking longer
     /// than 30 s in all), so a stalled client cannot hold a connection.
     pub body_idle_timeout_ms: u64,
+    /// Every `/api` read, `/api/events/` and `/metrics` need the token too (or a session
+    /// cookie from `POST /api/session`); `/healthz`, `/readyz` and the dashboard's files stay
+    /// open. Needs `token`.
+    pub protect_reads: bool,
 }
 
 impl Default for WebConfig {
@@ -31,6 +35,7 @@ impl Default for WebConfig {
             records_db: "data/records.sqlite3".into(),
             allowed_hosts: Vec::new(),
             body_idle_timeout_ms: 5000,
+            protect_reads: false,
         }
     }
 }
@@ -76,6 +81,13 @@ impl WebConfig {
                 prefix,
                 "allowed_hosts",
                 format!("host names such as \"gateway.plant\", found {bad:?}"),
+            ));
+        }
+        if self.protect_reads && self.token.is_empty() {
+            return Err(InvalidConfig::new(
+                prefix,
+                "protect_reads",
+                "false, or a web.token to protect the reads with",
             ));
         }
         if self.body_idle_timeout_ms == 0 {

@@ -26,7 +26,7 @@
 //! [`filmgate_actors::queue::QueueClient`] and read the [`filmgate_actors::links::LinkRegistry`];
 //! the dashboard follows all of it through `/api/events/`.
 
-mod auth;
+pub mod auth;
 pub mod body_timeout;
 pub mod config;
 pub mod errors;
@@ -82,6 +82,10 @@ pub struct AppState {
     pub event_clients: routes::events::EventClients,
     /// How long a request body may stall and take in all.
     pub body_timeouts: body_timeout::BodyTimeouts,
+    /// `web.protect_reads`: `/api` reads and `/metrics` need the token (or a session).
+    pub protect_reads: bool,
+    /// Read sessions opened with `POST /api/session`.
+    pub sessions: auth::Sessions,
 }
 
 /// Builds the server on an already bound listener (port 0 in tests; read the port back from

@@ -125,7 +125,17 @@ pub fn parse_film(body: Value, header_uid: Option<&str>) -> Result<NewFilm, Fiel
         },
     };
     let source = take_required_text(&mut obj, "source", &mut errors);
-    let received_at = take_required_text(&mut obj, "received_at", &mut errors);
+    let received_at = take_required_text(&mut obj, "received_at", &mut errors).filter(|text| {
+        let valid = is_rfc3339(text);
+        if !valid {
+            errors.add(
+                "received_at",
+                "Datetime has wrong format. Use one of these formats instead: \
+                 YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].",
+            );
+        }
+        valid
+    });
     let raw = take_required(&mut obj, "raw", &mut errors);
     let mut data = match obj.remove("data") {
         None | Some(Value::Null) => Map::new(),
@@ -271,6 +281,62 @@ fn take_uid(
     }
 }
 
+/// Whether `text` is an RFC 3339 date-time (`2026-11-22T05:03:05.123Z`,
+/// `2026-11-22t05:03:05+01:00`, a space for the `T`), with every field in its range.
+pub fn is_rfc3339(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        let part = b.get(range)?;
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+    };
+    let at = |i: usize, allowed: &[u8]| b.get(i).is_some_and(|c| allowed.contains(c));
+    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
+        digits(0..4),
+        digits(5..7),
+        digits(8..10),
+        digits(11..13),
+        digits(14..16),
+        digits(17..19),
+    ) else {
+        return false;
+    };
+    if !(at(4, b"-") && at(7, b"-") && at(10, b"Tt ") && at(13, b":") && at(16, b":")) {
+        return false;
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    if day == 0 || day > days || hour > 23 || minute > 59 || second > 60 {
+        return false;
+    }
+    let mut rest = &text[19..];
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let n = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &fraction[n..];
+    }
+    match rest.as_bytes() {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
+            let two = |a: &u8, b: &u8| {
+                (a.is_ascii_digit() && b.is_ascii_digit())
+                    .then(|| u32::from(a - b'0') * 10 + u32::from(b - b'0'))
+            };
+            matches!((two(h1, h2), two(m1, m2)), (Some(h), Some(m)) if h <= 23 && m <= 59)
+        }
+        _ => false,
+    }
+}
+
 fn take_required_text(
     obj: &mut Map<String, Value>,
     field: &str,
@@ -385,7 +451,7 @@ mod tests {
     #[test]
     fn flat_film_body_puts_extra_keys_in_data() {
         let film = parse_film(
-            json!({"sequence": "7", "source": "s", "received_at": "t", "raw": "r",
+            json!({"sequence": "7", "source": "s", "received_at": "2026-01-01T00:00:00Z", "raw": "r",
                    "lot": "A", "width_mm": 1.5, "id": 99, "created": "x"}),
             Some("from-header"),
         )
@@ -407,6 +473,41 @@ mod tests {
         assert_eq!(parse_sequence(body, Some("header")).unwrap().uid, "body");
         let generated = parse_sequence(json!({"source": "s"}), None).unwrap().uid;
         assert_eq!(generated.len(), 36);
+    }
+
+    #[test]
+    fn received_at_must_be_an_rfc_3339_date_time() {
+        for good in [
+            "2026-11-22T05:03:05.123Z",
+            "2026-11-22T05:03:05Z",
+            "2024-02-29t23:59:60+01:00",
+            "2026-11-22 05:03:05.123456-05:30",
+        ] {
+            assert!(is_rfc3339(good), "{good}");
+        }
+        for bad in [
+            "not a date <b>",
+            "",
+            "2026-11-22",
+            "2026-11-22T05:03Z",
+            "2026-13-01T00:00:00Z",
+            "2025-02-29T00:00:00Z",
+            "2026-11-22T24:00:00Z",
+            "2026-11-22T05:03:05",
+            "2026-11-22T05:03:05.Z",
+            "2026-11-22T05:03:05+0100",
+            "2026-11-22T05:03:05Zjunk",
+            "２０２６-11-22T05:03:05Z",
+        ] {
+            assert!(!is_rfc3339(bad), "{bad}");
+        }
+        let err = parse_film(
+            json!({"uid": "u", "sequence": 1, "source": "s", "received_at": "not a date <b>",
+                   "raw": "r"}),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.fields.keys().collect::<Vec<_>>(), ["received_at"]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - `refresh` — `/api/refresh/`, everything new since a cursor.
 //! - [`events`] — `/api/events/`, the same pushed as server-sent events.
 //! - `ops` — `/healthz`, `/readyz`, `/metrics`.
+//! - `/api/session` — a read session for the dashboard (`crate::auth`).
 //! - `dashboard` — `/` and `/assets/*`.
 
 pub(crate) mod dashboard;
@@ -28,6 +29,9 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
     links::configure(cfg);
     refresh::configure(cfg);
     events::configure(cfg);
+    cfg.service(
+        resource(["/session/", "/session"]).route(web::post().to(crate::auth::open_session)),
+    );
 }
 
 /// A resource at several paths (with and without the trailing slash, as DRF clients vary)

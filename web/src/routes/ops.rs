@@ -5,7 +5,7 @@
 
 use crate::AppState;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use filmgate_actors::links::{LinkState, LinkStatus};
 use filmgate_actors::messages::QueueStats;
 use filmgate_actors::metrics::{PostMetrics, SharedPostMetrics};
@@ -47,7 +47,12 @@ fn unready(reason: &str) -> HttpResponse {
         .json(json!({"status": "unavailable", "error": reason}))
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if !crate::auth::read_allowed(&req, &state) {
+        return crate::auth::unauthorized(
+            "/metrics needs the token here (web.protect_reads): send Authorization: Bearer <token>",
+        );
+    }
     let (stats, _) = super::refresh::queue_stats(&state).await;
     let scrape = Scrape {
         links: state.links.snapshot(),

@@ -82,3 +82,107 @@ async fn without_a_configured_token_writes_need_no_header() {
     let (status, _) = post_with_auth(&app, None).await;
     assert_eq!(status, StatusCode::CREATED);
 }
+
+/// Status of a GET of `path` with the given `Authorization` and `Cookie` values.
+async fn get_status(
+    app: &crate::helpers::TestApp,
+    path: &str,
+    auth: Option<&str>,
+    cookie: Option<&str>,
+) -> StatusCode {
+    let mut req = app.client().get(app.url(path));
+    if let Some(value) = auth {
+        req = req.insert_header(("Authorization", value));
+    }
+    if let Some(value) = cookie {
+        req = req.insert_header(("Cookie", value));
+    }
+    req.send().await.expect("request").status()
+}
+
+#[actix_rt::test]
+async fn protected_reads_need_the_token_or_a_session_and_writes_still_need_the_header() {
+    let app = crate::helpers::spawn_app_protecting_reads("s3cret-token").await;
+    let reads = [
+        "/api/queue/",
+        "/api/queue/stats",
+        "/api/films/",
+        "/api/links/",
+        "/api/refresh/",
+        "/api/events/",
+        "/metrics",
+    ];
+    for path in reads {
+        assert_eq!(
+            get_status(&app, path, None, None).await,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+        assert_eq!(
+            get_status(&app, path, Some("Bearer wrong"), None).await,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+    }
+    for path in ["/healthz", "/readyz", "/", "/favicon.ico"] {
+        assert_eq!(
+            get_status(&app, path, None, None).await,
+            StatusCode::OK,
+            "{path} stays open"
+        );
+    }
+    assert_eq!(
+        get_status(&app, "/api/queue/", Some("Bearer s3cret-token"), None).await,
+        StatusCode::OK
+    );
+
+    // The dashboard's way: the token once, for a cookie that authorizes reads.
+    let refused = app
+        .client()
+        .post(app.url("/api/session"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let opened = app
+        .client()
+        .post(app.url("/api/session"))
+        .insert_header(("Authorization", "Bearer s3cret-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), StatusCode::OK);
+    let set_cookie = opened
+        .headers()
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    for path in reads {
+        assert_eq!(
+            get_status(&app, path, None, Some(&cookie)).await,
+            StatusCode::OK,
+            "{path} with the session"
+        );
+    }
+    let forged =
+        "filmgate_session=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    assert_eq!(
+        get_status(&app, "/api/queue/", None, Some(forged)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // A cookie never authorizes a write (a cross-site request would carry it).
+    let write = app
+        .client()
+        .post(app.url("/api/queue/retry"))
+        .insert_header(("Cookie", cookie.as_str()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), StatusCode::UNAUTHORIZED);
+}

@@ -92,18 +92,23 @@ macro_rules! on_both_backends {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn(None, Backend::Sqlite).await
+    spawn(None, Backend::Sqlite, false).await
 }
 
 pub async fn spawn_app_on(backend: Backend) -> TestApp {
-    spawn(None, backend).await
+    spawn(None, backend, false).await
 }
 
 pub async fn spawn_app_with_token(token: &str) -> TestApp {
-    spawn(Some(token.to_owned()), Backend::Sqlite).await
+    spawn(Some(token.to_owned()), Backend::Sqlite, false).await
 }
 
-async fn spawn(token: Option<String>, backend: Backend) -> TestApp {
+/// With `web.protect_reads`: reads need `token` (or a session) too.
+pub async fn spawn_app_protecting_reads(token: &str) -> TestApp {
+    spawn(Some(token.to_owned()), Backend::Sqlite, true).await
+}
+
+async fn spawn(token: Option<String>, backend: Backend, protect_reads: bool) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     // A nested path also checks that the store creates its parent directory.
     let db_path = dir.path().join("data/records.sqlite3");
@@ -138,6 +143,8 @@ async fn spawn(token: Option<String>, backend: Backend) -> TestApp {
         allowed_hosts: Vec::new(),
         event_clients: Default::default(),
         body_timeouts: Default::default(),
+        protect_reads,
+        sessions: Default::default(),
     };
     let server = filmgate_web::server(listener, state).expect("server");
     actix_rt::spawn(server);
