@@ -4,7 +4,9 @@
 //! # Layout
 //!
 //! - [`config`]: [`config::Settings`] — load, override from the environment, validate, redact.
-//! - [`logging`]: env_logger with malformed-request lines rate-limited.
+//! - [`logging`]: env_logger with malformed-request lines rate-limited, secrets redacted, and
+//!   the journal's format under systemd.
+//! - [`service`]: the systemd notify protocol (ready, watchdog, stopping).
 //! - [`startup`]: [`startup::Application`] — open the stores, start the actors, bind the
 //!   listener, serve, and shut down in order (stop reading, commit, drain posts).
 //!
@@ -12,4 +14,5 @@
 
 pub mod config;
 pub mod logging;
+pub mod service;
 pub mod startup;

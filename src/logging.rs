@@ -1,6 +1,8 @@
 //! The process logger: env_logger (`RUST_LOG`, default `info`). Every line passes
 //! [`filmgate_actors::redact`] (the configuration's secrets redacted, control characters
-//! escaped), and one guard against floods. actix-http logs every malformed request a client sends at ERROR ("stream error:
+//! escaped), and one guard against floods. Under systemd (`JOURNAL_STREAM` names stderr)
+//! each line is `<priority>target: message`, which the journal files at that priority and
+//! stamps itself. actix-http logs every malformed request a client sends at ERROR ("stream error:
 //! request parse error"), so any client could flood the log; and while the records database
 //! is down every post a gateway retries fails alike. Those lines pass at most once per
 //! [`REPEAT_LOG_INTERVAL`] per source, saying how many were left out.
@@ -33,10 +35,46 @@ pub struct Logger {
     throttled: Mutex<[(Option<Instant>, u64); THROTTLED.len()]>,
 }
 
+/// Whether stderr is the journal's stream (systemd sets `JOURNAL_STREAM` to its
+/// `device:inode`): then lines carry a syslog priority prefix and no timestamp of their own.
+fn stderr_is_journal() -> bool {
+    let Some((dev, ino)) = std::env::var("JOURNAL_STREAM").ok().and_then(|v| {
+        let (dev, ino) = v.split_once(':')?;
+        Some((dev.parse::<u64>().ok()?, ino.parse::<u64>().ok()?))
+    }) else {
+        return false;
+    };
+    nix::sys::stat::fstat(std::io::stderr())
+        .is_ok_and(|st| st.st_dev as u64 == dev && st.st_ino as u64 == ino)
+}
+
+/// The syslog priority the journal files a line of `level` under (`<3>` err … `<7>` debug).
+fn journal_priority(level: Level) -> u8 {
+    match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    }
+}
+
 /// Installs the logger for the process (once, at start).
 pub fn init() {
-    let inner =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).build();
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if stderr_is_journal() {
+        builder.format(|buf, record| {
+            use std::io::Write;
+            writeln!(
+                buf,
+                "<{}>{}: {}",
+                journal_priority(record.level()),
+                record.target(),
+                record.args()
+            )
+        });
+    }
+    let inner = builder.build();
     let max = inner.filter();
     let logger = Logger {
         inner,

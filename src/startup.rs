@@ -132,6 +132,7 @@ impl Application {
             body_timeouts: settings.web.body_timeouts(),
             protect_reads: settings.web.protect_reads,
             sessions: Default::default(),
+            access_log: settings.web.access_log,
         };
         let server = filmgate_web::server(listener, state)?;
         log::info!(
@@ -158,7 +159,13 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let server = actix_rt::spawn(self.server);
+        crate::service::ready();
+        crate::service::spawn_watchdog(
+            self.queue.clone().recipient(),
+            self.poster.clone().recipient(),
+        );
         shutdown.await;
+        crate::service::stopping();
         log::info!("shutting down: stopping links, committing the queue, draining posts");
         for stop in self.links.stop_handles() {
             let _ = stop.send(StopLink).await;

@@ -118,6 +118,12 @@ pub struct SequencePosted {
     pub upstream_id: Value,
 }
 
+/// Answered at once: a round trip proves the actor's mailbox is being served (the service
+/// manager's watchdog asks the queue and the poster).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Ping;
+
 /// Tells the next process about this graceful stop (sent before the last [`Flush`]).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]

@@ -15,6 +15,7 @@ mod kill;
 mod peers;
 mod pipeline;
 mod protocol;
+mod service;
 mod stock;
 mod surface;
 mod upstreams;

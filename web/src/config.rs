@@ -25,6 +25,8 @@ pub struct WebConfig {
     /// cookie from `POST /api/session`); `/healthz`, `/readyz` and the dashboard's files stay
     /// open. Needs `token`.
     pub protect_reads: bool,
+    /// One INFO line per request (`peer "request" status bytes ms`); off by default.
+    pub access_log: bool,
 }
 
 impl Default for WebConfig {
@@ -36,6 +38,7 @@ impl Default for WebConfig {
             allowed_hosts: Vec::new(),
             body_idle_timeout_ms: 5000,
             protect_reads: false,
+            access_log: false,
         }
     }
 }

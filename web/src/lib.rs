@@ -39,7 +39,7 @@ pub use config::WebConfig;
 pub use records::{RecordsError, RecordsStore};
 
 use actix_web::dev::Server;
-use actix_web::middleware::{Logger, from_fn};
+use actix_web::middleware::{Condition, Logger, from_fn};
 use actix_web::{App, HttpServer, web};
 use filmgate_actors::links::LinkRegistry;
 use filmgate_actors::metrics::SharedPostMetrics;
@@ -86,6 +86,9 @@ pub struct AppState {
     pub protect_reads: bool,
     /// Read sessions opened with `POST /api/session`.
     pub sessions: auth::Sessions,
+    /// `web.access_log`: one INFO line per request (off by default: a line per film posted
+    /// would drown what matters in a journal kept for months).
+    pub access_log: bool,
 }
 
 /// Builds the server on an already bound listener (port 0 in tests; read the port back from
@@ -94,6 +97,7 @@ pub struct AppState {
 pub fn server(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
     let hosts = guard::AllowedHosts::new(&state.allowed_hosts);
     let body_timeouts = state.body_timeouts;
+    let access_log = state.access_log;
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -103,7 +107,7 @@ pub fn server(listener: TcpListener, state: AppState) -> std::io::Result<Server>
             .app_data(errors::json_config(errors::MAX_JSON_BYTES))
             .app_data(errors::query_config())
             .app_data(errors::path_config())
-            .wrap(Logger::new(LOG_FORMAT))
+            .wrap(Condition::new(access_log, Logger::new(LOG_FORMAT)))
             .wrap(from_fn(guard::guard))
             .wrap(from_fn(body_timeout::limit_body))
             .service(

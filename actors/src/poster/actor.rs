@@ -11,7 +11,9 @@
 use super::config::UpstreamConfig;
 use super::http::Upstream;
 use super::post::{PostReport, SequenceCache, post_items};
-use crate::messages::{Ack, GetStats, Lease, LeasedItem, Outcome, SequencePosted, WorkAvailable};
+use crate::messages::{
+    Ack, GetStats, Lease, LeasedItem, Outcome, Ping, SequencePosted, WorkAvailable,
+};
 use crate::metrics::SharedPostMetrics;
 use crate::record::now_ms;
 use crate::redact::redact_url;
@@ -122,6 +124,12 @@ impl Handler<WorkAvailable> for PosterActor {
         self.work_announced = true;
         self.fill(ctx);
     }
+}
+
+impl Handler<Ping> for PosterActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Ping, _: &mut Self::Context) {}
 }
 
 impl Handler<Drain> for PosterActor {

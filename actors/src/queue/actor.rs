@@ -17,7 +17,7 @@ use super::dead_log::{DeadLog, WINDOW as DEAD_LOG_WINDOW};
 use super::{QueueConfig, QueueError, QueueStore};
 use crate::messages::{
     AcceptItem, Ack, DeleteItem, Enqueue, EnqueueOutcome, Flush, GetItem, GetStats, ItemPage,
-    Lease, LeasedItem, ListItems, MarkStop, Outcome, QueueStats, QueuedItem, RetryAllDead,
+    Lease, LeasedItem, ListItems, MarkStop, Outcome, Ping, QueueStats, QueuedItem, RetryAllDead,
     RetryAllOutcome, RetryItem, SequencePosted, Subscribe, WorkAvailable,
 };
 use crate::record::LinkParser;
@@ -188,6 +188,12 @@ impl Handler<SequencePosted> for QueueActor {
         self.settle_outcomes(ctx);
         Ok(())
     }
+}
+
+impl Handler<Ping> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Ping, _ctx: &mut Self::Context) {}
 }
 
 impl Handler<MarkStop> for QueueActor {

@@ -147,8 +147,7 @@ async fn read_until_end(conn: &mut Connection, mut port: SerialStream) -> (ReadE
         // Handed over where the last connection stopped: between two records.
         codec.line_was_quiet();
         quiet_check_at = None;
-        conn.links
-            .update(&conn.maker.source, |s| s.state = LinkState::Up);
+        mark_up(conn, "handed over at a record boundary");
         up = true;
     }
     // Set when a stop or restart came while a record was half read: until then its rest may
@@ -183,7 +182,7 @@ async fn read_until_end(conn: &mut Connection, mut port: SerialStream) -> (ReadE
             _ = tokio::time::sleep_until(quiet_check_at.unwrap_or(opened_at)), if quiet_check_at.is_some() => {
                 codec.line_was_quiet();
                 quiet_check_at = None;
-                conn.links.update(&conn.maker.source, |s| s.state = LinkState::Up);
+                mark_up(conn, "the line was quiet");
                 up = true;
                 continue;
             }
@@ -221,8 +220,7 @@ async fn read_until_end(conn: &mut Connection, mut port: SerialStream) -> (ReadE
                 .update(&conn.maker.source, |s| s.noise_bytes += noise);
         }
         if !up && !codec.start_unseen() {
-            conn.links
-                .update(&conn.maker.source, |s| s.state = LinkState::Up);
+            mark_up(conn, "a record boundary seen");
             up = true;
         }
         for (i, batch) in frames.chunks(MAX_FRAMES_PER_BATCH).enumerate() {
@@ -246,6 +244,13 @@ async fn read_until_end(conn: &mut Connection, mut port: SerialStream) -> (ReadE
         }
         None => (end, position_known),
     }
+}
+
+/// Shows the link `up` (it knows where records start) and says so once per connection.
+fn mark_up(conn: &Connection, how: &str) {
+    let name = conn.maker.source.as_str();
+    conn.links.update(name, |s| s.state = LinkState::Up);
+    log::info!("serial link {name}: up, reading records ({how})");
 }
 
 /// Hands one batch to the queue, retrying the same items every 500 ms while it refuses

@@ -42,7 +42,8 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 fn unready(reason: &str) -> HttpResponse {
-    log::warn!("readyz: not ready: {reason}");
+    // The cause is logged where it happens (the queue store); not once per probe.
+    log::debug!("readyz: not ready: {reason}");
     HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE)
         .json(json!({"status": "unavailable", "error": reason}))
 }

@@ -145,6 +145,7 @@ async fn spawn(token: Option<String>, backend: Backend, protect_reads: bool) -> 
         body_timeouts: Default::default(),
         protect_reads,
         sessions: Default::default(),
+        access_log: false,
     };
     let server = filmgate_web::server(listener, state).expect("server");
     actix_rt::spawn(server);
