@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the integration tests' peers need on a Debian 12 machine (run as root):
-# Chromium + chromedriver (dashboard), nginx (TLS / proxy peer), PostgreSQL (shared records db)
-# and a Python venv with Django REST Framework + gunicorn (tests/django, a real DRF upstream).
+# Chromium + chromedriver (dashboard), nginx (TLS / proxy peer), PostgreSQL (shared records db),
+# libfaketime (a wall-clock step), systemd's tools (the unit check) and a Python venv with
+# Django REST Framework + gunicorn (tests/django, a real DRF upstream).
 # Idempotent, and quick when everything is already there.
 set -euo pipefail
 
@@ -17,6 +18,10 @@ command -v nginx >/dev/null || missing+=(nginx-light)
 command -v openssl >/dev/null || missing+=(openssl)
 have_initdb || missing+=(postgresql)
 python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+# The clock-step test preloads libfaketime; the package test runs systemd-analyze and curl.
+compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || missing+=(faketime)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v curl >/dev/null || missing+=(curl)
 
 if ((${#missing[@]})); then
     echo "peers: apt-get install ${missing[*]}"
@@ -24,7 +29,7 @@ if ((${#missing[@]})); then
     apt-get -o DPkg::Lock::Timeout=600 update -qq
     apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}"
 else
-    echo "peers: apt packages present (chromium, chromedriver, nginx, postgresql)"
+    echo "peers: apt packages present (chromium, chromedriver, nginx, postgresql, faketime, systemd)"
 fi
 
 if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c 'import django, rest_framework, gunicorn' 2>/dev/null; then
