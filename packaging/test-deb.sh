@@ -43,7 +43,9 @@ say "systemd-analyze verify $unit: ok"
 # The unit's command, under its user, in its working directory, with the packaged config.
 runuser -u filmgate -- /usr/bin/filmgate check-config --config /etc/filmgate/config.toml >/dev/null
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
-(cd /var/lib/filmgate && exec runuser -u filmgate -- $exec_start) 2>/tmp/filmgate-deb.log &
+# setpriv execs the command itself (runuser would stand between it and the signal).
+(cd /var/lib/filmgate && exec setpriv --reuid=filmgate --regid=filmgate --init-groups -- \
+    $exec_start) 2>/tmp/filmgate-deb.log &
 pid=$!
 ok=""
 for _ in $(seq 1 100); do

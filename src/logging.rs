@@ -60,8 +60,10 @@ fn journal_priority(level: Level) -> u8 {
 
 /// Installs the logger for the process (once, at start).
 pub fn init() {
-    let mut builder =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    // actix-server's own start and stop chatter is left out of the default level.
+    let mut builder = env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,actix_server=warn"),
+    );
     if stderr_is_journal() {
         builder.format(|buf, record| {
             use std::io::Write;
