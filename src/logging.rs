@@ -45,7 +45,7 @@ fn stderr_is_journal() -> bool {
         return false;
     };
     nix::sys::stat::fstat(std::io::stderr())
-        .is_ok_and(|st| st.st_dev as u64 == dev && st.st_ino as u64 == ino)
+        .is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
 }
 
 /// The syslog priority the journal files a line of `level` under (`<3>` err … `<7>` debug).

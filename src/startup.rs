@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use filmgate_actors::links::LinkRegistry;
 use filmgate_actors::messages::{Flush, MarkStop, StopLink, Subscribe};
 use filmgate_actors::metrics::{PostMetrics, SharedPostMetrics};
-use filmgate_actors::poster::{Drain, PosterActor, QueueLinks};
+use filmgate_actors::poster::{Drain, PosterActor, QueueLinks, start_poster};
 use filmgate_actors::queue::{QueueActor, QueueClient, QueueStore};
 use filmgate_actors::serial::pty::handover_identity;
 use filmgate_actors::serial::start_link_resuming;
@@ -104,9 +104,10 @@ impl Application {
         let upstream = settings.upstream.clone().with_embedded_default(local_addr);
         let posting_to = upstream.base_url.clone();
         let poster_metrics = metrics.clone();
-        let poster = PosterActor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
-            PosterActor::new(upstream, queue_links, poster_metrics)
-        });
+        let poster = start_poster(upstream, queue_links, poster_metrics)
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("upstream")?;
         queue.send(Subscribe(poster.clone().recipient())).await?;
 
         let links = LinkRegistry::default();

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkState {
-    /// Opening the port, or open but not yet sure where records start (SPEC section 3).
+    /// Opening the port, or open but not yet sure where records start (`docs/ARCHITECTURE.md`, fragment rules).
     Connecting,
     /// The port is open and records are being read.
     Up,

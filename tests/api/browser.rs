@@ -6,6 +6,7 @@
 use crate::helpers::*;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,8 @@ struct Browser {
     driver: Child,
     base: String,
     client: awc::Client,
+    /// Chromium's profile directory, unique to this browser: its processes name it.
+    profile: std::path::PathBuf,
 }
 
 impl Browser {
@@ -27,7 +30,9 @@ impl Browser {
             std::path::Path::new(chromedriver).exists(),
             "chromedriver is missing: run tests/peers.sh"
         );
+        // A process group of its own, so Drop ends chromedriver and the browser it started.
         let mut driver = Command::new(chromedriver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -73,6 +78,7 @@ impl Browser {
             driver,
             base: format!("http://127.0.0.1:{port}/session/{id}"),
             client,
+            profile,
         }
     }
 
@@ -150,9 +156,29 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Ends chromedriver and every Chromium process of this browser, also when the test
+    /// failed: the driver's process group, then any process still naming this browser's
+    /// profile (Chromium's helpers may leave the group), then the profile.
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        use nix::sys::signal::{Signal, kill, killpg};
+        use nix::unistd::Pid;
+        let _ = killpg(Pid::from_raw(self.driver.id() as i32), Signal::SIGKILL);
         let _ = self.driver.wait();
+        let marker = format!("--user-data-dir={}", self.profile.display());
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&marker) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 

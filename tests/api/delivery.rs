@@ -1,4 +1,4 @@
-//! Delivery (SPEC section 5): everything arrives once, whatever the upstream does.
+//! Delivery (`docs/ARCHITECTURE.md`, delivery rules): everything arrives once, whatever the upstream does.
 
 use crate::helpers::*;
 use filmgate_actors::poster::BodyShape;

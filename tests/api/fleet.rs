@@ -1,4 +1,4 @@
-//! The records service as a fleet (SPEC §9): several filmgate nodes on one PostgreSQL database
+//! The records service as a fleet (README, the PostgreSQL section): several filmgate nodes on one PostgreSQL database
 //! behind nginx, line gateways posting to it through their serial links, and the failures a
 //! fleet meets: a node killed mid-flood, the database restarted.
 
@@ -363,7 +363,7 @@ async fn the_database_restarted_while_a_line_posts() {
                 .iter()
                 .filter_map(|item| item["last_error"].as_str())
                 // The second half starts a new lot, so its first refused post is usually its
-                // sequence's (`sequence: HTTP 503 …`, SPEC §5: sequence first).
+                // sequence's (`sequence: HTTP 503 …`, sequence first).
                 .find(|e| e.trim_start_matches("sequence: ").starts_with("HTTP 503"));
             if let Some(refused) = refused {
                 return Some(refused.to_owned());

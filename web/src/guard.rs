@@ -1,5 +1,5 @@
 //! The guard every request passes first: a local web UI is attacked through the operator's own
-//! browser, so, as Jupyter and Syncthing do (SPEC section 8):
+//! browser, so, as Jupyter and Syncthing do (README, Security):
 //! - a `Host` that is neither an IP address, `localhost` (or `*.localhost`) nor in
 //!   `web.allowed_hosts` gets 403 — a page on a rebound DNS name cannot read or drive the API;
 //! - a state-changing request (any method but GET and HEAD) whose `Origin` is another site, or

@@ -55,8 +55,8 @@ pub struct PosterActor {
     queue: QueueLinks,
     /// Shared counters for `/metrics`.
     metrics: SharedPostMetrics,
-    /// The HTTP side, made in `started` on this actor's thread (awc::Client is !Send).
-    upstream: Option<Rc<Upstream>>,
+    /// The HTTP side, made on this actor's thread (awc::Client is !Send; see [`start_poster`]).
+    upstream: Rc<Upstream>,
     /// Requests (lease + post + ack) under way; `Drain` waits for it to reach 0.
     in_flight: watch::Sender<usize>,
     /// A lease request is under way (one at a time keeps leases in order).
@@ -81,13 +81,35 @@ pub struct PosterActor {
     lease_failure_logged_at: Option<Instant>,
 }
 
+/// Starts a poster on an arbiter (thread) of its own, its HTTP client made there (awc's client
+/// is `!Send`). Fails, naming the key, when the client cannot be made (a TLS file that cannot
+/// be loaded): the caller exits instead of running a poster that posts nothing.
+pub async fn start_poster(
+    cfg: UpstreamConfig,
+    queue: QueueLinks,
+    metrics: SharedPostMetrics,
+) -> Result<Addr<PosterActor>, String> {
+    let arbiter = Arbiter::new();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    arbiter.spawn_fn(move || {
+        let started = Upstream::new(Rc::new(cfg))
+            .map(|upstream| PosterActor::new(upstream, queue, metrics).start());
+        let _ = started_tx.send(started);
+    });
+    started_rx
+        .await
+        .map_err(|_| "the poster's thread ended before it started".to_owned())?
+}
+
 impl PosterActor {
-    pub fn new(cfg: UpstreamConfig, queue: QueueLinks, metrics: SharedPostMetrics) -> Self {
+    /// A poster posting through `upstream`; start it on the thread that made `upstream`
+    /// ([`start_poster`] does).
+    pub fn new(upstream: Upstream, queue: QueueLinks, metrics: SharedPostMetrics) -> Self {
         PosterActor {
-            cfg: Rc::new(cfg),
+            cfg: upstream.cfg.clone(),
             queue,
             metrics,
-            upstream: None,
+            upstream: Rc::new(upstream),
             in_flight: watch::Sender::new(0),
             leasing: false,
             paused_until: None,
@@ -106,14 +128,7 @@ impl Actor for PosterActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        match Upstream::new(self.cfg.clone()) {
-            Ok(upstream) => {
-                self.upstream = Some(Rc::new(upstream));
-                self.fill(ctx);
-            }
-            // The configuration check loads the same files; this is a file changed since.
-            Err(e) => log::error!("poster: cannot set up the upstream, nothing is posted: {e}"),
-        }
+        self.fill(ctx);
     }
 }
 
@@ -215,10 +230,7 @@ impl PosterActor {
             }
         }
         self.in_flight.send_modify(|requests| *requests += 1);
-        let upstream = self
-            .upstream
-            .clone()
-            .expect("posting starts once the upstream is made");
+        let upstream = self.upstream.clone();
         let sequence_posted = self.queue.sequence_posted.clone();
         let sequences = self.sequences.clone();
         let post = async move { post_items(&upstream, &sequence_posted, &sequences, items).await };

@@ -1,4 +1,4 @@
-//! What an upstream's answer means for the items it answers (SPEC section 5). Pure: a
+//! What an upstream's answer means for the items it answers (`docs/ARCHITECTURE.md`, delivery rules). Pure: a
 //! [`Reply`] (status, body, the headers that matter) in, an [`Attempt`] per item out.
 
 use super::body::created_id;

@@ -14,5 +14,6 @@ mod post;
 mod retry;
 pub mod tls;
 
-pub use actor::{Drain, PosterActor, QueueLinks};
+pub use actor::{Drain, PosterActor, QueueLinks, start_poster};
 pub use config::{BodyShape, UpstreamConfig};
+pub use http::Upstream;

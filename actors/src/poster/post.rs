@@ -1,4 +1,4 @@
-//! One post task: the leased items of one request slot, delivered in SPEC section 5's order —
+//! One post task: the leased items of one request slot, delivered in the order of `docs/ARCHITECTURE.md` (delivery rules) —
 //! each item's sequence first (once; its upstream id stored in the queue), then the films, one
 //! per request or as a batch — and summed up in a [`PostReport`] for the actor to ack.
 //!

@@ -38,7 +38,7 @@ pub enum ItemBody {
     Film(FilmData),
     /// A frame that could not be parsed; it is stored as a dead item with this reason.
     Rejected { reason: String },
-    /// Bytes that may belong to a record the link did not see whole (SPEC section 3): stored
+    /// Bytes that may belong to a record the link did not see whole (`docs/ARCHITECTURE.md`, fragment rules): stored
     /// dead with this reason, never parsed, never retried, in no sequence.
     Fragment { reason: String },
 }

@@ -5,7 +5,7 @@
 //! A frame longer than `max_frame_bytes` becomes [`RawFrame::TooLong`] with all its bytes
 //! (it is stored as a dead item, lossless); memory stays bounded by [`OVERSIZE_CAP_BYTES`].
 //!
-//! *Fragments* (SPEC section 3). A codec is made per connection. Until it is told that the line
+//! *Fragments* (`docs/ARCHITECTURE.md`, fragment rules). A codec is made per connection. Until it is told that the line
 //! was quiet when the connection began ([`FrameCodec::line_was_quiet`]), the bytes before the
 //! first delimiter may be the tail of a record whose start was sent before the port was open:
 //! they come out as [`RawFrame::Fragment`] at [`FragmentAt::LinkStart`]. The bytes still held
@@ -41,7 +41,7 @@ pub enum FragmentAt {
 }
 
 impl FragmentAt {
-    /// The reason a fragment is kept dead with (SPEC section 3 wording).
+    /// The reason a fragment is kept dead with (the wording of `docs/ARCHITECTURE.md`, fragment rules).
     pub fn reason(self) -> &'static str {
         match self {
             FragmentAt::LinkStart => "partial frame at link start",

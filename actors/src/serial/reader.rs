@@ -109,7 +109,7 @@ pub(super) fn open_port(path: &str, cfg: &SerialConfig) -> tokio_serial::Result<
 
 /// Reads until EOF, a read error, the idle timeout or a signal, handing each read's frames to
 /// the queue. When the connection ends, the bytes of an unfinished frame are handed over as a
-/// fragment (SPEC section 3), so nothing read is dropped.
+/// fragment (`docs/ARCHITECTURE.md`, fragment rules), so nothing read is dropped.
 ///
 /// Whether the first record of the connection is whole: the line counts as quiet only when a
 /// check [`SerialConfig::start_quiet`] after the open finds no byte waiting (the read is polled

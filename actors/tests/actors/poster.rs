@@ -1,11 +1,10 @@
 //! The actors wired as in production, without the web side: a pty read by a SerialActor, the
 //! QueueActor on a real SQLite file, and the PosterActor posting to a real actix-web upstream.
 
-use actix::prelude::*;
 use filmgate_actors::links::{LinkRegistry, LinkState};
 use filmgate_actors::messages::{GetStats, Subscribe};
 use filmgate_actors::metrics::PostMetrics;
-use filmgate_actors::poster::{PosterActor, QueueLinks, UpstreamConfig};
+use filmgate_actors::poster::{QueueLinks, UpstreamConfig, start_poster};
 use filmgate_actors::queue::{QueueActor, QueueConfig, QueueStore};
 use filmgate_actors::serial::pty::Pty;
 use filmgate_actors::serial::{SerialConfig, start_link};
@@ -46,7 +45,9 @@ async fn films_flow_from_a_pty_through_the_queue_to_the_upstream_in_order() {
         sequence_posted: queue.clone().recipient(),
         stats: queue.clone().recipient(),
     };
-    let poster = PosterActor::new(upstream_cfg, links, Arc::new(PostMetrics::default())).start();
+    let poster = start_poster(upstream_cfg, links, Arc::new(PostMetrics::default()))
+        .await
+        .unwrap();
     queue.send(Subscribe(poster.recipient())).await.unwrap();
 
     let mut pty = Pty::open_raw().unwrap();

@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-/// Most films in one batch post (SPEC section 6).
+/// Most films in one batch post (README, HTTP API).
 pub const MAX_BATCH_ITEMS: usize = 1000;
 
 /// Header a client may send the uid in when the body has none.

@@ -568,4 +568,6 @@ fn film_data(id: i64, text: &str) -> FilmData {
 }
 
 #[cfg(test)]
+mod model;
+#[cfg(test)]
 mod tests;
