@@ -5,7 +5,7 @@
 //! that needs none, a refusal before the body) has its connection closed after the answer,
 //! so a trickling body cannot keep it either.
 //!
-//! The middleware wraps the request's payload in [`TimedBody`]; whoever reads the body meets
+//! The middleware wraps the request's payload in `TimedBody`; whoever reads the body meets
 //! an error when a limit passes, and the answer becomes the 408.
 
 use crate::errors::json_error;
