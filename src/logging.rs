@@ -44,8 +44,7 @@ fn stderr_is_journal() -> bool {
     }) else {
         return false;
     };
-    nix::sys::stat::fstat(std::io::stderr())
-        .is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
+    nix::sys::stat::fstat(std::io::stderr()).is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
 }
 
 /// The syslog priority the journal files a line of `level` under (`<3>` err … `<7>` debug).

@@ -302,6 +302,7 @@ impl Tail {
         self.last_queue = queue.clone();
         self.last_links = Some(links.clone());
         let cursor = self.cursor.to_string();
+        // A stream's catch-up page skips what lies beyond it (see above): never `more`.
         let body = Refresh {
             cursor: cursor.clone(),
             sequences,
@@ -309,6 +310,7 @@ impl Tail {
             queue,
             links,
             queue_error,
+            more: false,
         };
         let data =
             serde_json::to_string(&body).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));

@@ -88,6 +88,8 @@ pub struct Refresh {
     /// Why `queue` is `null`, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_error: Option<String>,
+    /// The rows were cut at the catch-up limit: more wait after `cursor`.
+    pub more: bool,
 }
 
 /// Where a client stands after receiving these rows: after a cursor the rows are ascending
@@ -115,6 +117,8 @@ pub async fn refresh(state: &AppState, since: Option<Cursor>) -> Result<Refresh,
         .map_err(|e| crate::errors::store_unavailable(&e))?;
     let (queue, queue_error) = queue_stats(state).await;
     let cursor = next_cursor(since, &sequences, &films).to_string();
+    let more = since.is_some()
+        && (sequences.len() as u64 >= CATCH_UP_LIMIT || films.len() as u64 >= CATCH_UP_LIMIT);
     Ok(Refresh {
         cursor,
         sequences,
@@ -122,6 +126,7 @@ pub async fn refresh(state: &AppState, since: Option<Cursor>) -> Result<Refresh,
         queue,
         links: state.links.snapshot(),
         queue_error,
+        more,
     })
 }
 

@@ -109,7 +109,7 @@ async fn head_answers_wherever_get_does_and_favicon_is_served() {
         "/healthz",
         "/api/films/",
         "/favicon.ico",
-        "/assets/app.js",
+        "/assets/main.js",
     ] {
         let mut res = app.client().head(app.url(path)).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK, "HEAD {path}");

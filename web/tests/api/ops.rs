@@ -123,7 +123,8 @@ async fn dashboard_and_assets_are_served_with_types_and_no_cache() {
     let app = spawn_app().await;
     for (path, ctype) in [
         ("/", "text/html; charset=utf-8"),
-        ("/assets/app.js", "text/javascript; charset=utf-8"),
+        ("/assets/main.js", "text/javascript; charset=utf-8"),
+        ("/assets/live.js", "text/javascript; charset=utf-8"),
         ("/assets/style.css", "text/css; charset=utf-8"),
     ] {
         let resp = app.client().get(app.url(path)).send().await.unwrap();

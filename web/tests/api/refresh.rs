@@ -65,6 +65,7 @@ on_both_backends! {
             "ascending after the cursor"
         );
         assert_eq!(step1["cursor"], "s1.f501");
+        assert_eq!(step1["more"], true, "the page was cut");
         let (_, step2) = app
             .get_json(&format!(
                 "/api/refresh/?cursor={}",
@@ -73,6 +74,7 @@ on_both_backends! {
             .await;
         assert_eq!(ids(&step2["films"]).len(), 200);
         assert_eq!(step2["cursor"], "s1.f701");
+        assert_eq!(step2["more"], false);
         assert_eq!(step2["sequences"], json!([]));
     }
 }
