@@ -295,6 +295,8 @@ pub struct QueueStats {
     pub delivered_total: u64,
     /// Frames refused since start because the queue was full.
     pub refused_total: u64,
+    /// Transactions committed since start (each one fsync): frames and outcomes ride together.
+    pub commits_total: u64,
     /// Items posted again since start whose earlier post's outcome was unknown when the last
     /// process died (a backend without a unique `uid` may store them twice).
     pub uncertain_resends_total: u64,

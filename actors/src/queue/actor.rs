@@ -6,11 +6,12 @@
 //! web side. Out: answers, and the [`WorkAvailable`] notice to the subscriber after a commit
 //! that made items leasable or when a retry falls due.
 //!
-//! Group commit: a write opens a transaction and spawns a ready future. actix's `ContextFut`
-//! drains the whole mailbox before it polls spawned futures (and timers), so that future runs —
-//! and commits — once every message that was waiting has been written: one fsync per burst.
-//! If the mailbox never drains, a write finding the transaction older than
-//! `commit_interval_ms` commits at once. A failed commit is retried every
+//! Group commit, made explicit: the first write of a transaction sends the actor a
+//! [`CommitGroup`] through its own mailbox, behind every message already waiting there (the
+//! mailbox is a FIFO queue). The group is every write that came before that marker: they are
+//! all in the transaction when it is handled, and one commit — one fsync — makes them safe.
+//! Writes that come later join the next group. If the mailbox never drains, a write finding the
+//! transaction older than `commit_interval_ms` commits at once. A failed commit is retried every
 //! [`STORE_RETRY_INTERVAL`] without losing a write (see [`QueueStore::commit`]).
 
 use super::dead_log::{DeadLog, WINDOW as DEAD_LOG_WINDOW};
@@ -44,7 +45,7 @@ pub struct QueueActor {
     parsers: HashMap<String, LinkParser>,
     /// Who hears [`WorkAvailable`] (the poster).
     subscriber: Option<Recipient<WorkAvailable>>,
-    /// A commit future is spawned and will run once the mailbox is drained.
+    /// A [`CommitGroup`] marker is in the mailbox.
     commit_scheduled: bool,
     /// A commit of outcomes is scheduled at the end of the commit window.
     outcomes_commit_scheduled: bool,
@@ -187,6 +188,21 @@ impl Handler<SequencePosted> for QueueActor {
             .sequence_posted(msg.sequence_id, &msg.upstream_id);
         self.settle_outcomes(ctx);
         Ok(())
+    }
+}
+
+/// The end of a commit group: sent by the actor to itself behind the messages already in
+/// its mailbox (see the module docs).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+struct CommitGroup;
+
+impl Handler<CommitGroup> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, _: CommitGroup, ctx: &mut Self::Context) {
+        self.commit_scheduled = false;
+        let _ = self.commit(ctx);
     }
 }
 
@@ -358,12 +374,7 @@ impl QueueActor {
             let _ = self.commit(ctx);
         } else if !self.commit_scheduled {
             self.commit_scheduled = true;
-            ctx.spawn(
-                actix::fut::ready(()).map(|(), act: &mut Self, ctx: &mut Context<Self>| {
-                    act.commit_scheduled = false;
-                    let _ = act.commit(ctx);
-                }),
-            );
+            ctx.address().do_send(CommitGroup);
         }
     }
 

@@ -7,6 +7,30 @@ use rusqlite::Connection;
 use std::path::Path;
 use std::time::Duration;
 
+// `items.state`, written once: as SQL text for the statements (`concat!` takes only
+// literals, and the lease query must repeat the partial index's predicate literally for SQLite
+// to use it), and as numbers for Rust (`store::STATE_*`, from the same text).
+
+/// `items.state` of an item waiting to be posted (or in flight, which is not stored).
+macro_rules! pending {
+    () => {
+        "0"
+    };
+}
+/// `items.state` of an item that needs an operator (rejected frame, fragment, permanent 4xx).
+macro_rules! dead {
+    () => {
+        "2"
+    };
+}
+/// `items.state` of a delivered item kept for inspection.
+macro_rules! posted {
+    () => {
+        "3"
+    };
+}
+pub(super) use {dead, pending, posted};
+
 /// `PRAGMA user_version` of the current schema. 0: the first one, whose item ids SQLite could
 /// reuse (no AUTOINCREMENT) and which had no `fragment` column; [`migrate`] upgrades it.
 pub(super) const SCHEMA_VERSION: i64 = 1;
@@ -22,7 +46,8 @@ pub(super) const WAL_CHECKPOINT_PAGES: i64 = 256;
 ///
 /// Item ids are AUTOINCREMENT: never reused, even after the newest row is deleted, so the
 /// fresh-lease cursor (every id above it is newer) stays true whatever is deleted or trimmed.
-pub(super) const SCHEMA: &str = "
+pub(super) const SCHEMA: &str = concat!(
+    "
 CREATE TABLE IF NOT EXISTS sequences (
     id INTEGER PRIMARY KEY,
     uid TEXT NOT NULL UNIQUE,
@@ -53,8 +78,11 @@ CREATE TABLE IF NOT EXISTS marks (
 );
 CREATE INDEX IF NOT EXISTS items_state_id ON items(state, id);
 CREATE INDEX IF NOT EXISTS items_due_retry ON items(next_attempt_at_ms)
-    WHERE state = 0 AND next_attempt_at_ms > 0;
-";
+    WHERE state = ",
+    pending!(),
+    " AND next_attempt_at_ms > 0;
+"
+);
 
 /// Connection settings: WAL with `synchronous=FULL`, and a WAL kept small (see [`super::space`]).
 pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {

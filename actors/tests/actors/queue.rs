@@ -435,3 +435,49 @@ async fn queue_actor_throughput() {
         N as f64 / elapsed_s
     );
 }
+
+/// The group commit relies only on the mailbox being a queue: writes waiting in the mailbox
+/// when the first of them opened the transaction are all in its one commit. (If the commit
+/// ran before the waiting writes, this would count more commits.)
+#[actix_rt::test]
+async fn writes_waiting_in_the_mailbox_share_one_commit() {
+    let queue = spawn_queue();
+    // Another connection holds the write lock: the first write waits in BEGIN (busy timeout)
+    // while the rest of the burst lands in the mailbox behind it.
+    let holder = rusqlite::Connection::open(&queue.cfg.path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    for n in 1..=50 {
+        queue.addr.do_send(Enqueue {
+            items: vec![film_item(n)],
+        });
+    }
+    holder.execute_batch("COMMIT").unwrap();
+    wait_stats(&queue, |s| s.enqueued_total == 50).await;
+    // A flush behind them all commits whatever a later group still held: nothing.
+    queue
+        .addr
+        .send(Flush { last: false })
+        .await
+        .unwrap()
+        .unwrap();
+    let stats = queue.addr.send(GetStats).await.unwrap().unwrap();
+    assert_eq!((stats.commits_total, stats.pending), (1, 50), "{stats:?}");
+}
+
+async fn wait_stats(
+    queue: &TestQueue,
+    done: impl Fn(&filmgate_actors::messages::QueueStats) -> bool,
+) -> filmgate_actors::messages::QueueStats {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let stats = queue.addr.send(GetStats).await.unwrap().unwrap();
+        if done(&stats) {
+            return stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not within {DEADLINE:?}: {stats:?}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -5,6 +5,7 @@
 use super::{QueueStore, json_text};
 use crate::error::QueueError;
 use crate::messages::{ItemState, QueuedItem, RetryAllOutcome};
+use crate::queue::schema::{dead, pending};
 use crate::record::parse::sequence_key_value;
 use crate::record::{LinkParser, SequenceRef};
 use rusqlite::{OptionalExtension, params};
@@ -88,9 +89,11 @@ impl QueueStore {
                 return Err(f.to_error());
             }
             let ids: Vec<i64> = {
-                let mut stmt = self.conn.prepare_cached(
-                    "SELECT id FROM items WHERE state = 2 AND id > ?1 ORDER BY id LIMIT ?2",
-                )?;
+                let mut stmt = self.conn.prepare_cached(concat!(
+                    "SELECT id FROM items WHERE state = ",
+                    dead!(),
+                    " AND id > ?1 ORDER BY id LIMIT ?2"
+                ))?;
                 stmt.query_map(params![after_id, RETRY_ALL_PAGE], |r| r.get(0))?
                     .collect::<Result<_, _>>()?
             };
@@ -116,11 +119,14 @@ impl QueueStore {
         self.check_dead(id)?;
         let deleted = self.begin().and_then(|()| {
             self.conn
-                .prepare_cached("DELETE FROM items WHERE id = ?1 AND state = 2")?
+                .prepare_cached(concat!(
+                    "DELETE FROM items WHERE id = ?1 AND state = ",
+                    dead!()
+                ))?
                 .execute(params![id])
         });
         match deleted {
-            Ok(n) => self.tx_delta.dead -= n as i64,
+            Ok(n) => self.tx.delta.dead -= n as i64,
             Err(e) => return Err(self.fail(e)),
         }
         self.commit()
@@ -136,9 +142,10 @@ impl QueueStore {
     ) -> rusqlite::Result<bool> {
         let (source, raw, sequence_id, fragment): (String, Vec<u8>, Option<i64>, i64) = self
             .conn
-            .prepare_cached(
-                "SELECT source, raw, sequence_id, fragment FROM items WHERE id = ?1 AND state = 2",
-            )?
+            .prepare_cached(concat!(
+                "SELECT source, raw, sequence_id, fragment FROM items WHERE id = ?1 AND state = ",
+                dead!()
+            ))?
             .query_row(params![id], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?;
@@ -185,10 +192,12 @@ impl QueueStore {
         };
         // Due now (> 0) so the retry query, not the fresh cursor, finds it.
         self.conn
-            .prepare_cached(
-                "UPDATE items SET state = 0, data = ?1, last_error = NULL, next_attempt_at_ms = ?2,
-                 sequence_id = ?3, fragment = ?4 WHERE id = ?5",
-            )?
+            .prepare_cached(concat!(
+                "UPDATE items SET state = ",
+                pending!(),
+                ", data = ?1, last_error = NULL, next_attempt_at_ms = ?2,
+                 sequence_id = ?3, fragment = ?4 WHERE id = ?5"
+            ))?
             .execute(params![
                 json_text(&data),
                 now_ms.max(1),
@@ -196,9 +205,9 @@ impl QueueStore {
                 fragment,
                 id
             ])?;
-        self.tx_delta.dead -= 1;
-        self.tx_delta.pending += 1;
-        self.tx_new_work = true;
+        self.tx.delta.dead -= 1;
+        self.tx.delta.pending += 1;
+        self.tx.new_work = true;
         Ok(true)
     }
 

@@ -1,8 +1,9 @@
 //! Reading the queue for the inspection API: one item, a page by state, counts and rates.
 
-use super::{QueueStore, STATE_DEAD, STATE_POSTED, film_data, json_value};
+use super::{QueueStore, STATE_DEAD, STATE_PENDING, STATE_POSTED, film_data, json_value};
 use crate::error::QueueError;
 use crate::messages::{ItemPage, ItemState, QueueStats, QueuedItem};
+use crate::queue::schema::pending;
 use crate::record::{now_ms, steady_ms};
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -49,7 +50,7 @@ impl QueueStore {
                 // In-flight items are pending rows; skip them (few) while paging.
                 let mut stmt = self.conn.prepare_cached(&format!(
                     "SELECT {VIEW_COLUMNS} FROM items i LEFT JOIN sequences s ON s.id = i.sequence_id
-                     WHERE i.state = 0 ORDER BY i.id DESC"
+                     WHERE i.state = {STATE_PENDING} ORDER BY i.id DESC"
                 ))?;
                 let mut rows = stmt.query([])?;
                 let (mut skipped, mut views) = (0, Vec::new());
@@ -106,7 +107,11 @@ impl QueueStore {
         let in_flight = self.in_flight.len() as u64;
         let oldest_received_ms: Option<i64> = self
             .conn
-            .prepare_cached("SELECT received_at_ms FROM items WHERE state = 0 ORDER BY id LIMIT 1")
+            .prepare_cached(concat!(
+                "SELECT received_at_ms FROM items WHERE state = ",
+                pending!(),
+                " ORDER BY id LIMIT 1"
+            ))
             .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)).optional())
             .unwrap_or_else(|e| {
                 log::debug!("queue stats: oldest pending item unavailable: {e}");
@@ -124,6 +129,7 @@ impl QueueStore {
             enqueued_total: self.enqueued_total,
             delivered_total: self.delivered_total,
             refused_total: self.refused_total,
+            commits_total: self.commits_total,
             uncertain_resends_total: self.uncertain_resends_total,
             store_ok: self.store_ok(),
         }

@@ -4,6 +4,7 @@ use super::writes::WriteOp;
 use super::{LEASE_LIMIT_MARK, QueueStore, film_data, json_value};
 use crate::error::QueueError;
 use crate::messages::{LeasedItem, LeasedSequence};
+use crate::queue::schema::pending;
 use crate::record::FilmData;
 use rusqlite::{Row, params};
 
@@ -16,19 +17,26 @@ const LEASE_AHEAD: i64 = 1024;
 /// the scan stops as soon as enough are taken. `INDEXED BY` because on a young file the
 /// planner has no statistics and may choose a sort of every pending row instead.
 /// Columns as [`leased_item`] reads them.
-pub(super) const DUE_RETRIES_SQL: &str =
+pub(super) const DUE_RETRIES_SQL: &str = concat!(
     "SELECT i.id, i.uid, i.source, i.received_at_ms, i.raw, i.data,
     i.attempts, s.id, s.uid, s.source, s.key, s.upstream_id
     FROM items i INDEXED BY items_due_retry JOIN sequences s ON s.id = i.sequence_id
-    WHERE i.state = 0 AND i.next_attempt_at_ms > 0 AND i.next_attempt_at_ms <= ?1
-    ORDER BY i.next_attempt_at_ms, i.id";
+    WHERE i.state = ",
+    pending!(),
+    " AND i.next_attempt_at_ms > 0 AND i.next_attempt_at_ms <= ?1
+    ORDER BY i.next_attempt_at_ms, i.id"
+);
 
 /// Fresh items after the cursor (`?1`) up to the highest committed id (`?2`), `?3` at most.
-pub(super) const FRESH_SQL: &str = "SELECT i.id, i.uid, i.source, i.received_at_ms, i.raw, i.data,
+pub(super) const FRESH_SQL: &str = concat!(
+    "SELECT i.id, i.uid, i.source, i.received_at_ms, i.raw, i.data,
     i.attempts, s.id, s.uid, s.source, s.key, s.upstream_id
     FROM items i JOIN sequences s ON s.id = i.sequence_id
-    WHERE i.id > ?1 AND i.id <= ?2 AND i.state = 0 AND i.next_attempt_at_ms = 0
-    ORDER BY i.id LIMIT ?3";
+    WHERE i.id > ?1 AND i.id <= ?2 AND i.state = ",
+    pending!(),
+    " AND i.next_attempt_at_ms = 0
+    ORDER BY i.id LIMIT ?3"
+);
 
 impl QueueStore {
     /// Up to `max_items` committed items that are due and not in flight: retries whose time
@@ -75,7 +83,7 @@ impl QueueStore {
             // More fresh items wait than the limit lets go: raise it. They wait for its commit
             // (the caller commits at once), which wakes the poster.
             self.write_lease_limit(self.fresh_cursor.max(self.lease_limit) + LEASE_AHEAD);
-            self.tx_new_work = true;
+            self.tx.new_work = true;
         }
         if !self.uncertain.is_empty() {
             let before = self.uncertain.len();
@@ -96,7 +104,7 @@ impl QueueStore {
     /// own), so the poster's next lease finds them.
     pub(super) fn raise_lease_limit_for_new_items(&mut self) {
         let wanted = self.fresh_cursor + LEASE_AHEAD;
-        if self.tx_max_id > self.lease_limit_written && wanted > self.lease_limit_written {
+        if self.tx.max_id > self.lease_limit_written && wanted > self.lease_limit_written {
             self.write_lease_limit(wanted);
         }
     }
@@ -111,10 +119,11 @@ impl QueueStore {
 
     /// The earliest time after `now_ms` at which a waiting retry becomes due.
     pub fn next_retry_due_after(&self, now_ms: i64) -> Result<Option<i64>, QueueError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT min(next_attempt_at_ms) FROM items
-             WHERE state = 0 AND next_attempt_at_ms > 0 AND next_attempt_at_ms > ?1",
-        )?;
+        let mut stmt = self.conn.prepare_cached(concat!(
+            "SELECT min(next_attempt_at_ms) FROM items WHERE state = ",
+            pending!(),
+            " AND next_attempt_at_ms > 0 AND next_attempt_at_ms > ?1"
+        ))?;
         Ok(stmt.query_row(params![now_ms], |r| r.get(0))?)
     }
 }

@@ -32,6 +32,7 @@ use super::lock::QueueLock;
 use super::schema::{
     check_integrity, configure, create_or_migrate, damaged_or, dir_error, sqlite_open_error,
 };
+use super::schema::{dead, pending, posted};
 use super::space::SpaceReserve;
 use super::{QueueConfig, QueueError};
 use crate::changes::Changes;
@@ -42,12 +43,16 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+/// `items.state` as a number, from its SQL text (one digit).
+const fn state(sql: &str) -> i64 {
+    (sql.as_bytes()[0] - b'0') as i64
+}
 /// `items.state` of an item waiting to be posted (or in flight, which is not stored).
-const STATE_PENDING: i64 = 0;
-/// `items.state` of an item that needs an operator (rejected frame or permanent 4xx).
-const STATE_DEAD: i64 = 2;
+const STATE_PENDING: i64 = state(pending!());
+/// `items.state` of an item that needs an operator (rejected frame, fragment, permanent 4xx).
+const STATE_DEAD: i64 = state(dead!());
 /// `items.state` of a delivered item kept for inspection.
-const STATE_POSTED: i64 = 3;
+const STATE_POSTED: i64 = state(posted!());
 
 /// Sequence uids remembered before the cache is cleared (one per lot, so it stays tiny).
 const SEQUENCE_CACHE_MAX: usize = 1024;
@@ -66,18 +71,10 @@ pub struct QueueStore {
     max_items: u64,
     /// Delivered items kept for inspection.
     posted_history: u64,
-    /// Whether a transaction is open (`BEGIN` ran, `COMMIT` not yet).
-    in_tx: bool,
-    /// When the open transaction got its first write.
-    tx_started: Option<Instant>,
+    /// The open transaction (`BEGIN` ran, `COMMIT` not yet), if one is.
+    tx: OpenTx,
     /// The writes of the open transaction, kept until its commit succeeds (replayed if it fails).
     log: Vec<WriteOp>,
-    /// What the open transaction changes in the counts.
-    tx_delta: Counts,
-    /// Highest item id inserted by the open transaction.
-    tx_max_id: i64,
-    /// Whether the open transaction makes items leasable (new films, revived dead items).
-    tx_new_work: bool,
     /// Committed counts by state (in-flight items are pending here).
     counts: Counts,
     /// Highest committed item id: fresh leases never go beyond it.
@@ -100,12 +97,12 @@ pub struct QueueStore {
     delivered_total: u64,
     /// Frames refused since start because the queue was full.
     refused_total: u64,
+    /// Transactions committed since start.
+    commits_total: u64,
     /// Per-second counters behind the read and post rates.
     rates: RateRing,
     /// Signalled by every commit and lease (what the inspection views show has changed).
     changes: Changes,
-    /// Items that became dead in the open transaction, told once it commits.
-    tx_dead: Vec<DeadNotice>,
     /// Items that became dead in committed transactions, not yet taken for the log.
     dead_notices: Vec<DeadNotice>,
     /// Pending items that may have been in flight when the last process died (its stop was
@@ -134,6 +131,28 @@ pub struct DeadNotice {
     pub uid: String,
     pub source: String,
     pub reason: String,
+}
+
+/// What the open transaction holds besides its writes (they are in the store's `log`):
+/// replaced whole when it commits or rolls back, so nothing of it is reset by hand.
+#[derive(Debug, Default)]
+struct OpenTx {
+    /// When its first write came; `None`: no transaction is open.
+    started: Option<Instant>,
+    /// What it changes in the counts.
+    delta: Counts,
+    /// Highest item id it inserted.
+    max_id: i64,
+    /// Whether it makes items leasable (new films, revived dead items, a raised lease limit).
+    new_work: bool,
+    /// Items that became dead in it, told once it commits.
+    dead: Vec<DeadNotice>,
+}
+
+impl OpenTx {
+    fn is_open(&self) -> bool {
+        self.started.is_some()
+    }
 }
 
 /// Item counts by stored state.
@@ -188,7 +207,11 @@ impl QueueStore {
         // Due times were kept on the last process's steady clock: all are due now.
         // (A failure, such as a full disk, only leaves them due later.)
         if let Err(e) = conn.execute(
-            "UPDATE items SET next_attempt_at_ms = 1 WHERE state = 0 AND next_attempt_at_ms > 1",
+            concat!(
+                "UPDATE items SET next_attempt_at_ms = 1 WHERE state = ",
+                pending!(),
+                " AND next_attempt_at_ms > 1"
+            ),
             [],
         ) {
             log::warn!("queue: {path}: waiting retries not made due at open: {e}");
@@ -205,12 +228,8 @@ impl QueueStore {
             path,
             max_items: cfg.max_items,
             posted_history: cfg.posted_history,
-            in_tx: false,
-            tx_started: None,
+            tx: OpenTx::default(),
             log: Vec::new(),
-            tx_delta: Counts::default(),
-            tx_max_id: 0,
-            tx_new_work: false,
             counts,
             committed_max_id,
             fresh_cursor: 0,
@@ -222,9 +241,9 @@ impl QueueStore {
             enqueued_total: 0,
             delivered_total: 0,
             refused_total: 0,
+            commits_total: 0,
             rates: RateRing::new(now_ms()),
             changes: Changes::default(),
-            tx_dead: Vec::new(),
             dead_notices: Vec::new(),
             uncertain: marks.uncertain,
             uncertain_resends_total: 0,
@@ -330,12 +349,12 @@ impl QueueStore {
 
     /// Whether writes wait for a commit (including writes kept for replay after a failure).
     pub fn has_uncommitted(&self) -> bool {
-        self.in_tx || !self.log.is_empty()
+        self.tx.is_open() || !self.log.is_empty()
     }
 
     /// How long the open transaction has held its first write.
     pub fn uncommitted_age(&self) -> Option<Duration> {
-        self.tx_started.map(|t| t.elapsed())
+        self.tx.started.map(|t| t.elapsed())
     }
 
     /// Whether a commit made items leasable since the last call (and resets it).
@@ -421,7 +440,7 @@ impl QueueStore {
                 return Err(self.fail(e));
             }
         }
-        if !self.in_tx {
+        if !self.tx.is_open() {
             return Ok(());
         }
         self.raise_lease_limit_for_new_items();
@@ -431,12 +450,13 @@ impl QueueStore {
         {
             return Err(self.fail(e));
         }
-        self.counts = self.counts.plus(self.tx_delta);
-        self.committed_max_id = self.committed_max_id.max(self.tx_max_id);
+        self.commits_total += 1;
+        self.counts = self.counts.plus(self.tx.delta);
+        self.committed_max_id = self.committed_max_id.max(self.tx.max_id);
         self.lease_limit = self.lease_limit_written;
-        self.new_work |= self.tx_new_work;
+        self.new_work |= self.tx.new_work;
         self.failure = None;
-        self.dead_notices.append(&mut self.tx_dead);
+        self.dead_notices.append(&mut self.tx.dead);
         self.reset_tx();
         self.reserve.restore_if_due();
         self.changes.notify();
@@ -465,7 +485,7 @@ impl QueueStore {
 
     /// Committed counts plus what the open transaction changes.
     fn live_counts(&self) -> Counts {
-        self.counts.plus(self.tx_delta)
+        self.counts.plus(self.tx.delta)
     }
 }
 

@@ -2,10 +2,11 @@
 //! succeeds; a failed commit rolls back, and the next one replays the log.
 
 use super::{
-    Counts, DeadNotice, QueueStore, SEQUENCE_CACHE_MAX, STATE_DEAD, STATE_PENDING, json_text,
+    DeadNotice, OpenTx, QueueStore, SEQUENCE_CACHE_MAX, STATE_DEAD, STATE_PENDING, json_text,
 };
 use crate::error::QueueError;
 use crate::messages::Outcome;
+use crate::queue::schema::{dead, pending, posted};
 use crate::record::{ItemBody, NewItem, SequenceRef};
 use rusqlite::params;
 use serde_json::Value;
@@ -52,10 +53,9 @@ impl StoreFailure {
 
 impl QueueStore {
     pub(super) fn begin(&mut self) -> rusqlite::Result<()> {
-        if !self.in_tx {
+        if !self.tx.is_open() {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
-            self.in_tx = true;
-            self.tx_started = Some(Instant::now());
+            self.tx.started = Some(Instant::now());
         }
         Ok(())
     }
@@ -133,14 +133,14 @@ impl QueueStore {
                 data,
                 fragment
             ])?;
-        self.tx_max_id = self.conn.last_insert_rowid();
+        self.tx.max_id = self.conn.last_insert_rowid();
         if state == STATE_PENDING {
-            self.tx_delta.pending += 1;
-            self.tx_new_work = true;
+            self.tx.delta.pending += 1;
+            self.tx.new_work = true;
         } else {
-            self.tx_delta.dead += 1;
-            self.tx_dead.push(DeadNotice {
-                id: self.tx_max_id,
+            self.tx.delta.dead += 1;
+            self.tx.dead.push(DeadNotice {
+                id: self.tx.max_id,
                 uid: item.uid.clone(),
                 source: item.source.clone(),
                 reason: last_error.unwrap_or_default().to_owned(),
@@ -180,47 +180,54 @@ impl QueueStore {
     }
 
     fn apply_ack(&mut self, id: i64, outcome: &Outcome, at_ms: i64) -> rusqlite::Result<()> {
-        // `state = 0` guards against a repeated or stray ack changing a posted or dead item.
+        // Only a pending item changes: a repeated or stray ack leaves a posted or dead one be.
         let changed = match outcome {
             Outcome::Delivered { upstream_id } => {
                 let upstream_id = upstream_id.as_ref().map(Value::to_string);
                 let n = self
                     .conn
-                    .prepare_cached(
-                        "UPDATE items SET state = 3, upstream_id = ?1, posted_at_ms = ?2,
+                    .prepare_cached(concat!(
+                        "UPDATE items SET state = ",
+                        posted!(),
+                        ", upstream_id = ?1, posted_at_ms = ?2,
                          attempts = attempts + 1, last_error = NULL, next_attempt_at_ms = 0
-                         WHERE id = ?3 AND state = 0",
-                    )?
+                         WHERE id = ?3 AND state = ",
+                        pending!()
+                    ))?
                     .execute(params![upstream_id, at_ms, id])? as i64;
-                self.tx_delta.posted += n;
+                self.tx.delta.posted += n;
                 n
             }
             Outcome::Retry { error, delay_ms } => {
                 // Always > 0: zero means "fresh" to the lease queries.
                 let due_ms = (at_ms + *delay_ms as i64).max(1);
                 self.conn
-                    .prepare_cached(
-                        "UPDATE items SET attempts = attempts + 1, last_error = ?1, next_attempt_at_ms = ?2
-                         WHERE id = ?3 AND state = 0",
-                    )?
+                    .prepare_cached(concat!(
+                        "UPDATE items SET attempts = attempts + 1, last_error = ?1,
+                         next_attempt_at_ms = ?2 WHERE id = ?3 AND state = ",
+                        pending!()
+                    ))?
                     .execute(params![error, due_ms, id])?;
                 0
             }
             Outcome::Dead { error } => {
                 let n = self
                     .conn
-                    .prepare_cached(
-                        "UPDATE items SET state = 2, attempts = attempts + 1, last_error = ?1,
-                         next_attempt_at_ms = 0 WHERE id = ?2 AND state = 0",
-                    )?
+                    .prepare_cached(concat!(
+                        "UPDATE items SET state = ",
+                        dead!(),
+                        ", attempts = attempts + 1, last_error = ?1,
+                         next_attempt_at_ms = 0 WHERE id = ?2 AND state = ",
+                        pending!()
+                    ))?
                     .execute(params![error, id])? as i64;
-                self.tx_delta.dead += n;
+                self.tx.delta.dead += n;
                 if n == 1 {
                     let (uid, source) = self
                         .conn
                         .prepare_cached("SELECT uid, source FROM items WHERE id = ?1")?
                         .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                    self.tx_dead.push(DeadNotice {
+                    self.tx.dead.push(DeadNotice {
                         id,
                         uid,
                         source,
@@ -230,7 +237,7 @@ impl QueueStore {
                 n
             }
         };
-        self.tx_delta.pending -= changed;
+        self.tx.delta.pending -= changed;
         Ok(())
     }
 
@@ -243,12 +250,14 @@ impl QueueStore {
         }
         let deleted = self
             .conn
-            .prepare_cached(
+            .prepare_cached(concat!(
                 "DELETE FROM items WHERE id IN
-                 (SELECT id FROM items WHERE state = 3 ORDER BY id LIMIT ?1)",
-            )?
+                 (SELECT id FROM items WHERE state = ",
+                posted!(),
+                " ORDER BY id LIMIT ?1)"
+            ))?
             .execute(params![posted - keep])?;
-        self.tx_delta.posted -= deleted as i64;
+        self.tx.delta.posted -= deleted as i64;
         Ok(())
     }
 
@@ -318,12 +327,7 @@ impl QueueStore {
     }
 
     pub(super) fn reset_tx(&mut self) {
-        self.in_tx = false;
-        self.tx_started = None;
-        self.tx_delta = Counts::default();
-        self.tx_max_id = 0;
-        self.tx_new_work = false;
-        self.tx_dead.clear();
+        self.tx = OpenTx::default();
         if self.failure.is_none() {
             self.log.clear();
         }
