@@ -9,7 +9,7 @@ use filmgate_actors::invalid::InvalidConfig;
 use filmgate_actors::poster::UpstreamConfig;
 use filmgate_actors::queue::QueueConfig;
 use filmgate_actors::redact::{REDACTED, redact_url, url_secrets};
-use filmgate_actors::serial::SerialConfig;
+use filmgate_actors::serial::{Port, SerialConfig};
 use filmgate_web::WebConfig;
 use filmgate_web::records::RecordsDb;
 use serde::{Deserialize, Serialize};
@@ -162,7 +162,9 @@ impl Settings {
                     format!("a name not used by another link ({:?} is)", link.name),
                 ));
             }
-            if !link.is_sim() && !ports.insert(link.port.as_str()) {
+            if let Port::Device(path) = &link.port
+                && !ports.insert(resolved(Path::new(path)))
+            {
                 return Err(InvalidConfig::new(
                     &prefix,
                     "port",
@@ -362,7 +364,7 @@ mod tests {
     fn embedded_default_is_valid_and_runs_one_sim_link() {
         let s = load(EMBEDDED_DEFAULT, &[]).unwrap();
         assert_eq!(s.serial.len(), 1);
-        assert_eq!(s.serial[0].port, "sim");
+        assert_eq!(s.serial[0].port, Port::Sim);
         assert_eq!(s.serial[0].delimiter, "\r");
         assert_eq!(s.web.bind, "127.0.0.1:8080");
         assert_eq!(
@@ -472,7 +474,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.upstream.token, "12345");
         assert_eq!(s.upstream.concurrency, 8);
-        assert_eq!(s.serial[0].port, "/dev/ttyUSB0");
+        assert_eq!(s.serial[0].port, Port::from("/dev/ttyUSB0"));
         assert_eq!(s.serial[0].record.fields, ["a", "b"]);
     }
 

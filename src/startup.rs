@@ -14,7 +14,7 @@ use filmgate_actors::metrics::{PostMetrics, SharedPostMetrics};
 use filmgate_actors::poster::{Drain, PosterActor, QueueLinks, start_poster};
 use filmgate_actors::queue::{QueueActor, QueueClient, QueueStore};
 use filmgate_actors::serial::pty::handover_identity;
-use filmgate_actors::serial::start_link_resuming;
+use filmgate_actors::serial::{Port, start_link_resuming};
 use filmgate_web::AppState;
 use filmgate_web::records::RecordsStore;
 use std::collections::HashMap;
@@ -79,7 +79,10 @@ impl Application {
             .serial
             .iter()
             .map(|s| {
-                let identity = handover_identity(&s.port)?;
+                let Port::Device(path) = &s.port else {
+                    return None;
+                };
+                let identity = handover_identity(path)?;
                 store
                     .handed_over_at_boundary(&s.name, &identity)
                     .then_some(identity)

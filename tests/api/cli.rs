@@ -48,9 +48,14 @@ fn check_config_errors_name_the_key() {
             "parity",
         ),
         ("[[serial]]\nname = \"a\"\n", "serial[0].port"),
+        // Typed at load: the line, the key and what it takes.
         (
             "[[serial]]\nname = \"a\"\nport = \"/dev/x\"\ndata_bits = 9\n",
-            "serial[0].data_bits",
+            "line 4, column 13",
+        ),
+        (
+            "[[serial]]\nname = \"a\"\nport = \"/dev/x\"\ndata_bits = 9\n",
+            "data_bits must be 5, 6, 7 or 8, found 9",
         ),
     ];
     for (text, key) in cases {

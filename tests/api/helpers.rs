@@ -69,7 +69,7 @@ pub fn test_settings(dir: &Path, port_path: Option<&Path>, base_url: Option<&str
     if let Some(path) = port_path {
         let mut link = filmgate_actors::serial::SerialConfig {
             name: "line-1".into(),
-            port: path.display().to_string(),
+            port: path.display().to_string().into(),
             ..Default::default()
         };
         link.reconnect_initial_ms = 20;

@@ -141,7 +141,7 @@ async fn run_mode(mode: &str, films: u64, smoke: bool) -> Run {
     };
     settings.serial.push(filmgate_actors::serial::SerialConfig {
         name: "bench".into(),
-        port: link.display().to_string(),
+        port: link.display().to_string().into(),
         ..Default::default()
     });
     let mut gateway = start_filmgate(&settings, &dir.path().join("bench.toml"));

@@ -61,11 +61,11 @@ pub fn start_link_resuming(
     } else {
         None
     };
-    let port_path = match &simulator {
-        Some(sim) => sim.slave_path().to_string_lossy().into_owned(),
-        None => cfg.port.clone(),
+    let port_path = match (&simulator, &cfg.port) {
+        (Some(sim), _) => sim.slave_path().to_string_lossy().into_owned(),
+        (None, port) => port.to_string(),
     };
-    links.register(&cfg.name, &cfg.port);
+    links.register(&cfg.name, &cfg.port.to_string());
     let name = cfg.name.clone();
     let actor = SerialActor {
         tracker: Some(SequenceTracker::resuming(

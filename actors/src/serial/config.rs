@@ -18,10 +18,10 @@ pub struct SerialConfig {
     /// Link name; the `source` of its films and the key in `/api/links/`.
     pub name: String,
     /// Device path (`/dev/ttyUSB0`, `/dev/serial/by-id/...`) or `sim`.
-    pub port: String,
+    pub port: Port,
     pub baud_rate: u32,
     /// 5, 6, 7 or 8.
-    pub data_bits: u8,
+    pub data_bits: DataBits,
     pub parity: Parity,
     /// 1 or 2.
     pub stop_bits: u8,
@@ -51,9 +51,9 @@ impl Default for SerialConfig {
     fn default() -> Self {
         SerialConfig {
             name: String::new(),
-            port: String::new(),
+            port: Port::Device(String::new()),
             baud_rate: 9600,
-            data_bits: 8,
+            data_bits: DataBits::Eight,
             parity: Parity::None,
             stop_bits: 1,
             flow_control: FlowControl::None,
@@ -65,6 +65,84 @@ impl Default for SerialConfig {
             start_quiet_ms: None,
             sim_rate_hz: 5.0,
             record: RecordConfig::default(),
+        }
+    }
+}
+
+/// Where a link reads (`port`): the built-in simulated machine (`"sim"`), or a device path.
+/// Made once at load: no later code compares the text with `"sim"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Port {
+    /// `port = "sim"`: a simulated vision machine on a pseudo-terminal of the process.
+    Sim,
+    /// A device path (`/dev/ttyUSB0`, `/dev/serial/by-id/...`, a bridge's pty link).
+    Device(String),
+}
+
+impl From<String> for Port {
+    fn from(text: String) -> Port {
+        if text == "sim" {
+            Port::Sim
+        } else {
+            Port::Device(text)
+        }
+    }
+}
+
+impl From<&str> for Port {
+    fn from(text: &str) -> Port {
+        Port::from(text.to_owned())
+    }
+}
+
+impl From<Port> for String {
+    fn from(port: Port) -> String {
+        port.to_string()
+    }
+}
+
+impl std::fmt::Display for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Port::Sim => f.write_str("sim"),
+            Port::Device(path) => f.write_str(path),
+        }
+    }
+}
+
+/// Data bits per character (`data_bits`): 5, 6, 7 or 8; anything else is an error at load
+/// naming the key, never a silent 8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub enum DataBits {
+    Five,
+    Six,
+    Seven,
+    Eight,
+}
+
+impl TryFrom<u8> for DataBits {
+    type Error = String;
+
+    fn try_from(bits: u8) -> Result<DataBits, String> {
+        match bits {
+            5 => Ok(DataBits::Five),
+            6 => Ok(DataBits::Six),
+            7 => Ok(DataBits::Seven),
+            8 => Ok(DataBits::Eight),
+            other => Err(format!("data_bits must be 5, 6, 7 or 8, found {other}")),
+        }
+    }
+}
+
+impl From<DataBits> for u8 {
+    fn from(bits: DataBits) -> u8 {
+        match bits {
+            DataBits::Five => 5,
+            DataBits::Six => 6,
+            DataBits::Seven => 7,
+            DataBits::Eight => 8,
         }
     }
 }
@@ -88,7 +166,7 @@ pub enum FlowControl {
 impl SerialConfig {
     /// Whether this link uses the built-in simulated machine.
     pub fn is_sim(&self) -> bool {
-        self.port == "sim"
+        self.port == Port::Sim
     }
 
     /// How the queue re-parses this link's dead items (same limits as a new frame).
@@ -113,7 +191,7 @@ impl SerialConfig {
             return Duration::from_millis(ms);
         }
         let bits_per_char = 1
-            + u64::from(self.data_bits)
+            + u64::from(u8::from(self.data_bits))
             + u64::from(self.parity != Parity::None)
             + u64::from(self.stop_bits);
         let line_ms =
@@ -141,7 +219,7 @@ impl SerialConfig {
                 ),
             );
         }
-        if self.port.trim().is_empty() {
+        if matches!(&self.port, Port::Device(path) if path.trim().is_empty()) {
             return bad(
                 "port",
                 "a device path (e.g. /dev/ttyUSB0) or \"sim\"".into(),
@@ -149,12 +227,6 @@ impl SerialConfig {
         }
         if self.baud_rate == 0 {
             return bad("baud_rate", "a positive baud rate, e.g. 9600".into());
-        }
-        if !(5..=8).contains(&self.data_bits) {
-            return bad(
-                "data_bits",
-                format!("5, 6, 7 or 8, found {}", self.data_bits),
-            );
         }
         if !(1..=2).contains(&self.stop_bits) {
             return bad("stop_bits", format!("1 or 2, found {}", self.stop_bits));
@@ -209,7 +281,7 @@ mod tests {
     #[test]
     fn missing_port_names_the_key() {
         let cfg = SerialConfig {
-            port: String::new(),
+            port: Port::Device(String::new()),
             ..valid()
         };
         assert_eq!(cfg.validate("serial[1]").unwrap_err().key, "serial[1].port");

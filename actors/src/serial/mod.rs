@@ -17,4 +17,4 @@ pub mod sequence;
 pub mod sim;
 
 pub use actor::{SerialActor, start_link, start_link_resuming};
-pub use config::{FlowControl, Parity, RecordConfig, RecordFormat, SerialConfig};
+pub use config::{DataBits, FlowControl, Parity, Port, RecordConfig, RecordFormat, SerialConfig};

@@ -3,7 +3,7 @@
 //! back to the [`super::SerialActor`] when it ends, in a [`Finished`].
 
 use super::codec::{FrameCodec, RawFrame};
-use super::config::{FlowControl, Parity, SerialConfig};
+use super::config::{self, FlowControl, Parity, SerialConfig};
 use super::items::ItemMaker;
 use super::sequence::SequenceTracker;
 use crate::links::{LinkRegistry, LinkState};
@@ -84,10 +84,10 @@ pub(super) fn open_port(path: &str, cfg: &SerialConfig) -> tokio_serial::Result<
     use tokio_serial::{DataBits, FlowControl as Flow, Parity as Par, StopBits};
     tokio_serial::new(path, cfg.baud_rate)
         .data_bits(match cfg.data_bits {
-            5 => DataBits::Five,
-            6 => DataBits::Six,
-            7 => DataBits::Seven,
-            _ => DataBits::Eight,
+            config::DataBits::Five => DataBits::Five,
+            config::DataBits::Six => DataBits::Six,
+            config::DataBits::Seven => DataBits::Seven,
+            config::DataBits::Eight => DataBits::Eight,
         })
         .parity(match cfg.parity {
             Parity::None => Par::None,

@@ -7,7 +7,7 @@ use filmgate_actors::metrics::PostMetrics;
 use filmgate_actors::poster::{QueueLinks, UpstreamConfig, start_poster};
 use filmgate_actors::queue::{QueueActor, QueueConfig, QueueStore};
 use filmgate_actors::serial::pty::Pty;
-use filmgate_actors::serial::{SerialConfig, start_link};
+use filmgate_actors::serial::{Port, SerialConfig, start_link};
 use filmgate_testkit::{TestUpstream, wait_for};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -29,7 +29,7 @@ async fn films_flow_from_a_pty_through_the_queue_to_the_upstream_in_order() {
     };
     let link_cfg = SerialConfig {
         name: "l1".into(),
-        port: String::new(),
+        port: Port::Device(String::new()),
         ..Default::default()
     };
 
@@ -53,7 +53,7 @@ async fn films_flow_from_a_pty_through_the_queue_to_the_upstream_in_order() {
     let mut pty = Pty::open_raw().unwrap();
     let registry = LinkRegistry::default();
     let cfg = SerialConfig {
-        port: pty.slave_path().display().to_string(),
+        port: pty.slave_path().display().to_string().into(),
         ..link_cfg
     };
     let _link = start_link(cfg, queue.clone().recipient(), registry.clone()).unwrap();

@@ -58,7 +58,7 @@ async fn restarting_a_running_link_reopens_its_port_counts_a_restart_and_it_read
     let port = pty.slave_path().to_str().unwrap().to_owned();
     let cfg = SerialConfig {
         name: "line-2".into(),
-        port: port.clone(),
+        port: port.clone().into(),
         reconnect_initial_ms: 20,
         reconnect_max_ms: 200,
         ..Default::default()
