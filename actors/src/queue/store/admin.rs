@@ -38,14 +38,7 @@ impl QueueStore {
         now_ms: i64,
     ) -> Result<QueuedItem, QueueError> {
         self.check_dead(id)?;
-        if let Err(e) = self
-            .begin()
-            .and_then(|()| self.revive(id, parsers, now_ms, Revive::Frame))
-        {
-            return Err(self.fail(e));
-        }
-        self.commit()?;
-        self.item(id)
+        self.revive_one(id, parsers, now_ms, Revive::Frame)
     }
 
     /// Accepts a dead fragment by hand: if its bytes parse as a whole record under every
@@ -66,9 +59,21 @@ impl QueueStore {
         if fragment != FRAGMENT {
             return Err(QueueError::NotFragment(id));
         }
+        self.revive_one(id, parsers, now_ms, Revive::Fragment)
+    }
+
+    /// [`QueueStore::revive`] of one dead item in a transaction of its own, committed; the
+    /// item as it is then.
+    fn revive_one(
+        &mut self,
+        id: i64,
+        parsers: &HashMap<String, LinkParser>,
+        now_ms: i64,
+        how: Revive,
+    ) -> Result<QueuedItem, QueueError> {
         if let Err(e) = self
             .begin()
-            .and_then(|()| self.revive(id, parsers, now_ms, Revive::Fragment))
+            .and_then(|()| self.revive(id, parsers, now_ms, how))
         {
             return Err(self.fail(e));
         }
