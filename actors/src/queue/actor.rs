@@ -151,8 +151,11 @@ impl Handler<Lease> for QueueActor {
 
     fn handle(&mut self, msg: Lease, ctx: &mut Self::Context) -> Self::Result {
         let leased = self.store.lease(msg.max_items, steady_ms());
-        // A raised lease limit is committed at once; its commit wakes the poster.
-        self.settle(ctx);
+        // A lease that raised the lease limit has it committed at once (its commit wakes the
+        // poster); any other lease writes nothing and leaves the commits to the writes.
+        if self.store.raised_lease_limit_waits() {
+            self.settle(ctx);
+        }
         leased
     }
 }

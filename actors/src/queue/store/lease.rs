@@ -99,6 +99,12 @@ impl QueueStore {
         Ok(leased)
     }
 
+    /// Whether a raised lease limit waits for its commit (fresh items beyond the committed
+    /// limit are not leased until then).
+    pub fn raised_lease_limit_waits(&self) -> bool {
+        self.lease_limit_written > self.lease_limit
+    }
+
     /// Called before a commit: when it brings items beyond the lease limit, the limit rises
     /// to [`LEASE_AHEAD`] past the items leased, in the same transaction (no commit of its
     /// own), so the poster's next lease finds them.
