@@ -9,7 +9,7 @@ use filmgate_actors::messages::{
 use filmgate_actors::queue::{QueueActor, QueueConfig, QueueError, QueueStore};
 use filmgate_actors::record::now_ms;
 use filmgate_actors::serial::RecordConfig;
-use filmgate_testkit::{film_item, rejected_item};
+use filmgate_testkit::{film_item, rejected_item, wait_for};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -452,7 +452,11 @@ async fn writes_waiting_in_the_mailbox_share_one_commit() {
         });
     }
     holder.execute_batch("COMMIT").unwrap();
-    wait_stats(&queue, |s| s.enqueued_total == 50).await;
+    wait_for(DEADLINE, "the burst enqueued", async || {
+        let stats = queue.addr.send(GetStats).await.ok()?.ok()?;
+        (stats.enqueued_total == 50).then_some(())
+    })
+    .await;
     // A flush behind them all commits whatever a later group still held: nothing.
     queue
         .addr
@@ -462,22 +466,4 @@ async fn writes_waiting_in_the_mailbox_share_one_commit() {
         .unwrap();
     let stats = queue.addr.send(GetStats).await.unwrap().unwrap();
     assert_eq!((stats.commits_total, stats.pending), (1, 50), "{stats:?}");
-}
-
-async fn wait_stats(
-    queue: &TestQueue,
-    done: impl Fn(&filmgate_actors::messages::QueueStats) -> bool,
-) -> filmgate_actors::messages::QueueStats {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let stats = queue.addr.send(GetStats).await.unwrap().unwrap();
-        if done(&stats) {
-            return stats;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not within {DEADLINE:?}: {stats:?}"
-        );
-        actix_rt::time::sleep(Duration::from_millis(10)).await;
-    }
 }

@@ -3,9 +3,8 @@
 use crate::helpers::{DEADLINE, spawn_app};
 use awc::http::StatusCode;
 use filmgate_actors::messages::Enqueue;
-use filmgate_testkit::film_item;
+use filmgate_testkit::{film_item, wait_for};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
 
 #[actix_rt::test]
 async fn healthz_is_200_ok() {
@@ -59,14 +58,10 @@ async fn readyz_is_503_while_the_queue_file_is_locked_by_another_process_and_200
     // The queue retries its commit on its own; once the lock is gone it is ready again and
     // takes frames.
     other.execute_batch("ROLLBACK").expect("release the lock");
-    let deadline = Instant::now() + DEADLINE;
-    while app.get_json("/readyz").await.0 != StatusCode::OK {
-        assert!(
-            Instant::now() < deadline,
-            "readyz stayed 503 after the lock was freed"
-        );
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(DEADLINE, "readyz OK after the lock was freed", async || {
+        (app.get_json("/readyz").await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
     app.enqueue(vec![film_item(1)]).await;
     app.wait_for_json("/api/queue/stats", |s| {
         s["pending"] == 1 && s["store_ok"] == true
