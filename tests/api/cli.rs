@@ -95,3 +95,75 @@ fn a_node_that_cannot_reach_its_database_exits_2_naming_the_key_without_the_pass
     assert!(stderr.contains("Connection refused"), "{stderr}");
     assert!(!stderr.contains("s3cret"), "{stderr}");
 }
+
+#[test]
+fn check_config_redacts_a_token_in_the_userinfo_and_secret_query_values() {
+    let (ok, out, err) = check_config(
+        "[upstream]\nbase_url = \"https://ghp_T0kenSECRET@records.plant/api/?api_key=K3ySECRET&x=1\"\n",
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        !out.contains("T0kenSECRET") && !out.contains("K3ySECRET"),
+        "{out}"
+    );
+    assert!(
+        out.contains("https://<redacted>@records.plant/api/?api_key=<redacted>&x=1"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_config_file_holding_a_secret_that_others_may_write_is_named_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, "[web]\ntoken = \"s3cret-token\"\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_filmgate"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("holds a secret"))
+        .unwrap_or_else(|| panic!("no warning: {stderr}"));
+    assert!(warning.contains(&path.display().to_string()), "{warning}");
+    assert!(
+        warning.contains("mode 0666") && warning.contains("web.token"),
+        "{warning}"
+    );
+    assert!(!stderr.contains("s3cret-token"), "{stderr}");
+}
+
+#[test]
+fn a_start_up_error_says_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // The queue's directory would have to be where a file is.
+    std::fs::write(dir.path().join("blocker"), b"").unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nbind = \"127.0.0.1:0\"\nrecords_db = \"{}\"\n[queue]\npath = \"{}\"\n",
+            dir.path().join("records.sqlite3").display(),
+            dir.path().join("blocker/queue.sqlite3").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_filmgate"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("filmgate: "))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert_eq!(line.matches("is not a directory").count(), 1, "{line}");
+}
