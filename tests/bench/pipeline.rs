@@ -8,6 +8,12 @@
 //! sets the size. The nginx modes post to a real nginx answering a plain 201 to every film
 //! post and batch (and an id to sequence posts), as a reverse proxy in front of a records
 //! service would answer; they need nginx (`tests/peers.sh`).
+//!
+//! The `line` and `line4` modes measure what a gateway costs beside a real line: one (or
+//! four) links on pseudo-terminals written the way a device writes (one whole record every
+//! 40 ms: 25 films/s each), posting to nginx. After a warm-up they read the gateway's CPU time
+//! (utime + stime from `/proc/PID/stat`) over a window (60 s; `--seconds N`; 3 s in a smoke
+//! run) and print the % of one core and the µs of CPU per film.
 
 #[path = "../support/bench.rs"]
 mod bench;
@@ -57,6 +63,8 @@ fn main() {
             "embedded",
             "nginx",
             "nginx-batch",
+            "line",
+            "line4",
         ]
         .map(String::from)
         .to_vec(),
@@ -66,9 +74,150 @@ fn main() {
         if smoke { " (smoke)" } else { "" }
     );
     for mode in modes {
+        if let Some(links) = line_links(&mode) {
+            let window = Duration::from_secs(if smoke { 3 } else { args.seconds(60) });
+            actix_rt::System::new().block_on(run_line(&mode, links, window));
+            continue;
+        }
         let run = actix_rt::System::new().block_on(run_mode(&mode, films, smoke));
         report(&run);
     }
+}
+
+/// Links of a line mode (`line`: 1, `line4`: 4), or `None` for the other modes.
+fn line_links(mode: &str) -> Option<usize> {
+    match mode {
+        "line" => Some(1),
+        "line4" => Some(4),
+        _ => None,
+    }
+}
+
+/// Records per second a line mode's device writes on each link.
+const LINE_RATE_HZ: u64 = 25;
+
+/// A gateway beside `links` real-rate lines posting to nginx: its CPU over `window`.
+async fn run_line(mode: &str, links: usize, window: Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_nginx, port) = nginx::Nginx::start(
+        &dir.path().join("nginx"),
+        r#"access_log off;
+           server { listen 127.0.0.1:PORT;
+             location /api/sequences/ { default_type application/json; return 201 '{"id": 1}'; }
+             location / { return 201; } }"#,
+    )
+    .await;
+    let web_port = unclaimed_port();
+    let mut settings = Settings::from_toml("", "bench", std::iter::empty()).unwrap();
+    settings.web.bind = format!("127.0.0.1:{web_port}");
+    settings.web.records_db = dir.path().join("records.sqlite3").display().to_string();
+    settings.queue.path = dir.path().join("queue.sqlite3");
+    settings.upstream.base_url = format!("http://127.0.0.1:{port}/api/");
+    let mut ptys = Vec::new();
+    for i in 0..links {
+        let pty = Pty::open_raw().unwrap();
+        let link = dir.path().join(format!("ttyLINE{i}"));
+        std::os::unix::fs::symlink(pty.slave_path(), &link).unwrap();
+        settings.serial.push(filmgate_actors::serial::SerialConfig {
+            name: format!("line-{i}"),
+            port: link.display().to_string().into(),
+            ..Default::default()
+        });
+        ptys.push(pty);
+    }
+    let mut gateway = start_filmgate(&settings, &dir.path().join("bench.toml"));
+    let api = format!("http://127.0.0.1:{web_port}");
+    let client = awc::Client::default();
+    wait_for(Duration::from_secs(30), "the links up", async || {
+        let all: Value = get_json(&client, &format!("{api}/api/links/")).await?;
+        let up = all
+            .as_array()?
+            .iter()
+            .filter(|l| l["state"] == "up")
+            .count();
+        (up == links).then_some(())
+    })
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = ptys
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut pty)| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let every = Duration::from_micros(1_000_000 / LINE_RATE_HZ);
+                let mut next = Instant::now();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let line = format!("L{i}-{},{n},25.{:02},1200.5,0\r", n / 100, n % 100);
+                    pty.write_all(line.as_bytes()).unwrap();
+                    next += every;
+                    if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                pty
+            })
+        })
+        .collect();
+    // Warm-up: connections open, sequences posted, the first lots delivered.
+    let delivered = async || -> Option<u64> {
+        let stats: Value = get_json(&client, &format!("{api}/api/queue/stats")).await?;
+        stats["delivered_total"].as_u64()
+    };
+    wait_for(Duration::from_secs(30), "the warm-up", async || {
+        (delivered().await? >= 2 * LINE_RATE_HZ * links as u64).then_some(())
+    })
+    .await;
+    let (cpu_before, delivered_before, started) = (
+        cpu_ticks(gateway.id()),
+        delivered().await.unwrap_or(0),
+        Instant::now(),
+    );
+    actix_rt::time::sleep(window).await;
+    let (cpu_after, delivered_after, seconds) = (
+        cpu_ticks(gateway.id()),
+        delivered().await.unwrap_or(0),
+        started.elapsed().as_secs_f64(),
+    );
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        let _ = writer.join();
+    }
+    stop_gateway(&mut gateway);
+    let cpu_s = (cpu_after - cpu_before) as f64 / USER_HZ;
+    let films = delivered_after.saturating_sub(delivered_before);
+    println!(
+        "{mode:<9} links={links} films/s={:<5.1} cpu={:.2}% of a core  cpu_per_film={:.0}us  \
+         (over {seconds:.0} s, {films} films)",
+        films as f64 / seconds,
+        cpu_s / seconds * 100.0,
+        if films > 0 {
+            cpu_s * 1e6 / films as f64
+        } else {
+            0.0
+        },
+    );
+}
+
+/// Clock ticks per second of `/proc/PID/stat` (Linux reports them in USER_HZ, 100).
+const USER_HZ: f64 = 100.0;
+
+/// CPU time (utime + stime, in clock ticks) a process has used, from `/proc/PID/stat`.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's closing parenthesis; utime and stime are 14th and 15th
+    // of the whole line, so the 12th and 13th after it.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
 }
 
 fn report(run: &Run) {
@@ -209,7 +358,7 @@ async fn run_mode(mode: &str, films: u64, smoke: bool) -> Run {
     .await;
     let seconds = measure_from.elapsed().as_secs_f64();
     let peak_rss_kb = peak_rss_kb(gateway.id());
-    stop(&mut gateway);
+    stop_gateway(&mut gateway);
 
     let latencies_us = if matches!(mode, "steady" | "flood" | "batch") {
         let w = written_at.lock().unwrap();
@@ -256,7 +405,7 @@ fn peak_rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn stop(gateway: &mut Child) {
+fn stop_gateway(gateway: &mut Child) {
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(gateway.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

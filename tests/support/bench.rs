@@ -8,6 +8,10 @@ pub struct BenchArgs {
     /// `--mode`: one mode instead of all.
     pub mode: Option<String>,
     films: Option<u64>,
+    /// `--seconds`: the measuring window of the pipeline benchmark's line modes (the records
+    /// benchmark, which shares this file, has none).
+    #[allow(dead_code)]
+    seconds: Option<u64>,
 }
 
 impl BenchArgs {
@@ -21,7 +25,14 @@ impl BenchArgs {
             smoke: args.iter().any(|a| a == "--smoke"),
             mode: value("--mode"),
             films: value("--films").and_then(|n| n.parse().ok()),
+            seconds: value("--seconds").and_then(|n| n.parse().ok()),
         }
+    }
+
+    /// `--seconds`, or `full`.
+    #[allow(dead_code)]
+    pub fn seconds(&self, full: u64) -> u64 {
+        self.seconds.unwrap_or(full)
     }
 
     /// `--films`, or 2,000 for a smoke run, or `full`.
