@@ -189,8 +189,10 @@ pub async fn post_items(
 }
 
 /// How many uids derived from a sequence's own one are tried in one post task before its
-/// films wait for the next retry (each try that finds its uid taken leaves one orphan row).
-const DERIVED_UIDS_PER_TASK: u32 = 3;
+/// films wait for the next retry. Every derived uid found taken is the orphan of a lost
+/// answer, so the walk ends long before this; the task starts from the sequence's own uid
+/// again (the derived ones are not stored) and walks the same names.
+const DERIVED_UIDS_PER_TASK: u32 = 100;
 
 /// Creates one sequence upstream. A backend that answers that the sequence's uid already
 /// exists (an earlier answer was lost) is asked for that row (`?uid=`, used only when the
@@ -234,7 +236,7 @@ async fn create_sequence(
         uid = next;
     }
     Attempt::transport(format!(
-        "sequence {}: {DERIVED_UIDS_PER_TASK} derived uids already exist upstream",
+        "sequence {}: {DERIVED_UIDS_PER_TASK} uids derived from it already exist upstream",
         seq.uid
     ))
 }
