@@ -99,14 +99,7 @@ const LINE_RATE_HZ: u64 = 25;
 /// A gateway beside `links` real-rate lines posting to nginx: its CPU over `window`.
 async fn run_line(mode: &str, links: usize, window: Duration) {
     let dir = tempfile::tempdir().unwrap();
-    let (_nginx, port) = nginx::Nginx::start(
-        &dir.path().join("nginx"),
-        r#"access_log off;
-           server { listen 127.0.0.1:PORT;
-             location /api/sequences/ { default_type application/json; return 201 '{"id": 1}'; }
-             location / { return 201; } }"#,
-    )
-    .await;
+    let (_nginx, port) = nginx_answering_201(dir.path()).await;
     let web_port = unclaimed_port();
     let mut settings = Settings::from_toml("", "bench", std::iter::empty()).unwrap();
     settings.web.bind = format!("127.0.0.1:{web_port}");
@@ -262,14 +255,7 @@ async fn run_mode(mode: &str, films: u64, smoke: bool) -> Run {
     let base_url = if mode == "embedded" {
         format!("http://127.0.0.1:{web_port}/api/")
     } else if mode.starts_with("nginx") {
-        let (server, port) = nginx::Nginx::start(
-            &dir.path().join("nginx"),
-            r#"access_log off;
-               server { listen 127.0.0.1:PORT;
-                 location /api/sequences/ { default_type application/json; return 201 '{"id": 1}'; }
-                 location / { return 201; } }"#,
-        )
-        .await;
+        let (server, port) = nginx_answering_201(dir.path()).await;
         _nginx = Some(server);
         format!("http://127.0.0.1:{port}/api/")
     } else {
@@ -388,6 +374,19 @@ fn static_mode(mode: &str) -> &'static str {
         "nginx-batch" => "nginx-batch100",
         _ => "embedded",
     }
+}
+
+/// nginx in `dir` answering a plain 201 to every post (and an id to sequence posts), as a
+/// reverse proxy in front of a records service would; and its port.
+async fn nginx_answering_201(dir: &std::path::Path) -> (nginx::Nginx, u16) {
+    nginx::Nginx::start(
+        &dir.join("nginx"),
+        r#"access_log off;
+           server { listen 127.0.0.1:PORT;
+             location /api/sequences/ { default_type application/json; return 201 '{"id": 1}'; }
+             location / { return 201; } }"#,
+    )
+    .await
 }
 
 /// A JSON answer from the gateway, or `None` while it is not answering yet.
