@@ -18,7 +18,7 @@ mod rows;
 pub mod sqlite;
 
 pub use input::{FieldErrors, NewFilm, NewSequence};
-pub use rows::{FilmRejected, FilmRow, ListFilter, Saved, SequenceRow, WriteAnswer, WriteOp};
+pub use rows::{FilmRejected, FilmRow, ListFilter, RecordWrite, Saved, SequenceRow, WriteAnswer};
 
 use filmgate_actors::changes::Changes;
 use std::path::PathBuf;
@@ -101,7 +101,7 @@ pub struct Page<T> {
 
 /// Row counts and highest ids of both tables.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct Counts {
+pub struct TableCounts {
     pub sequences: u64,
     pub films: u64,
     /// Highest sequence id (0 when none).
@@ -110,7 +110,7 @@ pub struct Counts {
     pub max_film_id: i64,
 }
 
-/// The committed [`Counts`] in memory, shared by the writer and the readers. Rows are never
+/// The committed [`TableCounts`] in memory, shared by the writer and the readers. Rows are never
 /// deleted, so every value only grows: a stale update can never move them back.
 #[derive(Debug, Default)]
 struct Totals {
@@ -123,15 +123,15 @@ struct Totals {
 }
 
 impl Totals {
-    fn new(counts: Counts) -> Totals {
+    fn new(counts: TableCounts) -> Totals {
         let totals = Totals::default();
         totals.raise(counts);
         totals
     }
 
     /// Raises each value to at least the one in `counts`.
-    fn raise(&self, counts: Counts) {
-        let before = Counts {
+    fn raise(&self, counts: TableCounts) {
+        let before = TableCounts {
             sequences: self
                 .sequences
                 .fetch_max(counts.sequences, Ordering::Relaxed),
@@ -152,8 +152,8 @@ impl Totals {
         }
     }
 
-    fn get(&self) -> Counts {
-        Counts {
+    fn get(&self) -> TableCounts {
+        TableCounts {
             sequences: self.sequences.load(Ordering::Relaxed),
             films: self.films.load(Ordering::Relaxed),
             max_sequence_id: self.max_sequence_id.load(Ordering::Acquire),
@@ -205,7 +205,7 @@ impl RecordsStore {
         &self,
         new: NewSequence,
     ) -> Result<Saved<SequenceRow>, RecordsError> {
-        match self.write(WriteOp::Sequence(new)).await? {
+        match self.write(RecordWrite::Sequence(new)).await? {
             WriteAnswer::Sequence(saved) => Ok(saved),
             WriteAnswer::Films(_) => Err(wrong_answer()),
         }
@@ -219,13 +219,13 @@ impl RecordsStore {
         if new.is_empty() {
             return Ok(Vec::new());
         }
-        match self.write(WriteOp::Films(new)).await? {
+        match self.write(RecordWrite::Films(new)).await? {
             WriteAnswer::Films(results) => Ok(results),
             WriteAnswer::Sequence(_) => Err(wrong_answer()),
         }
     }
 
-    async fn write(&self, op: WriteOp) -> Result<WriteAnswer, RecordsError> {
+    async fn write(&self, op: RecordWrite) -> Result<WriteAnswer, RecordsError> {
         on_backend!(self, store => store.write(op).await)
     }
 
@@ -291,7 +291,7 @@ impl RecordsStore {
         on_backend!(self, store => store.change_signal())
     }
 
-    fn totals(&self) -> Counts {
+    fn totals(&self) -> TableCounts {
         on_backend!(self, store => store.totals())
     }
 }
@@ -302,14 +302,14 @@ fn wrong_answer() -> RecordsError {
 
 /// One request to a writer.
 struct WriteJob {
-    op: WriteOp,
+    op: RecordWrite,
     reply: tokio::sync::oneshot::Sender<Result<WriteAnswer, RecordsError>>,
 }
 
 /// Sends `op` to a writer and waits for its answer.
 async fn send_to_writer(
     writer: &tokio::sync::mpsc::Sender<WriteJob>,
-    op: WriteOp,
+    op: RecordWrite,
 ) -> Result<WriteAnswer, RecordsError> {
     let (reply, answer) = tokio::sync::oneshot::channel();
     writer
@@ -323,8 +323,8 @@ async fn send_to_writer(
 /// requests or [`MAX_GROUP_FILMS`] films: the requests of one group commit.
 fn take_group(first: WriteJob, rx: &mut tokio::sync::mpsc::Receiver<WriteJob>) -> Vec<WriteJob> {
     let films = |job: &WriteJob| match &job.op {
-        WriteOp::Films(films) => films.len(),
-        WriteOp::Sequence(_) => 0,
+        RecordWrite::Films(films) => films.len(),
+        RecordWrite::Sequence(_) => 0,
     };
     let mut group_films = films(&first);
     let mut jobs = vec![first];

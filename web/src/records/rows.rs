@@ -65,12 +65,12 @@ pub enum FilmRejected {
 
 /// One write of a group commit.
 #[derive(Debug)]
-pub enum WriteOp {
+pub enum RecordWrite {
     Sequence(NewSequence),
     Films(Vec<NewFilm>),
 }
 
-/// The answer to one [`WriteOp`].
+/// The answer to one [`RecordWrite`].
 #[derive(Debug)]
 pub enum WriteAnswer {
     Sequence(Saved<SequenceRow>),

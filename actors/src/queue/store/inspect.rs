@@ -101,7 +101,7 @@ impl QueueStore {
         Ok(ItemPage { count, results })
     }
 
-    /// Counts by state (including uncommitted writes), oldest pending age, rates and totals.
+    /// StateCounts by state (including uncommitted writes), oldest pending age, rates and totals.
     pub fn stats(&self, now_ms: i64) -> QueueStats {
         let live = self.live_counts();
         let in_flight = self.in_flight.len() as u64;

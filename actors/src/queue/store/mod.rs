@@ -76,7 +76,7 @@ pub struct QueueStore {
     /// The writes of the open transaction, kept until its commit succeeds (replayed if it fails).
     log: Vec<WriteOp>,
     /// Committed counts by state (in-flight items are pending here).
-    counts: Counts,
+    counts: StateCounts,
     /// Highest committed item id: fresh leases never go beyond it.
     committed_max_id: i64,
     /// Highest id handed out as a fresh (never attempted) item this run.
@@ -140,7 +140,7 @@ struct OpenTx {
     /// When its first write came; `None`: no transaction is open.
     started: Option<Instant>,
     /// What it changes in the counts.
-    delta: Counts,
+    delta: StateCounts,
     /// Highest item id it inserted.
     max_id: i64,
     /// Whether it makes items leasable (new films, revived dead items, a raised lease limit).
@@ -157,7 +157,7 @@ impl OpenTx {
 
 /// Item counts by stored state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Counts {
+struct StateCounts {
     /// State 0, in flight included.
     pending: i64,
     /// State 2.
@@ -166,9 +166,9 @@ struct Counts {
     posted: i64,
 }
 
-impl Counts {
-    fn plus(self, d: Counts) -> Counts {
-        Counts {
+impl StateCounts {
+    fn plus(self, d: StateCounts) -> StateCounts {
+        StateCounts {
             pending: self.pending + d.pending,
             dead: self.dead + d.dead,
             posted: self.posted + d.posted,
@@ -484,7 +484,7 @@ impl QueueStore {
     // ---- private helpers -------------------------------------------------------------------
 
     /// Committed counts plus what the open transaction changes.
-    fn live_counts(&self) -> Counts {
+    fn live_counts(&self) -> StateCounts {
         self.counts.plus(self.tx.delta)
     }
 }
@@ -552,8 +552,8 @@ fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
-fn load_counts(conn: &Connection) -> rusqlite::Result<Counts> {
-    let mut counts = Counts::default();
+fn load_counts(conn: &Connection) -> rusqlite::Result<StateCounts> {
+    let mut counts = StateCounts::default();
     let mut stmt = conn.prepare("SELECT state, count(*) FROM items GROUP BY state")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {

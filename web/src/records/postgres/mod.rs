@@ -17,8 +17,8 @@ pub mod schema;
 pub mod sql;
 
 use super::{
-    Counts, FilmRow, ListFilter, MAX_CONCURRENT_READS, Page, RecordsError, SequenceRow, Totals,
-    WRITE_QUEUE_CAPACITY, WriteAnswer, WriteJob, WriteOp,
+    FilmRow, ListFilter, MAX_CONCURRENT_READS, Page, RecordWrite, RecordsError, SequenceRow,
+    TableCounts, Totals, WRITE_QUEUE_CAPACITY, WriteAnswer, WriteJob,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use filmgate_actors::changes::Changes;
@@ -172,11 +172,11 @@ impl PgRecords {
         })
     }
 
-    pub(super) async fn write(&self, op: WriteOp) -> Result<WriteAnswer, RecordsError> {
+    pub(super) async fn write(&self, op: RecordWrite) -> Result<WriteAnswer, RecordsError> {
         super::send_to_writer(&self.shared.writer, op).await
     }
 
-    pub(super) fn totals(&self) -> Counts {
+    pub(super) fn totals(&self) -> TableCounts {
         self.shared.totals.get()
     }
 
@@ -327,7 +327,7 @@ async fn run_writer(pool: Pool, mut rx: mpsc::Receiver<WriteJob>, totals: Arc<To
 
 /// Commits one group within [`REQUEST_TIMEOUT`] and answers its requests.
 async fn commit_group(pool: Pool, jobs: Vec<WriteJob>, totals: Arc<Totals>) {
-    let ops: Vec<&WriteOp> = jobs.iter().map(|j| &j.op).collect();
+    let ops: Vec<&RecordWrite> = jobs.iter().map(|j| &j.op).collect();
     let commit = async {
         let mut client = pool.get().await.map_err(pool_error)?;
         let (answers, counts) = sql::write_group(&mut client, &ops).await?;

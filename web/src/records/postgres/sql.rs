@@ -9,8 +9,8 @@
 //! always above every row a reader can already see.
 
 use crate::records::{
-    Counts, FilmRejected, FilmRow, ListFilter, NewFilm, NewSequence, RecordsError, Saved,
-    SequenceRow, WriteAnswer, WriteOp,
+    FilmRejected, FilmRow, ListFilter, NewFilm, NewSequence, RecordWrite, RecordsError, Saved,
+    SequenceRow, TableCounts, WriteAnswer,
 };
 use deadpool_postgres::{Client, GenericClient, Transaction};
 use serde_json::Value;
@@ -70,17 +70,17 @@ fn film_from_row(r: &Row, at: usize) -> FilmRow {
 /// holds. Returns the answers and the totals after the commit.
 pub async fn write_group(
     client: &mut Client,
-    ops: &[&WriteOp],
-) -> Result<(Vec<WriteAnswer>, Counts), RecordsError> {
+    ops: &[&RecordWrite],
+) -> Result<(Vec<WriteAnswer>, TableCounts), RecordsError> {
     let tx = client.transaction().await?;
     let lock = tx
         .prepare_cached("SELECT pg_advisory_xact_lock($1)")
         .await?;
     tx.execute(&lock, &[&WRITE_LOCK]).await?;
-    let mut added = Counts::default();
+    let mut added = TableCounts::default();
     let mut sequences = Vec::new();
     for op in ops {
-        if let WriteOp::Sequence(new) = op {
+        if let RecordWrite::Sequence(new) = op {
             let saved = insert_sequence(&tx, new).await?;
             if let Saved::Created(row) = &saved {
                 added.sequences += 1;
@@ -92,8 +92,8 @@ pub async fn write_group(
     let films: Vec<&NewFilm> = ops
         .iter()
         .filter_map(|op| match op {
-            WriteOp::Films(films) => Some(films.iter()),
-            WriteOp::Sequence(_) => None,
+            RecordWrite::Films(films) => Some(films.iter()),
+            RecordWrite::Sequence(_) => None,
         })
         .flatten()
         .collect();
@@ -108,8 +108,10 @@ pub async fn write_group(
     let answers = ops
         .iter()
         .map(|op| match op {
-            WriteOp::Sequence(_) => WriteAnswer::Sequence(sequences.next().expect("one per op")),
-            WriteOp::Films(films) => {
+            RecordWrite::Sequence(_) => {
+                WriteAnswer::Sequence(sequences.next().expect("one per op"))
+            }
+            RecordWrite::Films(films) => {
                 WriteAnswer::Films(film_results.by_ref().take(films.len()).collect())
             }
         })
@@ -140,7 +142,7 @@ pub async fn write_group(
 }
 
 /// The committed totals.
-pub async fn counts(client: &Client) -> Result<Counts, tokio_postgres::Error> {
+pub async fn counts(client: &Client) -> Result<TableCounts, tokio_postgres::Error> {
     let statement = client
         .prepare_cached("SELECT sequences, films, max_sequence_id, max_film_id FROM records_totals")
         .await?;
@@ -148,8 +150,8 @@ pub async fn counts(client: &Client) -> Result<Counts, tokio_postgres::Error> {
     Ok(counts_from_row(&row))
 }
 
-fn counts_from_row(row: &Row) -> Counts {
-    Counts {
+fn counts_from_row(row: &Row) -> TableCounts {
+    TableCounts {
         sequences: row.get::<_, i64>(0).max(0) as u64,
         films: row.get::<_, i64>(1).max(0) as u64,
         max_sequence_id: row.get(2),

@@ -14,8 +14,8 @@
 pub mod sql;
 
 use super::{
-    Counts, FilmRow, ListFilter, MAX_CONCURRENT_READS, Page, RecordsError, SequenceRow, Totals,
-    WRITE_QUEUE_CAPACITY, WriteAnswer, WriteJob, WriteOp,
+    FilmRow, ListFilter, MAX_CONCURRENT_READS, Page, RecordWrite, RecordsError, SequenceRow,
+    TableCounts, Totals, WRITE_QUEUE_CAPACITY, WriteAnswer, WriteJob,
 };
 use filmgate_actors::changes::Changes;
 use std::path::{Path, PathBuf};
@@ -73,11 +73,11 @@ impl SqliteRecords {
         })
     }
 
-    pub(super) async fn write(&self, op: WriteOp) -> Result<WriteAnswer, RecordsError> {
+    pub(super) async fn write(&self, op: RecordWrite) -> Result<WriteAnswer, RecordsError> {
         super::send_to_writer(&self.shared.writer, op).await
     }
 
-    pub(super) fn totals(&self) -> Counts {
+    pub(super) fn totals(&self) -> TableCounts {
         self.shared.totals.get()
     }
 
@@ -186,10 +186,10 @@ impl SqliteRecords {
 fn run_writer(conn: &mut rusqlite::Connection, mut rx: mpsc::Receiver<WriteJob>, totals: &Totals) {
     while let Some(first) = rx.blocking_recv() {
         let jobs = super::take_group(first, &mut rx);
-        let ops: Vec<&WriteOp> = jobs.iter().map(|j| &j.op).collect();
+        let ops: Vec<&RecordWrite> = jobs.iter().map(|j| &j.op).collect();
         let result = sql::write_group(conn, &ops).map(|(answers, added)| {
             let before = totals.get();
-            totals.raise(Counts {
+            totals.raise(TableCounts {
                 sequences: before.sequences + added.sequences,
                 films: before.films + added.films,
                 ..added

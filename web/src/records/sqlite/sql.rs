@@ -4,8 +4,8 @@
 //! parameters only.
 
 use crate::records::{
-    Counts, FilmRejected, FilmRow, ListFilter, NewFilm, NewSequence, Saved, SequenceRow,
-    WriteAnswer, WriteOp,
+    FilmRejected, FilmRow, ListFilter, NewFilm, NewSequence, RecordWrite, Saved, SequenceRow,
+    TableCounts, WriteAnswer,
 };
 use filmgate_actors::record::{now_ms, rfc3339_ms};
 use rusqlite::types::Value as SqlValue;
@@ -60,17 +60,17 @@ pub fn open_reader(path: &std::path::Path) -> rusqlite::Result<Connection> {
 /// Runs `ops` in one transaction and commits once. Any SQL error rolls the whole group back
 /// (nothing is answered as stored unless the COMMIT succeeded).
 /// Also returns what the group added: the rows created and the highest ids among them.
-pub fn write_group<O: std::borrow::Borrow<WriteOp>>(
+pub fn write_group<O: std::borrow::Borrow<RecordWrite>>(
     conn: &mut Connection,
     ops: &[O],
-) -> rusqlite::Result<(Vec<WriteAnswer>, Counts)> {
+) -> rusqlite::Result<(Vec<WriteAnswer>, TableCounts)> {
     let tx = conn.transaction()?;
-    let mut added = Counts::default();
+    let mut added = TableCounts::default();
     let mut answers = Vec::with_capacity(ops.len());
     let created = rfc3339_ms(now_ms());
     for op in ops {
         answers.push(match op.borrow() {
-            WriteOp::Sequence(new) => {
+            RecordWrite::Sequence(new) => {
                 let saved = insert_sequence(&tx, new, &created)?;
                 if let Saved::Created(row) = &saved {
                     added.sequences += 1;
@@ -78,7 +78,7 @@ pub fn write_group<O: std::borrow::Borrow<WriteOp>>(
                 }
                 WriteAnswer::Sequence(saved)
             }
-            WriteOp::Films(films) => {
+            RecordWrite::Films(films) => {
                 let mut results = Vec::with_capacity(films.len());
                 for new in films {
                     let result = insert_film(&tx, new, &created)?;
@@ -311,7 +311,7 @@ pub fn count_sequences(conn: &Connection, filter: &ListFilter) -> rusqlite::Resu
 }
 
 /// Rows and highest ids of both tables, read once at open to seed the in-memory totals.
-pub fn counts(conn: &Connection) -> rusqlite::Result<Counts> {
+pub fn counts(conn: &Connection) -> rusqlite::Result<TableCounts> {
     let of = |table: &str| {
         let sql = format!("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM {table}");
         conn.query_row(&sql, [], |r| {
@@ -320,7 +320,7 @@ pub fn counts(conn: &Connection) -> rusqlite::Result<Counts> {
     };
     let (sequences, max_sequence_id) = of("sequences")?;
     let (films, max_film_id) = of("films")?;
-    Ok(Counts {
+    Ok(TableCounts {
         sequences,
         films,
         max_sequence_id,
@@ -363,8 +363,8 @@ mod tests {
     fn a_group_creates_replays_and_rejects_per_item() {
         let mut conn = mem();
         let ops = vec![
-            WriteOp::Sequence(seq("s1", "a")),
-            WriteOp::Films(vec![
+            RecordWrite::Sequence(seq("s1", "a")),
+            RecordWrite::Films(vec![
                 film("f1", 1, "a"),
                 film("f1", 1, "a"),
                 film("f2", 9, "a"),
@@ -373,7 +373,7 @@ mod tests {
         let (answers, added) = write_group(&mut conn, &ops).unwrap();
         assert_eq!(
             added,
-            Counts {
+            TableCounts {
                 sequences: 1,
                 films: 1,
                 max_sequence_id: 1,
@@ -391,10 +391,10 @@ mod tests {
     #[test]
     fn replayed_film_uid_returns_the_stored_row_even_with_another_sequence() {
         let mut conn = mem();
-        write_group(&mut conn, &[WriteOp::Sequence(seq("s1", "a"))]).unwrap();
-        write_group(&mut conn, &[WriteOp::Films(vec![film("f1", 1, "a")])]).unwrap();
+        write_group(&mut conn, &[RecordWrite::Sequence(seq("s1", "a"))]).unwrap();
+        write_group(&mut conn, &[RecordWrite::Films(vec![film("f1", 1, "a")])]).unwrap();
         let (answers, _) =
-            write_group(&mut conn, &[WriteOp::Films(vec![film("f1", 42, "a")])]).unwrap();
+            write_group(&mut conn, &[RecordWrite::Films(vec![film("f1", 42, "a")])]).unwrap();
         let WriteAnswer::Films(results) = &answers[0] else {
             panic!("films answer")
         };
@@ -410,8 +410,8 @@ mod tests {
         write_group(
             &mut conn,
             &[
-                WriteOp::Sequence(seq("s1", "a")),
-                WriteOp::Sequence(seq("s2", "b")),
+                RecordWrite::Sequence(seq("s1", "a")),
+                RecordWrite::Sequence(seq("s2", "b")),
             ],
         )
         .unwrap();
@@ -424,7 +424,7 @@ mod tests {
                 )
             })
             .collect();
-        write_group(&mut conn, &[WriteOp::Films(films)]).unwrap();
+        write_group(&mut conn, &[RecordWrite::Films(films)]).unwrap();
         let ids = |f: &ListFilter| {
             list_films(&conn, f)
                 .unwrap()
@@ -466,7 +466,7 @@ mod tests {
         assert_eq!(ids(&seq1), [5, 3, 1]);
         assert_eq!(
             counts(&conn).unwrap(),
-            Counts {
+            TableCounts {
                 sequences: 2,
                 films: 6,
                 max_sequence_id: 2,
