@@ -11,7 +11,7 @@ use filmgate_actors::queue::QueueConfig;
 use filmgate_actors::redact::{REDACTED, redact_url, url_secrets};
 use filmgate_actors::serial::{Port, SerialConfig};
 use filmgate_web::WebConfig;
-use filmgate_web::records::RecordsDb;
+use filmgate_web::store::RecordsDb;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -24,7 +24,7 @@ const THROTTLED: [(&str, &str, Level); 3] = [
         Level::Warn,
     ),
     // Records store failures, of writes and of reads.
-    ("filmgate_web::records", "", Level::Error),
+    ("filmgate_web::store", "", Level::Error),
     ("filmgate_web::errors", "", Level::Error),
 ];
 

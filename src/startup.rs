@@ -16,7 +16,7 @@ use filmgate_actors::queue::{QueueActor, QueueClient, QueueStore};
 use filmgate_actors::serial::pty::handover_identity;
 use filmgate_actors::serial::{Port, start_link_resuming};
 use filmgate_web::AppState;
-use filmgate_web::records::RecordsStore;
+use filmgate_web::store::RecordsStore;
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::Arc;

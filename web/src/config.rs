@@ -1,6 +1,6 @@
 //! `[web]`: where the frontend listens, its API token and the records database.
 
-use crate::records::RecordsDb;
+use crate::store::RecordsDb;
 use filmgate_actors::invalid::InvalidConfig;
 use serde::{Deserialize, Serialize};
 

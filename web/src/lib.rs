@@ -3,9 +3,9 @@
 //! # Layout
 //!
 //! - [`config`] — the `[web]` section.
-//! - [`records`] — the embedded records service's store (DRF-shaped films and sequences) on
+//! - [`store`] — the embedded records service's store (DRF-shaped films and sequences) on
 //!   SQLite or PostgreSQL, one handle ([`RecordsStore`]) over both, with a group-committing
-//!   writer; `records/input.rs` validates bodies as DRF would.
+//!   writer; `store/input.rs` validates bodies as DRF would.
 //! - [`routes`] — one module per area: `records` (`/api/sequences/`, `/api/films/`), `queue`
 //!   (inspection and control, and the JSON view of a queue item), `links`, `refresh`,
 //!   [`routes::events`] (server-sent events, woken by change signals), `ops` (`/healthz`,
@@ -32,11 +32,11 @@ pub mod config;
 pub mod errors;
 mod guard;
 mod pagination;
-pub mod records;
 pub mod routes;
+pub mod store;
 
 pub use config::WebConfig;
-pub use records::{RecordsError, RecordsStore};
+pub use store::{RecordsError, RecordsStore};
 
 use actix_web::dev::Server;
 use actix_web::middleware::{Condition, Logger, from_fn};

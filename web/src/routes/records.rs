@@ -1,11 +1,11 @@
 //! The records service, shaped like Django REST Framework: create (idempotent by uid), batch
 //! create, list with limit/offset pagination and filters, and detail, for sequences and films.
-//! Bodies enter as JSON, become [`crate::records`] rows, and leave as DRF-shaped JSON.
+//! Bodies enter as JSON, become [`crate::store`] rows, and leave as DRF-shaped JSON.
 
 use crate::AppState;
 use crate::errors::{ApiError, MAX_BATCH_JSON_BYTES, MAX_JSON_BYTES, store_unavailable};
 use crate::pagination::{PageBody, absolute_path, effective_limit, links};
-use crate::records::{FieldErrors, FilmRejected, ListFilter, RecordsError, Saved, input};
+use crate::store::{FieldErrors, FilmRejected, ListFilter, RecordsError, Saved, input};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::{Deserialize, Serialize};

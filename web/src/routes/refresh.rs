@@ -4,7 +4,7 @@
 
 use crate::AppState;
 use crate::errors::ApiError;
-use crate::records::{FilmRow, SequenceRow};
+use crate::store::{FilmRow, SequenceRow};
 use actix_web::{HttpResponse, web};
 use filmgate_actors::links::LinkStatus;
 use filmgate_actors::messages::{GetStats, QueueStats};

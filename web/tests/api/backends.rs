@@ -160,7 +160,7 @@ async fn both_backends_answer_every_request_alike() {
 #[actix_rt::test]
 async fn two_nodes_receiving_the_same_uid_at_once_store_one_row() {
     use filmgate_web::RecordsStore;
-    use filmgate_web::records::{NewFilm, NewSequence, RecordsDb, Saved};
+    use filmgate_web::store::{NewFilm, NewSequence, RecordsDb, Saved};
     let pg = crate::helpers::Postgres::start();
     let db = RecordsDb::Postgres(pg.create_database("records"));
     let nodes = [

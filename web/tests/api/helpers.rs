@@ -14,7 +14,7 @@ use filmgate_actors::queue::{QueueActor, QueueClient, QueueConfig, QueueStore};
 use filmgate_actors::record::NewItem;
 use filmgate_actors::serial::RecordConfig;
 use filmgate_testkit::wait_for;
-use filmgate_web::records::RecordsDb;
+use filmgate_web::store::RecordsDb;
 use filmgate_web::{AppState, RecordsStore};
 use serde_json::{Value, json};
 use std::collections::HashMap;

@@ -3,7 +3,7 @@
 
 use crate::helpers::{film_body, spawn_app};
 use awc::http::StatusCode;
-use filmgate_web::records::NewFilm;
+use filmgate_web::store::NewFilm;
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
 

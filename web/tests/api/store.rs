@@ -4,7 +4,7 @@ use crate::helpers::film_body;
 use crate::on_both_backends;
 use awc::http::StatusCode;
 use filmgate_web::RecordsStore;
-use filmgate_web::records::{ListFilter, NewSequence, Saved};
+use filmgate_web::store::{ListFilter, NewSequence, Saved};
 
 on_both_backends! {
     async fn a_201_film_is_already_committed_when_the_answer_arrives(app) {
@@ -40,7 +40,7 @@ async fn a_reopened_store_has_its_rows_counts_and_ids() {
             .unwrap();
         assert!(matches!(saved, Saved::Created(_)));
         let films = (0..3)
-            .map(|i| filmgate_web::records::NewFilm {
+            .map(|i| filmgate_web::store::NewFilm {
                 uid: format!("f{i}"),
                 sequence: saved.row().id,
                 source: "a".into(),

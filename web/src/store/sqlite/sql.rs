@@ -3,7 +3,7 @@
 //! Plain functions over a [`rusqlite::Connection`] (no threads, no actix), with bound
 //! parameters only.
 
-use crate::records::{
+use crate::store::{
     FilmRejected, FilmRow, ListFilter, NewFilm, NewSequence, RecordWrite, Saved, SequenceRow,
     TableCounts, WriteAnswer,
 };

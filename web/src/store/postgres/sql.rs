@@ -8,7 +8,7 @@
 //! commit visible before it releases the transaction's locks, so the next writer's ids are
 //! always above every row a reader can already see.
 
-use crate::records::{
+use crate::store::{
     FilmRejected, FilmRow, ListFilter, NewFilm, NewSequence, RecordWrite, RecordsError, Saved,
     SequenceRow, TableCounts, WriteAnswer,
 };
