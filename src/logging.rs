@@ -17,15 +17,20 @@ pub const REPEAT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The throttled log targets, what their lines are about, and the least level they log at.
 const THROTTLED: [(&str, &str, Level); 3] = [
-    // actix-http's per-connection errors: a client's doing, so a warning.
+    // actix-http's per-connection errors: a client's doing, so a warning. (Its module path:
+    // the one target here that is not ours to name.)
     (
         "actix_http::h1::dispatcher",
         "a client's request; ",
         Level::Warn,
     ),
     // Records store failures, of writes and of reads.
-    ("filmgate_web::store", "", Level::Error),
-    ("filmgate_web::errors", "", Level::Error),
+    (filmgate_web::log_targets::RECORDS_STORE, "", Level::Error),
+    (
+        filmgate_web::log_targets::STORE_UNAVAILABLE,
+        "",
+        Level::Error,
+    ),
 ];
 
 /// env_logger behind the repeat rate limit.

@@ -126,7 +126,7 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 
 /// `{"error": ..}` for a records-store failure; 503 so posting clients retry.
 pub fn store_unavailable(e: &crate::store::RecordsError) -> ApiError {
-    log::error!("{e}");
+    log::error!(target: crate::log_targets::STORE_UNAVAILABLE, "{e}");
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 

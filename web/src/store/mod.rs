@@ -352,6 +352,7 @@ fn answer_group(jobs: Vec<WriteJob>, result: Result<Vec<WriteAnswer>, RecordsErr
         }
         Err(e) => {
             log::error!(
+                target: crate::log_targets::RECORDS_STORE,
                 "records store: group commit of {} requests failed: {e}",
                 jobs.len()
             );

@@ -320,7 +320,10 @@ async fn run_writer(pool: Pool, mut rx: mpsc::Receiver<WriteJob>, totals: Arc<To
         let jobs = super::take_group(first, &mut rx);
         let group = tokio::spawn(commit_group(pool.clone(), jobs, totals.clone()));
         if let Err(e) = group.await {
-            log::error!("records store: a group commit failed unexpectedly: {e}");
+            log::error!(
+                target: crate::log_targets::RECORDS_STORE,
+                "records store: a group commit failed unexpectedly: {e}"
+            );
         }
     }
 }
