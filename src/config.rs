@@ -191,14 +191,29 @@ impl Settings {
     /// Every secret of the configuration as it may appear in a text: the tokens (and the
     /// password of a Basic `user:password` token), and the secret parts of the URLs.
     pub fn secrets(&self) -> Vec<String> {
-        let mut secrets = vec![self.web.token.clone(), self.upstream.token.clone()];
+        self.secrets_by_key()
+            .into_iter()
+            .flat_map(|(_, secrets)| secrets)
+            .collect()
+    }
+
+    /// The keys that hold a secret, each with the secrets in it as they may appear in a text.
+    fn secrets_by_key(&self) -> Vec<(&'static str, Vec<String>)> {
+        let mut upstream_token = vec![self.upstream.token.clone()];
         if let Some((_, password)) = self.upstream.token.split_once(':') {
-            secrets.push(password.to_owned());
+            upstream_token.push(password.to_owned());
         }
-        secrets.extend(url_secrets(&self.upstream.base_url));
-        secrets.extend(url_secrets(&self.web.records_db));
-        secrets.retain(|s| !s.is_empty());
-        secrets
+        let mut keys = vec![
+            ("web.token", vec![self.web.token.clone()]),
+            ("upstream.token", upstream_token),
+            ("upstream.base_url", url_secrets(&self.upstream.base_url)),
+            ("web.records_db", url_secrets(&self.web.records_db)),
+        ];
+        for (_, secrets) in &mut keys {
+            secrets.retain(|s| !s.is_empty());
+        }
+        keys.retain(|(_, secrets)| !secrets.is_empty());
+        keys
     }
 }
 
@@ -211,19 +226,11 @@ fn exposed_secrets_warning(path: &Path, text: &str) -> Option<String> {
         return None;
     }
     let written: Settings = toml::from_str(text).ok()?;
-    let mut keys = Vec::new();
-    if !written.web.token.is_empty() {
-        keys.push("web.token");
-    }
-    if !written.upstream.token.is_empty() {
-        keys.push("upstream.token");
-    }
-    if !url_secrets(&written.upstream.base_url).is_empty() {
-        keys.push("upstream.base_url");
-    }
-    if !url_secrets(&written.web.records_db).is_empty() {
-        keys.push("web.records_db");
-    }
+    let keys: Vec<&str> = written
+        .secrets_by_key()
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
     if keys.is_empty() {
         return None;
     }

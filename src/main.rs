@@ -32,7 +32,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    filmgate_actors::redact::register_secrets(settings.secrets());
     if let Some(Command::CheckConfig) = cli.command {
         print!("{}", settings.redacted_toml());
         return ExitCode::SUCCESS;
@@ -46,7 +45,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, e)) => {
-            eprintln!("filmgate: {}", error_chain(&e));
+            // Not through the logger: redacted here (`Application::build` registered the
+            // configuration's secrets first thing).
+            let text = error_chain(&e);
+            eprintln!("filmgate: {}", filmgate_actors::redact::redact(&text));
             ExitCode::from(code)
         }
     }

@@ -13,8 +13,7 @@ use filmgate_actors::messages::{Flush, MarkStop, StopLink, Subscribe};
 use filmgate_actors::metrics::{PostMetrics, SharedPostMetrics};
 use filmgate_actors::poster::{Drain, PosterActor, QueueLinks, start_poster};
 use filmgate_actors::queue::{QueueActor, QueueClient, QueueStore};
-use filmgate_actors::serial::pty::handover_identity;
-use filmgate_actors::serial::{Port, start_link_resuming};
+use filmgate_actors::serial::start_link_resuming;
 use filmgate_web::AppState;
 use filmgate_web::store::RecordsStore;
 use std::collections::HashMap;
@@ -74,19 +73,12 @@ impl Application {
             .iter()
             .map(|s| store.last_sequence(&s.name))
             .collect::<Result<Vec<_>, _>>()?;
-        // And each link on a port handed over at a record boundary starts at a record.
+        // And each link the last graceful stop left at a record boundary gets the port it
+        // stopped on: its first open of that same port starts at a record.
         let handovers: Vec<Option<String>> = settings
             .serial
             .iter()
-            .map(|s| {
-                let Port::Device(path) = &s.port else {
-                    return None;
-                };
-                let identity = handover_identity(path)?;
-                store
-                    .handed_over_at_boundary(&s.name, &identity)
-                    .then_some(identity)
-            })
+            .map(|s| store.handover(&s.name).map(str::to_owned))
             .collect();
         let parsers: HashMap<_, _> = settings
             .serial

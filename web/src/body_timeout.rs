@@ -38,11 +38,9 @@ pub struct BodyTimeouts {
 }
 
 impl Default for BodyTimeouts {
+    /// The limits of the default `[web]`.
     fn default() -> Self {
-        BodyTimeouts {
-            idle: Duration::from_millis(5000),
-            total: BODY_TOTAL_TIMEOUT,
-        }
+        crate::WebConfig::default().body_timeouts()
     }
 }
 

@@ -16,7 +16,6 @@ use crate::messages::{
 };
 use crate::metrics::SharedPostMetrics;
 use crate::record::now_ms;
-use crate::redact::redact_url;
 use actix::prelude::*;
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -49,8 +48,6 @@ pub struct QueueLinks {
 
 /// Posts leased films upstream.
 pub struct PosterActor {
-    /// Where and how to post.
-    cfg: Rc<UpstreamConfig>,
     /// The queue's mailboxes.
     queue: QueueLinks,
     /// Shared counters for `/metrics`.
@@ -106,7 +103,6 @@ impl PosterActor {
     /// ([`start_poster`] does).
     pub fn new(upstream: Upstream, queue: QueueLinks, metrics: SharedPostMetrics) -> Self {
         PosterActor {
-            cfg: upstream.cfg.clone(),
             queue,
             metrics,
             upstream: Rc::new(upstream),
@@ -164,7 +160,10 @@ impl PosterActor {
     /// Leases work while a slot is free, the upstream is not in backoff and nothing else is
     /// leasing; schedules a re-check when idle or paused.
     fn fill(&mut self, ctx: &mut Context<Self>) {
-        if self.draining || self.leasing || *self.in_flight.borrow() >= self.cfg.concurrency {
+        if self.draining
+            || self.leasing
+            || *self.in_flight.borrow() >= self.upstream.cfg.concurrency
+        {
             return;
         }
         if let Some(until) = self.paused_until {
@@ -178,9 +177,9 @@ impl PosterActor {
         self.leasing = true;
         self.work_announced = false;
         // One lease fills every free slot: a lease is a round trip to the queue's thread.
-        let free_slots = self.cfg.concurrency - *self.in_flight.borrow();
+        let free_slots = self.upstream.cfg.concurrency - *self.in_flight.borrow();
         let lease = self.queue.lease.send(Lease {
-            max_items: self.cfg.batch_size * free_slots,
+            max_items: self.upstream.cfg.batch_size * free_slots,
         });
         ctx.spawn(lease.into_actor(self).map(|answer, act, ctx| {
             act.leasing = false;
@@ -188,7 +187,7 @@ impl PosterActor {
                 Ok(Ok(mut items)) if !items.is_empty() => {
                     act.lease_failure_logged_at = None;
                     while !items.is_empty() {
-                        let rest = items.split_off(items.len().min(act.cfg.batch_size));
+                        let rest = items.split_off(items.len().min(act.upstream.cfg.batch_size));
                         act.start_post(items, ctx);
                         items = rest;
                     }
@@ -289,7 +288,7 @@ impl PosterActor {
                 if let Some(since) = self.failing_since.take() {
                     log::info!(
                         "poster: delivery to {} recovered after {:.1} s",
-                        redact_url(&self.cfg.base_url),
+                        self.upstream.cfg.base_url,
                         since.elapsed().as_secs_f64()
                     );
                 }
@@ -300,7 +299,8 @@ impl PosterActor {
 
     /// The one WARN line of a delivery failure, with how many items wait.
     fn warn_failing(&self, error: String, retry_in: Duration, ctx: &mut Context<Self>) {
-        let base_url = redact_url(&self.cfg.base_url);
+        // The logger redacts the configuration's secrets in every line.
+        let base_url = self.upstream.cfg.base_url.clone();
         let stats = self.queue.stats.send(GetStats);
         ctx.spawn(
             async move {

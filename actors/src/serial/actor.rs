@@ -86,7 +86,6 @@ pub fn start_link_resuming(
         pending_open: None,
         last_logged_error: None,
         boundary_port: handover,
-        open_identity: None,
     };
     let addr = Supervisor::start(move |_| actor);
     links.set_control(&name, addr.clone().recipient(), addr.clone().recipient());
@@ -127,9 +126,6 @@ pub struct SerialActor {
     last_logged_error: Option<String>,
     /// The port identity the last connection (or process) stopped on at a record boundary.
     boundary_port: Option<String>,
-    /// The identity of the port the current connection opened, if it keeps what the device
-    /// sends while closed ([`super::pty::handover_identity`]).
-    open_identity: Option<String>,
 }
 
 impl Actor for SerialActor {
@@ -228,9 +224,8 @@ impl SerialActor {
         };
         // `up` once the read loop knows where records start (see `read_loop`): at once when
         // the same port was handed over at a record boundary.
-        self.open_identity = handover_identity(&self.port_path);
-        let at_boundary =
-            self.open_identity.is_some() && self.boundary_port.take() == self.open_identity;
+        let identity = handover_identity(&self.port_path);
+        let at_boundary = identity.is_some() && self.boundary_port.take() == identity;
         log::info!("serial link {name}: reading {}", self.port_path);
         let mut tracker = self.tracker.take().unwrap_or_else(|| {
             // Only if a read loop ended without giving it back, which no path does.
@@ -251,7 +246,7 @@ impl SerialActor {
             film_seen: false,
             signal: signal_rx,
             at_boundary,
-            identity: self.open_identity.clone(),
+            identity,
         };
         let read = read_loop(connection, port)
             .into_actor(self)
@@ -263,7 +258,7 @@ impl SerialActor {
         self.reader = None;
         self.tracker = Some(finished.tracker);
         self.film_seen = finished.film_seen;
-        self.boundary_port = self.open_identity.take().filter(|_| finished.at_boundary);
+        self.boundary_port = finished.boundary_port;
         let end = finished.end;
         if self.stopped_for_good {
             return;

@@ -75,9 +75,11 @@ pub(super) struct Finished {
     pub(super) end: ReadEnd,
     pub(super) tracker: SequenceTracker,
     pub(super) film_seen: bool,
-    /// The connection ended at a record boundary: the last byte consumed was a delimiter
-    /// (or line noise after one) and no unfinished bytes were held.
-    pub(super) at_boundary: bool,
+    /// The port's identity when the connection ended at a record boundary (the last byte
+    /// consumed was a delimiter, or line noise after one, and no unfinished bytes were held)
+    /// on a port that keeps what the device sends while closed: the next open of the same
+    /// port starts at a record.
+    pub(super) boundary_port: Option<String>,
 }
 
 pub(super) fn open_port(path: &str, cfg: &SerialConfig) -> tokio_serial::Result<SerialStream> {
@@ -122,15 +124,16 @@ pub(super) fn open_port(path: &str, cfg: &SerialConfig) -> tokio_serial::Result<
 /// the port is closed, so the same path (e.g. the simulator's pty) reopens after a restart.
 pub(super) async fn read_loop(mut conn: Connection, port: SerialStream) -> Finished {
     let (end, at_boundary) = read_until_end(&mut conn, port).await;
-    // Before the signal receiver goes (a stop is answered then): shutdown reads it.
     let boundary_port = conn.identity.take().filter(|_| at_boundary);
+    // Before the signal receiver goes (a stop is answered then): shutdown reads it.
+    let shown = boundary_port.clone();
     conn.links
-        .update(&conn.maker.source, |s| s.boundary_port = boundary_port);
+        .update(&conn.maker.source, |s| s.boundary_port = shown);
     Finished {
         end,
         tracker: conn.tracker,
         film_seen: conn.film_seen,
-        at_boundary,
+        boundary_port,
     }
 }
 

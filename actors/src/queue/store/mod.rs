@@ -255,9 +255,10 @@ impl QueueStore {
         })
     }
 
-    /// Whether the last graceful stop left `link` on `port` at a record boundary.
-    pub fn handed_over_at_boundary(&self, link: &str, port: &str) -> bool {
-        self.handovers.get(link).is_some_and(|p| p == port)
+    /// The port identity the last graceful stop left `link` on at a record boundary, if it
+    /// did (the link starts at a record only if it opens that same port again).
+    pub fn handover(&self, link: &str) -> Option<&str> {
+        self.handovers.get(link).map(String::as_str)
     }
 
     /// Records a graceful stop in the open transaction (the final commit keeps it): which

@@ -926,13 +926,12 @@ fn a_stop_at_a_record_boundary_hands_the_port_over_to_the_next_open_only() {
         store.commit().unwrap();
     }
     let store = open(&dir);
-    assert!(store.handed_over_at_boundary("line-1", "/dev/pts/7 (device 0x8807)"));
-    assert!(!store.handed_over_at_boundary("line-1", "/dev/pts/8 (device 0x8808)"));
-    assert!(!store.handed_over_at_boundary("line-2", "/dev/pts/7 (device 0x8807)"));
+    assert_eq!(store.handover("line-1"), Some("/dev/pts/7 (device 0x8807)"));
+    assert_eq!(store.handover("line-2"), None);
     drop(store);
     // This process "crashed": nothing is known of where the line stood.
     let store = open(&dir);
-    assert!(!store.handed_over_at_boundary("line-1", "/dev/pts/7 (device 0x8807)"));
+    assert_eq!(store.handover("line-1"), None);
 }
 
 fn fragment(raw: &[u8]) -> NewItem {
