@@ -41,7 +41,7 @@ impl Application {
     /// Builds everything from `settings`. Must run inside an actix `System`.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         filmgate_actors::redact::register_secrets(settings.secrets());
-        let store = QueueStore::open(&settings.queue)?;
+        let mut store = QueueStore::open(&settings.queue)?;
         let records_db = settings.web.records_db().map_err(anyhow::Error::msg)?;
         let records = RecordsStore::open(&records_db).context("web.records_db")?;
         let listener = TcpListener::bind(&settings.web.bind)
@@ -85,6 +85,18 @@ impl Application {
             .iter()
             .map(|s| (s.name.clone(), s.parser()))
             .collect();
+        let charts = settings
+            .serial
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let charts = s.charts(&format!("serial[{i}]"))?;
+                Ok(charts
+                    .into_iter()
+                    .map(|(field, spec)| (s.name.clone(), field, spec)))
+            })
+            .collect::<Result<Vec<_>, filmgate_actors::invalid::InvalidConfig>>()?;
+        store.watch_spc(charts.into_iter().flatten().collect())?;
         let queue_changes = store.change_signal();
         let queue = QueueActor::start(store, settings.queue.clone(), parsers);
 

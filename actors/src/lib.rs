@@ -51,3 +51,4 @@ pub mod queue;
 pub mod record;
 pub mod redact;
 pub mod serial;
+pub mod spc;

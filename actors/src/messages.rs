@@ -302,6 +302,167 @@ pub struct QueueStats {
     pub uncertain_resends_total: u64,
     /// Whether the last store operation succeeded (false makes `/readyz` answer 503).
     pub store_ok: bool,
+    /// The newest SPC alarm's id (0: none yet); a change means new alarms to show.
+    pub last_alarm_id: i64,
+}
+
+// ---- web -> queue (SPC) --------------------------------------------------------------------
+
+/// Asks for the watched charts: all, or the one of `(link, field)`.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Vec<SpcChartView>, QueueError>")]
+pub struct GetSpc {
+    pub chart: Option<(String, String)>,
+}
+
+/// One watched (link, field) as `GET /api/spc/{link}/{field}/` shows it (SPEC §10).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SpcChartView {
+    pub link: String,
+    pub field: String,
+    pub subgroup: usize,
+    pub baseline: usize,
+    /// `baselining` or `monitoring`.
+    pub state: &'static str,
+    pub center: Option<f64>,
+    pub ucl: Option<f64>,
+    pub lcl: Option<f64>,
+    pub range: SpcRangeView,
+    pub sigma: Option<f64>,
+    pub cp: Option<f64>,
+    pub cpk: Option<f64>,
+    pub lsl: Option<f64>,
+    pub usl: Option<f64>,
+    pub target: Option<f64>,
+    /// Complete subgroups so far (of the baseline, while baselining).
+    pub subgroups: u64,
+    /// Films whose value was missing or not a number.
+    pub skipped: u64,
+    /// Alarms by rule since this process started (the `/metrics` counters).
+    pub alarms_total: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// The range (moving range) chart's limits; `null`s while baselining or when not judged.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SpcRangeView {
+    pub center: Option<f64>,
+    pub ucl: Option<f64>,
+    pub lcl: Option<f64>,
+}
+
+/// Which lot's points to show.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LotFilter {
+    /// The lot with this id in the records service.
+    Sequence(String),
+    /// The newest lot with this key.
+    Key(String),
+    /// The newest lot charted.
+    Newest,
+}
+
+/// Asks for one lot's points of a chart; `None` when the chart is not watched.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Option<SpcPoints>, QueueError>")]
+pub struct GetSpcPoints {
+    pub link: String,
+    pub field: String,
+    pub lot: LotFilter,
+}
+
+/// One lot's points, in order, the incomplete last subgroup included.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SpcPoints {
+    /// The lot's id in the records service, when known.
+    pub sequence: Option<Value>,
+    /// The lot's key.
+    pub lot: Option<String>,
+    pub results: Vec<SpcPointView>,
+    /// The lot's own mean, standard deviation, Pp and Ppk.
+    pub summary: crate::spc::LotSummary,
+}
+
+/// One plotted subgroup.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SpcPointView {
+    pub index: Option<u64>,
+    pub sequence: Option<Value>,
+    pub n: usize,
+    pub mean: f64,
+    pub range: Option<f64>,
+    pub alarms: Vec<crate::spc::Rule>,
+}
+
+/// Asks for the newest lots a chart has points of (the lot picker); `None` when the chart is
+/// not watched.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Option<Vec<SpcLot>>, QueueError>")]
+pub struct GetSpcLots {
+    pub link: String,
+    pub field: String,
+}
+
+/// A lot in the picker.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SpcLot {
+    pub sequence: Option<Value>,
+    pub lot: Option<String>,
+    /// Points of this chart in it.
+    pub points: u64,
+}
+
+/// Starts a chart afresh (new baseline, indexes from 1); `None` when it is not watched.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Option<SpcChartView>, QueueError>")]
+pub struct ResetSpc {
+    pub link: String,
+    pub field: String,
+}
+
+/// Asks for a page of alarms, newest first.
+#[derive(Message, Debug, Default)]
+#[rtype(result = "Result<AlarmPage, QueueError>")]
+pub struct ListAlarms {
+    pub acknowledged: Option<bool>,
+    /// Only the lot with this id in the records service.
+    pub sequence: Option<String>,
+    /// Only alarms with a larger id, oldest first (the event stream's catch-up).
+    pub after_id: Option<i64>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// A page of alarms and how many match.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AlarmPage {
+    pub count: u64,
+    pub results: Vec<AlarmView>,
+}
+
+/// One alarm (SPEC §10).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AlarmView {
+    pub id: i64,
+    /// When it was judged, RFC 3339.
+    pub time: String,
+    pub link: String,
+    pub field: String,
+    /// The lot's id in the records service, when known.
+    pub sequence: Option<Value>,
+    /// The lot's key.
+    pub lot: Option<String>,
+    /// The subgroup's index; `null` for `out_of_spec`.
+    pub index: Option<u64>,
+    pub rule: crate::spc::Rule,
+    pub value: f64,
+    pub acknowledged: bool,
+}
+
+/// Acknowledges an alarm; `None` when there is none with that id.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Option<AlarmView>, QueueError>")]
+pub struct AckAlarm {
+    pub id: i64,
 }
 
 // ---- web -> serial link --------------------------------------------------------------------

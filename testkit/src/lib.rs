@@ -1,6 +1,7 @@
 //! What the tests of every filmgate crate share, so each is written once.
 //!
 //! - [`wait_for`]: poll a condition with a deadline (never a fixed sleep as synchronisation).
+//! - [`textbook`]: a published control-chart data set and its published results.
 //! - [`films`]: the film fixtures — a record line as a machine prints it, and the queue item a
 //!   link makes of it.
 //! - [`upstream`]: a scripted records service on port 0; [`unclaimed_port`] for peers that
@@ -10,6 +11,7 @@
 //! the crate's types), so the queue store's unit tests keep their own.
 
 pub mod films;
+pub mod textbook;
 pub mod upstream;
 
 pub use films::{film_item, film_line, rejected_item};

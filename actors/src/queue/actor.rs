@@ -17,9 +17,11 @@
 use super::dead_log::{DeadLog, WINDOW as DEAD_LOG_WINDOW};
 use super::{QueueConfig, QueueError, QueueStore};
 use crate::messages::{
-    AcceptItem, Ack, DeleteItem, Enqueue, EnqueueOutcome, Flush, GetItem, GetStats, ItemPage,
-    Lease, LeasedItem, ListItems, MarkStop, Outcome, Ping, QueueStats, QueuedItem, RetryAllDead,
-    RetryAllOutcome, RetryItem, SequencePosted, Subscribe, WorkAvailable,
+    AcceptItem, Ack, AckAlarm, AlarmPage, AlarmView, DeleteItem, Enqueue, EnqueueOutcome, Flush,
+    GetItem, GetSpc, GetSpcLots, GetSpcPoints, GetStats, ItemPage, Lease, LeasedItem, ListAlarms,
+    ListItems, MarkStop, Outcome, Ping, QueueStats, QueuedItem, ResetSpc, RetryAllDead,
+    RetryAllOutcome, RetryItem, SequencePosted, SpcChartView, SpcLot, SpcPoints, Subscribe,
+    WorkAvailable,
 };
 use crate::record::LinkParser;
 use crate::record::steady_ms;
@@ -323,6 +325,59 @@ impl Handler<GetStats> for QueueActor {
 
     fn handle(&mut self, _msg: GetStats, _ctx: &mut Self::Context) -> Self::Result {
         Ok(self.store.stats(steady_ms()))
+    }
+}
+
+impl Handler<GetSpc> for QueueActor {
+    type Result = Result<Vec<SpcChartView>, QueueError>;
+
+    fn handle(&mut self, msg: GetSpc, _ctx: &mut Self::Context) -> Self::Result {
+        let chart = msg.chart.as_ref().map(|(l, f)| (l.as_str(), f.as_str()));
+        Ok(self.store.spc_charts(chart))
+    }
+}
+
+impl Handler<GetSpcPoints> for QueueActor {
+    type Result = Result<Option<SpcPoints>, QueueError>;
+
+    fn handle(&mut self, msg: GetSpcPoints, _ctx: &mut Self::Context) -> Self::Result {
+        self.store.spc_points(&msg.link, &msg.field, &msg.lot)
+    }
+}
+
+impl Handler<GetSpcLots> for QueueActor {
+    type Result = Result<Option<Vec<SpcLot>>, QueueError>;
+
+    fn handle(&mut self, msg: GetSpcLots, _ctx: &mut Self::Context) -> Self::Result {
+        self.store.spc_lots(&msg.link, &msg.field)
+    }
+}
+
+impl Handler<ResetSpc> for QueueActor {
+    type Result = Result<Option<SpcChartView>, QueueError>;
+
+    fn handle(&mut self, msg: ResetSpc, ctx: &mut Self::Context) -> Self::Result {
+        let view = self.store.spc_reset(&msg.link, &msg.field);
+        self.settle(ctx);
+        Ok(view)
+    }
+}
+
+impl Handler<ListAlarms> for QueueActor {
+    type Result = Result<AlarmPage, QueueError>;
+
+    fn handle(&mut self, msg: ListAlarms, _ctx: &mut Self::Context) -> Self::Result {
+        self.store.alarms(&msg)
+    }
+}
+
+impl Handler<AckAlarm> for QueueActor {
+    type Result = Result<Option<AlarmView>, QueueError>;
+
+    fn handle(&mut self, msg: AckAlarm, ctx: &mut Self::Context) -> Self::Result {
+        let result = self.store.ack_alarm(msg.id);
+        self.settle(ctx);
+        result
     }
 }
 

@@ -3,7 +3,8 @@
 
 use crate::changes::Changes;
 use crate::messages::{
-    AcceptItem, DeleteItem, GetItem, GetStats, ListItems, RetryAllDead, RetryItem,
+    AcceptItem, AckAlarm, DeleteItem, GetItem, GetSpc, GetSpcLots, GetSpcPoints, GetStats,
+    ListAlarms, ListItems, ResetSpc, RetryAllDead, RetryItem,
 };
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
@@ -18,6 +19,13 @@ pub struct QueueClient {
     pub retry_all: Recipient<RetryAllDead>,
     pub delete: Recipient<DeleteItem>,
     pub stats: Recipient<GetStats>,
+    /// SPC: charts, points, lots, reset, alarms and their acknowledgement.
+    pub spc: Recipient<GetSpc>,
+    pub spc_points: Recipient<GetSpcPoints>,
+    pub spc_lots: Recipient<GetSpcLots>,
+    pub spc_reset: Recipient<ResetSpc>,
+    pub alarms: Recipient<ListAlarms>,
+    pub ack_alarm: Recipient<AckAlarm>,
     /// Signalled when what these answer may have changed ([`crate::queue::QueueStore::change_signal`]).
     pub changes: Changes,
 }
@@ -34,14 +42,26 @@ impl QueueClient {
             + Handler<AcceptItem>
             + Handler<RetryAllDead>
             + Handler<DeleteItem>
-            + Handler<GetStats>,
+            + Handler<GetStats>
+            + Handler<GetSpc>
+            + Handler<GetSpcPoints>
+            + Handler<GetSpcLots>
+            + Handler<ResetSpc>
+            + Handler<ListAlarms>
+            + Handler<AckAlarm>,
         A::Context: ToEnvelope<A, ListItems>
             + ToEnvelope<A, GetItem>
             + ToEnvelope<A, RetryItem>
             + ToEnvelope<A, AcceptItem>
             + ToEnvelope<A, RetryAllDead>
             + ToEnvelope<A, DeleteItem>
-            + ToEnvelope<A, GetStats>,
+            + ToEnvelope<A, GetStats>
+            + ToEnvelope<A, GetSpc>
+            + ToEnvelope<A, GetSpcPoints>
+            + ToEnvelope<A, GetSpcLots>
+            + ToEnvelope<A, ResetSpc>
+            + ToEnvelope<A, ListAlarms>
+            + ToEnvelope<A, AckAlarm>,
     {
         QueueClient {
             list: addr.clone().recipient(),
@@ -51,6 +71,12 @@ impl QueueClient {
             retry_all: addr.clone().recipient(),
             delete: addr.clone().recipient(),
             stats: addr.clone().recipient(),
+            spc: addr.clone().recipient(),
+            spc_points: addr.clone().recipient(),
+            spc_lots: addr.clone().recipient(),
+            spc_reset: addr.clone().recipient(),
+            alarms: addr.clone().recipient(),
+            ack_alarm: addr.clone().recipient(),
             changes,
         }
     }

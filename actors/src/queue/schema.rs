@@ -44,6 +44,9 @@ pub(super) const WAL_CHECKPOINT_PAGES: i64 = 256;
 /// `handover:<link>` (the port, and that the link stopped at a record boundary). Both kinds
 /// of the latter are taken (read and deleted) at open.
 ///
+/// `spc_charts` holds each watched chart's state (JSON of [`crate::spc::Chart`]), `spc_points`
+/// its plotted subgroups and `spc_alarms` the rules that fired (ids given by the store).
+///
 /// Item ids are AUTOINCREMENT: never reused, even after the newest row is deleted, so the
 /// fresh-lease cursor (every id above it is newer) stays true whatever is deleted or trimmed.
 pub(super) const SCHEMA: &str = concat!(
@@ -75,6 +78,36 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE TABLE IF NOT EXISTS marks (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS spc_charts (
+    link TEXT NOT NULL,
+    field TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (link, field)
+);
+CREATE TABLE IF NOT EXISTS spc_points (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    link TEXT NOT NULL,
+    field TEXT NOT NULL,
+    sequence_uid TEXT NOT NULL,
+    idx INTEGER,
+    n INTEGER NOT NULL,
+    mean REAL NOT NULL,
+    range REAL,
+    m2 REAL NOT NULL,
+    alarms TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spc_points_lot ON spc_points(sequence_uid);
+CREATE TABLE IF NOT EXISTS spc_alarms (
+    id INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    link TEXT NOT NULL,
+    field TEXT NOT NULL,
+    sequence_uid TEXT NOT NULL,
+    idx INTEGER,
+    rule TEXT NOT NULL,
+    value REAL NOT NULL,
+    acknowledged INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS items_state_id ON items(state, id);
 CREATE INDEX IF NOT EXISTS items_due_retry ON items(next_attempt_at_ms)

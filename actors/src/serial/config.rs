@@ -2,7 +2,9 @@
 
 use crate::invalid::InvalidConfig;
 pub use crate::record::format::{RecordConfig, RecordFormat};
+use crate::spc::{ChartSpec, SpcConfig};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Character times of silence that prove a line was between records (see
@@ -45,6 +47,9 @@ pub struct SerialConfig {
     pub sim_rate_hz: f64,
     /// How frames become films.
     pub record: RecordConfig,
+    /// `[serial.spc.<field>]`: the numeric fields watched by SPC, by name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub spc: BTreeMap<String, SpcConfig>,
 }
 
 impl Default for SerialConfig {
@@ -65,6 +70,7 @@ impl Default for SerialConfig {
             start_quiet_ms: None,
             sim_rate_hz: 5.0,
             record: RecordConfig::default(),
+            spc: BTreeMap::new(),
         }
     }
 }
@@ -257,7 +263,30 @@ impl SerialConfig {
         if self.is_sim() && !(self.sim_rate_hz > 0.0 && self.sim_rate_hz <= 100_000.0) {
             return bad("sim_rate_hz", "a rate above 0 and at most 100000".into());
         }
-        self.record.validate(&format!("{prefix}.record"))
+        self.record.validate(&format!("{prefix}.record"))?;
+        self.charts(prefix).map(drop)
+    }
+
+    /// The SPC chart spec of every watched field, by name; a field a csv record does not
+    /// have, the sequence key, or a bad key is named.
+    pub fn charts(&self, prefix: &str) -> Result<Vec<(String, ChartSpec)>, InvalidConfig> {
+        self.spc
+            .iter()
+            .map(|(field, cfg)| {
+                let at = format!("{prefix}.spc.{field}");
+                let missing = matches!(self.record.format, RecordFormat::Csv)
+                    && !self.record.fields.contains(field);
+                if missing || self.record.sequence_key == *field || field.trim().is_empty() {
+                    return Err(InvalidConfig::new(
+                        "",
+                        &at,
+                        "a numeric field of the record (one of serial.record.fields), not the \
+                         sequence key",
+                    ));
+                }
+                Ok((field.clone(), cfg.spec(&at)?))
+            })
+            .collect()
     }
 }
 

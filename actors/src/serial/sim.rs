@@ -158,8 +158,17 @@ fn today_yyyymmdd() -> String {
     text[..10].replace('-', "")
 }
 
-/// Makes plausible film records: lots of [`FILMS_PER_LOT`] films, thickness around 25 µm,
-/// width around 1200 mm, an occasional defect.
+/// Films per cycle of the thickness drift (five minutes at the shipped 5 films/s).
+const DRIFT_PERIOD_FILMS: f64 = 1500.0;
+/// The drift's amplitude, µm: under one standard deviation of a subgroup mean of 5, so SPC's
+/// run rules fire now and then while the drift is high or low, not only on single points.
+const DRIFT_UM: f64 = 0.025;
+/// One film in this many is a thickness spike beyond the shipped spec limits (24.5–25.5 µm).
+const SPIKE_ONE_IN: u32 = 400;
+
+/// Makes plausible film records: lots of [`FILMS_PER_LOT`] films, thickness around 25 µm
+/// (σ ≈ 0.12 µm) drifting slowly up and down with a rare spike out of spec, width around
+/// 1200 mm, an occasional defect.
 struct RecordMaker {
     /// `YYYYMMDD` in the lot id.
     date: String,
@@ -167,6 +176,8 @@ struct RecordMaker {
     lot_no: u32,
     /// Film number within the lot, 1-based.
     film_no: u32,
+    /// Films made so far (the drift's phase).
+    made: u64,
 }
 
 impl RecordMaker {
@@ -175,6 +186,7 @@ impl RecordMaker {
             date,
             lot_no: 1,
             film_no: 0,
+            made: 0,
         }
     }
 
@@ -184,7 +196,16 @@ impl RecordMaker {
             self.lot_no += 1;
         }
         self.film_no += 1;
-        let thickness_um = 25.0 + (fastrand::f64() - 0.5) * 1.2;
+        self.made += 1;
+        // Four uniforms summed: close enough to normal, σ = 0.2 · √(4/12) ≈ 0.115 µm.
+        let noise_um = ((0..4).map(|_| fastrand::f64()).sum::<f64>() - 2.0) * 0.2;
+        let phase = std::f64::consts::TAU * self.made as f64 / DRIFT_PERIOD_FILMS;
+        let spike_um = if fastrand::u32(0..SPIKE_ONE_IN) == 0 {
+            (0.45 + fastrand::f64() * 0.15) * if fastrand::bool() { 1.0 } else { -1.0 }
+        } else {
+            0.0
+        };
+        let thickness_um = 25.0 + DRIFT_UM * phase.sin() + noise_um + spike_um;
         let width_mm = 1200.0 + (fastrand::f64() - 0.5) * 2.0;
         let defects = if fastrand::u32(0..20) == 0 {
             fastrand::u32(1..4)
@@ -215,7 +236,7 @@ mod tests {
             let data = parse_frame(&cfg, frame.as_bytes()).unwrap();
             assert_eq!(data["film_no"], serde_json::json!(i % 100 + 1));
             let t = data["thickness_um"].as_f64().unwrap();
-            assert!((24.0..26.0).contains(&t), "{t}");
+            assert!((23.8..26.2).contains(&t), "{t}");
             assert!(data["defects"].is_u64());
             lots.push(sequence_key_value(&cfg, &data).unwrap());
         }

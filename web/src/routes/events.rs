@@ -25,7 +25,7 @@ use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
 use filmgate_actors::links::LinkStatus;
-use filmgate_actors::messages::QueueStats;
+use filmgate_actors::messages::{ListAlarms, QueueStats};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -154,6 +154,7 @@ async fn events(
         cursor,
         last_queue: None,
         last_links: None,
+        alarm_cursor: None,
         last_sent: Instant::now(),
         greeted: false,
         failing: false,
@@ -189,6 +190,9 @@ struct Tail {
     last_queue: Option<QueueStats>,
     /// Link statuses last sent, to notice a change.
     last_links: Option<Vec<LinkStatus>>,
+    /// The newest SPC alarm sent (or there when the stream opened); `None` before the first
+    /// look.
+    alarm_cursor: Option<i64>,
     /// When anything (event or comment) was last sent.
     last_sent: Instant,
     /// Whether the opening comment went out.
@@ -283,13 +287,14 @@ impl Tail {
             (Vec::new(), Vec::new())
         };
         let (queue, queue_error) = queue_stats(&self.state).await;
+        let alarms = self.new_alarms(queue.as_ref()).await;
         let links = self.state.links.snapshot();
         let changed = !sequences.is_empty()
             || !films.is_empty()
             || self.last_queue != queue
             || self.last_links.as_ref() != Some(&links);
         if !changed {
-            return None;
+            return alarms;
         }
         self.cursor = next_cursor(Some(self.cursor), &sequences, &films);
         if !std::mem::replace(&mut self.caught_up, true) {
@@ -314,9 +319,42 @@ impl Tail {
         };
         let data =
             serde_json::to_string(&body).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-        Some(sse_event("refresh", &data, Some(&cursor)))
+        let refresh = sse_event("refresh", &data, Some(&cursor));
+        Some(match alarms {
+            Some(alarms) => [alarms, refresh].concat().into(),
+            None => refresh,
+        })
+    }
+
+    /// `event: alarm` for each SPC alarm judged since the last look (none at the first look:
+    /// a stream pushes what happens while it is open; `/api/alarms/` lists the rest).
+    async fn new_alarms(&mut self, queue: Option<&QueueStats>) -> Option<Bytes> {
+        let newest = queue?.last_alarm_id;
+        let after = *self.alarm_cursor.get_or_insert(newest);
+        if newest <= after {
+            return None;
+        }
+        let query = ListAlarms {
+            after_id: Some(after),
+            limit: ALARMS_PER_LOOK,
+            ..ListAlarms::default()
+        };
+        let page = match self.state.queue.alarms.send(query).await {
+            Ok(Ok(page)) => page,
+            _ => return None,
+        };
+        let mut out = Vec::new();
+        for alarm in &page.results {
+            self.alarm_cursor = Some(alarm.id);
+            let data = serde_json::to_string(alarm).unwrap_or_default();
+            out.extend_from_slice(&sse_event("alarm", &data, None));
+        }
+        (!out.is_empty()).then(|| out.into())
     }
 }
+
+/// Alarms pushed per look at most (a burst beyond it follows at the next looks).
+const ALARMS_PER_LOOK: u64 = 100;
 
 /// One SSE event; `data` must be a single line (compact JSON is).
 pub fn sse_event(event: &str, data: &str, id: Option<&str>) -> Bytes {

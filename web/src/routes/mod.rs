@@ -4,6 +4,7 @@
 //! - `records` — the DRF-shaped records service under `/api/sequences/` and `/api/films/`.
 //! - `queue` — queue inspection and control under `/api/queue/`.
 //! - `links` — serial links under `/api/links/`.
+//! - `spc` — SPC charts, points and lots under `/api/spc/`, alarms under `/api/alarms/`.
 //! - `refresh` — `/api/refresh/`, everything new since a cursor.
 //! - [`events`] — `/api/events/`, the same pushed as server-sent events.
 //! - `ops` — `/healthz`, `/readyz`, `/metrics`.
@@ -17,6 +18,7 @@ pub(crate) mod ops;
 mod queue;
 mod records;
 mod refresh;
+mod spc;
 
 use crate::errors::json_error;
 use actix_web::http::StatusCode;
@@ -28,6 +30,7 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
     queue::configure(cfg);
     links::configure(cfg);
     refresh::configure(cfg);
+    spc::configure(cfg);
     events::configure(cfg);
     cfg.service(
         resource(["/session/", "/session"]).route(web::post().to(crate::auth::open_session)),

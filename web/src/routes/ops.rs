@@ -7,8 +7,9 @@ use crate::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use filmgate_actors::links::{LinkState, LinkStatus};
-use filmgate_actors::messages::QueueStats;
+use filmgate_actors::messages::{GetSpc, QueueStats, SpcChartView};
 use filmgate_actors::metrics::{PostMetrics, SharedPostMetrics};
+use filmgate_actors::spc::Rule;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -55,9 +56,14 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         );
     }
     let (stats, _) = super::refresh::queue_stats(&state).await;
+    let spc = match state.queue.spc.send(GetSpc { chart: None }).await {
+        Ok(Ok(charts)) => charts,
+        _ => Vec::new(),
+    };
     let scrape = Scrape {
         links: state.links.snapshot(),
         queue: stats,
+        spc,
         posts: state.post_metrics.clone(),
         event_streams: state.event_clients.open(),
     };
@@ -72,6 +78,8 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 pub struct Scrape {
     pub links: Vec<LinkStatus>,
     pub queue: Option<QueueStats>,
+    /// The SPC charts with their alarm counts.
+    pub spc: Vec<SpcChartView>,
     pub posts: SharedPostMetrics,
     pub event_streams: usize,
 }
@@ -217,6 +225,32 @@ impl Collector for Scrape {
             MetricType::Histogram,
             latency,
         )?;
+        let alarms = self.spc.iter().flat_map(|c| {
+            c.alarms_total
+                .iter()
+                .filter(|(rule, _)| **rule != Rule::OutOfSpec.name())
+                .map(|(rule, n)| {
+                    let labels = [
+                        ("link", c.link.as_str()),
+                        ("field", &c.field),
+                        ("rule", rule),
+                    ];
+                    (labels.to_vec(), ConstCounter::new(*n))
+                })
+        });
+        let help = "SPC rules that fired (alarms), since start.";
+        labelled_by(e, "filmgate_spc_alarms", help, alarms)?;
+        let out_of_spec = self.spc.iter().map(|c| {
+            let n = c
+                .alarms_total
+                .get(Rule::OutOfSpec.name())
+                .copied()
+                .unwrap_or(0);
+            let labels = [("link", c.link.as_str()), ("field", &c.field)];
+            (labels.to_vec(), ConstCounter::new(n))
+        });
+        let help = "Films whose watched field was outside its spec limits, since start.";
+        labelled_by(e, "filmgate_out_of_spec", help, out_of_spec)?;
         let streams = ConstGauge::new(self.event_streams as i64);
         let help = "Open /api/events/ streams.";
         single(
@@ -263,6 +297,24 @@ fn labelled<'v, M: EncodeMetric>(
     Ok(())
 }
 
+/// A counter family with several labels per sample.
+fn labelled_by<'v>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (Vec<(&'v str, &'v str)>, ConstCounter)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, metric) in samples {
+        let labels: Vec<(&str, String)> = labels
+            .into_iter()
+            .map(|(k, v)| (k, escape_label(v)))
+            .collect();
+        metric.encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
 /// A label value escaped for the text format (backslash, double quote, newline).
 fn escape_label(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -300,9 +352,30 @@ mod tests {
     }
 
     fn render(links: Vec<LinkStatus>, queue: Option<QueueStats>, posts: PostMetrics) -> String {
+        let spc = SpcChartView {
+            link: "line-1".into(),
+            field: "thickness_um".into(),
+            subgroup: 5,
+            baseline: 25,
+            state: "monitoring",
+            center: Some(25.0),
+            ucl: Some(25.2),
+            lcl: Some(24.8),
+            range: Default::default(),
+            sigma: Some(0.1),
+            cp: None,
+            cpk: None,
+            lsl: None,
+            usl: None,
+            target: None,
+            subgroups: 30,
+            skipped: 0,
+            alarms_total: [("beyond_3sigma", 2), ("out_of_spec", 3)].into(),
+        };
         let scrape = Scrape {
             links,
             queue,
+            spc: vec![spc],
             posts: Arc::new(posts),
             event_streams: 2,
         };
@@ -346,6 +419,8 @@ mod tests {
             "filmgate_post_latency_seconds_count 1",
             "# TYPE filmgate_post_latency_seconds histogram",
             "filmgate_event_streams 2",
+            "filmgate_spc_alarms_total{link=\"line-1\",field=\"thickness_um\",rule=\"beyond_3sigma\"} 2",
+            "filmgate_out_of_spec_total{link=\"line-1\",field=\"thickness_um\"} 3",
             "# EOF",
         ] {
             assert!(

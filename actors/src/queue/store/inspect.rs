@@ -132,6 +132,7 @@ impl QueueStore {
             commits_total: self.commits_total,
             uncertain_resends_total: self.uncertain_resends_total,
             store_ok: self.store_ok(),
+            last_alarm_id: self.last_alarm_id(),
         }
     }
 

@@ -24,6 +24,7 @@ mod admin;
 mod inspect;
 mod lease;
 mod rates;
+mod spc;
 mod writes;
 
 use self::rates::RateRing;
@@ -122,6 +123,8 @@ pub struct QueueStore {
     file_identity: Option<(u64, u64)>,
     /// Set once the file at `path` is not the one open (replaced or removed).
     replaced: Option<String>,
+    /// The SPC charts of the watched fields ([`QueueStore::watch_spc`]).
+    spc: spc::SpcCharts,
 }
 
 /// An item that became dead, for the one WARN line it gets.
@@ -252,6 +255,7 @@ impl QueueStore {
             handovers: marks.handovers,
             file_identity: file_identity(&cfg.path),
             replaced: None,
+            spc: spc::SpcCharts::default(),
         })
     }
 
@@ -396,6 +400,7 @@ impl QueueStore {
                 }
             }
         }
+        self.judge_films(log_len);
         self.enqueued_total += accepted as u64;
         self.refused_total += refused as u64;
         self.rates.add(now_ms, accepted as u64, 0);
@@ -445,8 +450,10 @@ impl QueueStore {
             return Ok(());
         }
         self.raise_lease_limit_for_new_items();
+        self.write_dirty_charts();
         if let Err(e) = self
             .trim_posted()
+            .and_then(|()| self.trim_spc())
             .and_then(|()| self.conn.execute_batch("COMMIT"))
         {
             return Err(self.fail(e));

@@ -31,6 +31,8 @@ pub(super) enum WriteOp {
         /// JSON text.
         upstream_id: String,
     },
+    /// What judging films changed, an acknowledged alarm or a reset (see `store/spc.rs`).
+    Spc(super::spc::SpcWrite),
 }
 
 /// The error that put the store into its failing state, kept to answer with it.
@@ -93,6 +95,7 @@ impl QueueStore {
                     .execute(params![upstream_id, sequence_id])?;
                 Ok(())
             }
+            WriteOp::Spc(write) => self.apply_spc(write),
         }
     }
 
