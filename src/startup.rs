@@ -141,6 +141,11 @@ impl Application {
             protect_reads: settings.web.protect_reads,
             sessions: Default::default(),
             access_log: settings.web.access_log,
+            record_fields: settings
+                .serial
+                .iter()
+                .map(|s| (s.name.clone(), s.record.fields.clone()))
+                .collect(),
         };
         let server = filmgate_web::server(listener, state)?;
         log::info!(

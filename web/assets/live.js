@@ -9,6 +9,7 @@ import { lastDeadCount, refreshDead } from './dead.js';
 import { $, el, setText } from './dom.js';
 import { fmtAge, pad } from './format.js';
 import { renderLinks, renderQueue, tickAges } from './status.js';
+import { refreshQuality } from './quality.js';
 import { applyRows } from './tables.js';
 
 const LIVE_HEARTBEAT_MS = 5000;      // Live mode: poll this often anyway (dead list, liveness)
@@ -150,6 +151,7 @@ async function pull() {
     }
   }
   await refreshDead();
+  refreshQuality();
 }
 
 function nextDelay() {
@@ -204,7 +206,10 @@ export function openStream() {
     let data;
     try { data = JSON.parse(ev.data); } catch (_) { return; }
     apply(data, true);
+    refreshQuality();
   });
+  // An SPC alarm: the quality panel shows it at once.
+  es.addEventListener('alarm', () => refreshQuality(true));
   es.addEventListener('error', () => {
     const wasOpen = st.esOpen;
     st.esOpen = false;

@@ -8,8 +8,9 @@
 // only ever put in the page through textContent (`dom.js`): every payload is inert.
 //
 // Modules: format (numbers, times), dom (elements), api (requests, token, session), tables
-// (sequences, films), status (queue, links), dead (dead items), chart (throughput), live (the
-// refresh loop, events, mode), main (wiring).
+// (sequences, films), status (queue, links), dead (dead items), chart (throughput), spcchart
+// (control charts as SVG), quality (the SPC panel), live (the refresh loop, events, mode), main
+// (wiring). `lot.js` is the lot report's page (`/lots/{id}`).
 
 import { answerToken, whenSessionOpens } from './api.js';
 import { drawChart, setRefreshEvery } from './chart.js';

@@ -99,6 +99,9 @@ pub struct AppState {
     /// `web.access_log`: one INFO line per request (off by default: a line per film posted
     /// would drown what matters in a journal kept for months).
     pub access_log: bool,
+    /// Each link's configured field names in order (`serial.record.fields`): the columns of
+    /// a lot's CSV.
+    pub record_fields: std::collections::HashMap<String, Vec<String>>,
 }
 
 /// Builds the server on an already bound listener (port 0 in tests; read the port back from
@@ -127,6 +130,7 @@ pub fn server(listener: TcpListener, state: AppState) -> std::io::Result<Server>
             )
             .configure(routes::ops::configure)
             .configure(routes::dashboard::configure)
+            .configure(routes::lots::configure_pages)
             .default_service(web::to(errors::not_found))
     })
     .on_connect(|connection, _| {

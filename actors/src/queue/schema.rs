@@ -98,6 +98,7 @@ CREATE TABLE IF NOT EXISTS spc_points (
     alarms TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS spc_points_lot ON spc_points(sequence_uid);
+CREATE INDEX IF NOT EXISTS spc_points_index ON spc_points(link, field, idx);
 CREATE TABLE IF NOT EXISTS spc_alarms (
     id INTEGER PRIMARY KEY,
     time TEXT NOT NULL,

@@ -265,11 +265,24 @@ impl Chart {
     }
 
     /// Starts afresh (`POST /api/spc/{link}/{field}/reset`): new limits from the next baseline,
-    /// indexes from 1, empty run-rule windows; the skipped count stays.
-    pub fn reset(&mut self, spec: &ChartSpec) {
-        let skipped = self.skipped;
+    /// indexes from 1, empty run-rule windows; the skipped count and the previous value (a
+    /// moving range within a lot) stay. The subgroup being filled is closed unjudged: it is
+    /// returned to be shown.
+    pub fn reset(&mut self, spec: &ChartSpec) -> Option<Point> {
+        let open = self.open.take().filter(|o| !o.values.is_empty());
+        let kept = (self.skipped, self.previous.take());
         *self = Chart::new(spec);
-        self.skipped = skipped;
+        (self.skipped, self.previous) = kept;
+        open.as_ref().map(open_point)
+    }
+
+    /// Continues a chart under a changed spec (subgroup, baseline or fixed limits): as a
+    /// reset, except that indexes go on from where they were (never reused without a reset).
+    pub fn respecified(mut self, spec: &ChartSpec) -> (Chart, Option<Point>) {
+        let index = self.index;
+        let open = self.reset(spec);
+        self.index = index;
+        (self, open)
     }
 
     /// `"baselining"` or `"monitoring"`.
@@ -432,14 +445,10 @@ fn open_point(open: &OpenSubgroup) -> Point {
     point
 }
 
-/// Where `mean` lies in zones of the chart: (mean − CL) over a third of the distance from the
-/// center line to the control limit on its side; ±[`FAR`] when that distance is zero.
+/// Where `mean` lies in zones of the chart: (mean − CL) over (UCL − CL)/3 (SPEC §10, on both
+/// sides); ±[`FAR`] when that width is zero.
 fn zone_position(limits: &Limits, mean: f64) -> f64 {
-    let zone = if mean >= limits.center {
-        (limits.ucl - limits.center) / 3.0
-    } else {
-        (limits.center - limits.lcl) / 3.0
-    };
+    let zone = (limits.ucl - limits.center) / 3.0;
     let offset = mean - limits.center;
     if offset == 0.0 {
         0.0
@@ -467,10 +476,20 @@ fn ordered_mean(mut values: Vec<f64>) -> f64 {
     mean_of(&values)
 }
 
-/// The limits a full baseline sets: X̄–R with the table's constants, or I-MR.
+/// The limits a full baseline sets: X̄–R with the table's constants, or I-MR. For individuals
+/// MR̄ is the mean of the baseline's `baseline − 1` moving ranges between consecutive values,
+/// across lots (a lot's first value plots no moving range, but the limits need them all).
 pub fn baseline_limits(subgroup: usize, baseline: &[Point]) -> Limits {
     let center = ordered_mean(baseline.iter().map(|p| p.mean).collect());
-    let rbar = ordered_mean(baseline.iter().filter_map(|p| p.range).collect());
+    let ranges = if subgroup == 1 {
+        baseline
+            .windows(2)
+            .map(|w| (w[1].mean - w[0].mean).abs())
+            .collect()
+    } else {
+        baseline.iter().filter_map(|p| p.range).collect()
+    };
+    let rbar = ordered_mean(ranges);
     let (spread, d3, d4, d2) = match constants::for_subgroup(subgroup) {
         Some(c) => (c.a2 * rbar, c.d3, c.d4, c.d2),
         None => (IMR_E2 * rbar, 0.0, 3.267, 1.128),

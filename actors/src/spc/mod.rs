@@ -138,15 +138,18 @@ impl SpcConfig {
     }
 }
 
+/// Values beyond this magnitude are skipped: sums of them could overflow to infinity.
+pub const MAX_MAGNITUDE: f64 = 1e100;
+
 /// A film's value of a watched field as a number: a JSON number, or text that reads as a
-/// finite number; anything else is skipped.
+/// finite number (within ±[`MAX_MAGNITUDE`]); anything else is skipped.
 pub fn numeric(value: Option<&Value>) -> Option<f64> {
     match value? {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse::<f64>().ok(),
         _ => None,
     }
-    .filter(|v| v.is_finite())
+    .filter(|v| v.is_finite() && v.abs() <= MAX_MAGNITUDE)
 }
 
 #[cfg(test)]

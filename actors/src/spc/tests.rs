@@ -98,11 +98,13 @@ fn individuals_use_moving_ranges_within_a_lot() {
     }
     let ranges: Vec<_> = closed.iter().map(|p| p.range).collect();
     assert_eq!(ranges, [None, Some(2.0), None, Some(1.0)]);
+    // The limits take all baseline − 1 = 3 moving ranges, across the lot change: 2, 1, 1.
     let limits = chart.limits.unwrap();
+    let mr = 4.0 / 3.0;
     assert_eq!(limits.center, 10.75);
-    assert!((limits.ucl - (10.75 + 2.66 * 1.5)).abs() < 1e-12);
-    assert!((limits.range.unwrap().ucl - 3.267 * 1.5).abs() < 1e-12);
-    assert!((limits.sigma - 1.5 / 1.128).abs() < 1e-12);
+    assert!((limits.ucl - (10.75 + 2.66 * mr)).abs() < 1e-12);
+    assert!((limits.range.unwrap().ucl - 3.267 * mr).abs() < 1e-12);
+    assert!((limits.sigma - mr / 1.128).abs() < 1e-12);
 }
 
 #[test]
@@ -127,8 +129,24 @@ fn fixed_limits_judge_from_the_first_film_and_a_reset_starts_afresh() {
     );
     assert_eq!(chart.limits.as_ref().unwrap().sigma, 1.0);
     chart.skip();
-    chart.reset(&spec);
+    assert_eq!(chart.reset(&spec), None);
     assert_eq!((chart.index, chart.window.len(), chart.skipped), (0, 0, 1));
+    // The moving range within the lot goes on across the reset.
+    assert_eq!(chart.observe(&spec, "a", 1.0).closed[0].range, Some(3.0));
+}
+
+#[test]
+fn a_reset_shows_the_subgroup_it_cut_and_a_new_spec_keeps_the_indexes() {
+    let spec = spec(3, 2);
+    let mut chart = Chart::new(&spec);
+    for v in [1.0, 2.0, 3.0, 4.0] {
+        chart.observe(&spec, "a", v);
+    }
+    let cut = chart.clone().reset(&spec).expect("the open subgroup");
+    assert_eq!((cut.index, cut.n, cut.mean), (None, 1, 4.0));
+    let (chart, cut) = chart.respecified(&self::spec(2, 2));
+    assert_eq!(cut.map(|p| p.n), Some(1));
+    assert_eq!((chart.index, chart.limits.is_none()), (1, true));
 }
 
 #[test]
@@ -228,12 +246,12 @@ fn finite() -> impl Strategy<Value = f64> {
 proptest! {
     #[test]
     fn limits_do_not_depend_on_the_order_of_the_baselines_subgroups(
-        n in 1usize..6,
+        n in 2usize..6,
         groups in prop::collection::vec(prop::collection::vec(finite(), 6), 2..12),
         shuffle in any::<prop::sample::Index>(),
     ) {
-        // Each subgroup in its own lot, so subgroups (and, for individuals, moving ranges of
-        // 1) are the same whatever their order.
+        // Each subgroup in its own lot, so the subgroups are the same whatever their order.
+        // (Individuals are left out: a moving range is made by the order.)
         let groups: Vec<Vec<f64>> = groups.into_iter().map(|g| g[..n].to_vec()).collect();
         let spec = spec(n, groups.len());
         let mut shuffled = groups.clone();

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 /// The dashboard's modules, by file name (see `web/assets/main.js` for what each owns).
-const MODULES: [(&str, &str); 9] = [
+const MODULES: [(&str, &str); 12] = [
     ("main.js", include_str!("../../assets/main.js")),
     ("api.js", include_str!("../../assets/api.js")),
     ("chart.js", include_str!("../../assets/chart.js")),
@@ -15,6 +15,9 @@ const MODULES: [(&str, &str); 9] = [
     ("dom.js", include_str!("../../assets/dom.js")),
     ("format.js", include_str!("../../assets/format.js")),
     ("live.js", include_str!("../../assets/live.js")),
+    ("lot.js", include_str!("../../assets/lot.js")),
+    ("quality.js", include_str!("../../assets/quality.js")),
+    ("spcchart.js", include_str!("../../assets/spcchart.js")),
     ("status.js", include_str!("../../assets/status.js")),
     ("tables.js", include_str!("../../assets/tables.js")),
 ];

@@ -2,6 +2,7 @@
 //! an error implementing `ResponseError` (JSON `{"error": ..}` with a proper status).
 //!
 //! - `records` — the DRF-shaped records service under `/api/sequences/` and `/api/films/`.
+//! - `lots` — the lot report: `/api/sequences/{id}/films.csv` and the page `/lots/{id}`.
 //! - `queue` — queue inspection and control under `/api/queue/`.
 //! - `links` — serial links under `/api/links/`.
 //! - `spc` — SPC charts, points and lots under `/api/spc/`, alarms under `/api/alarms/`.
@@ -14,9 +15,10 @@
 pub(crate) mod dashboard;
 pub mod events;
 mod links;
+pub(crate) mod lots;
 pub(crate) mod ops;
 mod queue;
-mod records;
+pub(crate) mod records;
 mod refresh;
 mod spc;
 
@@ -27,6 +29,7 @@ use actix_web::{HttpRequest, HttpResponse, Resource, web};
 /// Every `/api` route (mounted under the `/api` scope with the token check).
 pub fn configure_api(cfg: &mut web::ServiceConfig) {
     records::configure(cfg);
+    lots::configure_api(cfg);
     queue::configure(cfg);
     links::configure(cfg);
     refresh::configure(cfg);

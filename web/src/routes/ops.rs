@@ -226,17 +226,14 @@ impl Collector for Scrape {
             latency,
         )?;
         let alarms = self.spc.iter().flat_map(|c| {
-            c.alarms_total
-                .iter()
-                .filter(|(rule, _)| **rule != Rule::OutOfSpec.name())
-                .map(|(rule, n)| {
-                    let labels = [
-                        ("link", c.link.as_str()),
-                        ("field", &c.field),
-                        ("rule", rule),
-                    ];
-                    (labels.to_vec(), ConstCounter::new(*n))
-                })
+            c.alarms_total.iter().map(|(rule, n)| {
+                let labels = [
+                    ("link", c.link.as_str()),
+                    ("field", &c.field),
+                    ("rule", rule),
+                ];
+                (labels.to_vec(), ConstCounter::new(*n))
+            })
         });
         let help = "SPC rules that fired (alarms), since start.";
         labelled_by(e, "filmgate_spc_alarms", help, alarms)?;

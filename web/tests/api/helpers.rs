@@ -146,6 +146,7 @@ async fn spawn(token: Option<String>, backend: Backend, protect_reads: bool) -> 
         protect_reads,
         sessions: Default::default(),
         access_log: false,
+        record_fields: HashMap::from([(SOURCE.to_owned(), RecordConfig::default().fields)]),
     };
     let server = filmgate_web::server(listener, state).expect("server");
     actix_rt::spawn(server);

@@ -459,6 +459,7 @@ impl QueueStore {
             return Err(self.fail(e));
         }
         self.commits_total += 1;
+        self.spc_committed();
         self.counts = self.counts.plus(self.tx.delta);
         self.committed_max_id = self.committed_max_id.max(self.tx.max_id);
         self.lease_limit = self.lease_limit_written;

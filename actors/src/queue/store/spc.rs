@@ -22,8 +22,11 @@ use std::time::{Duration, Instant};
 
 /// Points kept (one per subgroup; per film for individuals), newest first.
 pub(super) const POINTS_KEPT: i64 = 200_000;
-/// Alarms kept, newest first.
+/// Acknowledged alarms kept, newest first.
 pub(super) const ALARMS_KEPT: i64 = 10_000;
+/// Alarms kept whether acknowledged or not (a flood of out-of-spec films nobody acknowledges
+/// must not fill the disk).
+pub(super) const UNACKNOWLEDGED_KEPT: i64 = 1_000_000;
 /// Commits between two trims of points and alarms.
 const TRIM_EVERY_COMMITS: u64 = 256;
 /// Out-of-spec films are logged at most once per this long per chart, with the count.
@@ -53,6 +56,9 @@ pub(super) struct SpcCharts {
     charts: Vec<Watched>,
     /// Alarm ids are given here, not by SQLite, so a replayed write keeps its id.
     next_alarm_id: i64,
+    /// The newest alarm committed: only those are listed and pushed, so an id once shown is
+    /// never given to another alarm after a crash.
+    committed_alarm_id: i64,
 }
 
 /// A write of SPC's, kept in the write log like the others.
@@ -131,10 +137,23 @@ impl QueueStore {
                 .optional()?;
             let chart = match stored.map(|s| serde_json::from_str::<Chart>(&s)) {
                 Some(Ok(chart)) if chart.identity == spec.identity() => chart,
-                Some(_) => {
+                Some(Ok(chart)) => {
                     log::warn!(
-                        "spc: {link} {field}: subgroup, baseline or fixed limits changed (or \
-                         the stored chart is unreadable): monitoring starts afresh"
+                        "spc: {link} {field}: subgroup, baseline or fixed limits changed: new \
+                         limits from the next baseline (indexes go on from {})",
+                        chart.index
+                    );
+                    let (chart, cut) = chart.respecified(&spec);
+                    if let Some(point) = cut {
+                        let (link, field) = (link.clone(), field.clone());
+                        self.write(WriteOp::Spc(SpcWrite::Point { link, field, point }));
+                    }
+                    chart
+                }
+                Some(Err(e)) => {
+                    log::error!(
+                        "spc: {link} {field}: the stored chart is unreadable ({e}); monitoring \
+                         starts afresh"
                     );
                     Chart::new(&spec)
                 }
@@ -159,6 +178,7 @@ impl QueueStore {
         self.spc = SpcCharts {
             charts: watched,
             next_alarm_id: last_id + 1,
+            committed_alarm_id: last_id,
         };
         Ok(())
     }
@@ -233,11 +253,13 @@ impl QueueStore {
                 "DELETE FROM spc_points WHERE id <= (SELECT max(id) FROM spc_points) - ?1",
             )?
             .execute([POINTS_KEPT])?;
+        // An alarm waits for its acknowledgement; only far behind is it trimmed regardless.
         self.conn
             .prepare_cached(
-                "DELETE FROM spc_alarms WHERE id <= (SELECT max(id) FROM spc_alarms) - ?1",
+                "DELETE FROM spc_alarms WHERE id <= (SELECT max(id) FROM spc_alarms) - ?1
+                 AND (acknowledged = 1 OR id <= (SELECT max(id) FROM spc_alarms) - ?2)",
             )?
-            .execute([ALARMS_KEPT])?;
+            .execute([ALARMS_KEPT, UNACKNOWLEDGED_KEPT])?;
         Ok(())
     }
 
@@ -308,9 +330,14 @@ impl QueueStore {
         Ok(())
     }
 
-    /// The newest alarm's id (0: none).
+    /// The newest committed alarm's id (0: none).
     pub fn last_alarm_id(&self) -> i64 {
-        self.spc.next_alarm_id.saturating_sub(1).max(0)
+        self.spc.committed_alarm_id
+    }
+
+    /// After a commit: its alarms may be shown.
+    pub(super) fn spc_committed(&mut self) {
+        self.spc.committed_alarm_id = self.spc.next_alarm_id - 1;
     }
 
     fn watched(&self, link: &str, field: &str) -> Option<&Watched> {
@@ -337,10 +364,14 @@ impl QueueStore {
             .charts
             .iter_mut()
             .find(|w| w.link == link && w.field == field)?;
-        w.chart.reset(&w.spec);
+        let cut = w.chart.reset(&w.spec);
         w.dirty = true;
         log::warn!("spc: {link} {field}: reset; new limits from the next baseline");
         let view = w.view();
+        if let Some(point) = cut {
+            let (link, field) = (link.to_owned(), field.to_owned());
+            self.write(WriteOp::Spc(SpcWrite::Point { link, field, point }));
+        }
         self.write_dirty_charts();
         Some(view)
     }
@@ -476,8 +507,17 @@ impl QueueStore {
             .map(|s| serde_json::Value::from(s).to_string());
         let filter = "FROM spc_alarms a LEFT JOIN sequences s ON s.uid = a.sequence_uid
              WHERE (?1 IS NULL OR a.acknowledged = ?1) AND (?2 IS NULL OR a.id > ?2)
-               AND (?3 IS NULL OR s.upstream_id IN (?3, ?4))";
-        let args = params![q.acknowledged, q.after_id, q.sequence, sequence_text];
+               AND (?3 IS NULL OR s.upstream_id IN (?3, ?4)) AND a.id <= ?7";
+        let committed = self.spc.committed_alarm_id;
+        let args = params![
+            q.acknowledged,
+            q.after_id,
+            q.sequence,
+            sequence_text,
+            0,
+            0,
+            committed
+        ];
         let count: i64 = self
             .conn
             .prepare_cached(&format!("SELECT count(*) {filter}"))?
@@ -495,7 +535,8 @@ impl QueueStore {
                     q.sequence,
                     sequence_text,
                     q.limit as i64,
-                    q.offset as i64
+                    q.offset as i64,
+                    committed
                 ],
                 alarm_view,
             )?
@@ -514,8 +555,8 @@ impl QueueStore {
                 "SELECT a.id, a.time, a.link, a.field, s.upstream_id, s.key, a.idx, a.rule,
                         a.value, a.acknowledged
                  FROM spc_alarms a LEFT JOIN sequences s ON s.uid = a.sequence_uid
-                 WHERE a.id = ?1",
-                [id],
+                 WHERE a.id = ?1 AND a.id <= ?2",
+                [id, self.spc.committed_alarm_id],
                 alarm_view,
             )
             .optional()?;

@@ -1,0 +1,140 @@
+// @ts-check
+// The lot report (`/lots/{id}`, printable on A4): for each watched field with points in the
+// lot, its control charts, the capability of the limits (Cp, Cpk) and the lot's own (mean,
+// standard deviation, Pp, Ppk), and the lot's alarms. `{id}` is the lot's sequence id in the
+// records service.
+
+import { answerToken, api } from './api.js';
+import { $, el, setText } from './dom.js';
+import { fmtTime } from './format.js';
+import { RULE_MEANINGS, drawSpcChart, fmtNum } from './spcchart.js';
+
+const seg = (s) => encodeURIComponent(s);
+
+function lotId() {
+  const parts = location.pathname.split('/').filter(Boolean);
+  return decodeURIComponent(parts[1] || '');
+}
+
+function table(headers, rows, cls) {
+  const t = el('table', `table ${cls || ''}`);
+  const head = el('tr');
+  for (const h of headers) head.appendChild(el('th', null, h));
+  const thead = el('thead');
+  thead.appendChild(head);
+  t.appendChild(thead);
+  const body = el('tbody');
+  for (const r of rows) {
+    const tr = el('tr');
+    for (const cell of r) tr.appendChild(el('td', null, cell));
+    body.appendChild(tr);
+  }
+  t.appendChild(body);
+  return t;
+}
+
+function svgChart(cls) {
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('class', `spc-chart ${cls}`);
+  return svg;
+}
+
+async function render() {
+  const id = lotId();
+  $('csv').href = `/api/sequences/${seg(id)}/films.csv`;
+  let sequence = null;
+  try {
+    sequence = await api('GET', `/api/sequences/${seg(id)}/`);
+  } catch (_) { /* posted to another records service: the charts still know the lot */ }
+  const charts = ((await api('GET', '/api/spc/')).results || [])
+    .filter((c) => !sequence || c.link === sequence.source);
+  const alarms = await api('GET', `/api/alarms/?sequence=${seg(id)}&limit=1000`);
+  let shown = 0;
+  let lotKey = sequence ? sequence.key : null;
+  for (const c of charts) {
+    const pts = await api('GET',
+      `/api/spc/${seg(c.link)}/${seg(c.field)}/points/?sequence=${seg(id)}`);
+    const points = pts.results || [];
+    if (!points.length) continue;
+    shown += 1;
+    lotKey = lotKey || pts.lot;
+    $('report').appendChild(section(c, pts, points,
+      (alarms.results || []).filter((a) => a.link === c.link && a.field === c.field)));
+  }
+  $('report-empty').hidden = shown > 0;
+  setText($('lot-title'), `Lot ${lotKey || id}`);
+  const facts = [`sequence ${id}`];
+  if (sequence) facts.push(`link ${sequence.source}`, `started ${fmtTime(sequence.created)}`);
+  facts.push(`printed ${fmtTime(new Date().toISOString())}`);
+  setText($('lot-facts'), facts.join(' · '));
+  document.title = `Lot ${lotKey || id} · filmgate`;
+  document.body.dataset.ready = 'true';
+}
+
+function section(c, pts, points, alarms) {
+  const s = el('section', 'report-field');
+  s.dataset.field = c.field;
+  const individuals = c.subgroup === 1;
+  s.appendChild(el('h2', null, `${c.field} · ${c.link}`));
+  const complete = points.map((p) => p.index !== null);
+  const mean = svgChart('spc-mean');
+  const range = svgChart('spc-range');
+  const figMean = el('figure', 'spc-fig');
+  figMean.appendChild(el('figcaption', 'spc-caption',
+    individuals ? 'Individuals (I)' : `X̄ (mean of ${c.subgroup})`));
+  figMean.appendChild(mean);
+  const figRange = el('figure', 'spc-fig');
+  figRange.appendChild(el('figcaption', 'spc-caption', individuals ? 'Moving range (MR)' : 'Range (R)'));
+  figRange.appendChild(range);
+  s.appendChild(figMean);
+  s.appendChild(figRange);
+  drawSpcChart(mean, {
+    values: points.map((p) => p.mean),
+    marks: points.map((p) => p.alarms.filter((r) => r !== 'range_beyond_ucl')),
+    complete, center: c.center, ucl: c.ucl, lcl: c.lcl, lsl: c.lsl, usl: c.usl,
+    label: `${c.field}: ${individuals ? 'values' : 'subgroup means'}`,
+  });
+  drawSpcChart(range, {
+    values: points.map((p) => p.range),
+    marks: points.map((p) => p.alarms.filter((r) => r === 'range_beyond_ucl')),
+    complete, center: c.range.center, ucl: c.range.ucl, lcl: c.range.lcl,
+    label: `${c.field}: ${individuals ? 'moving ranges' : 'subgroup ranges'}`,
+  });
+  const sum = pts.summary || {};
+  s.appendChild(table(
+    ['', 'Mean', 'σ', 'Cp / Pp', 'Cpk / Ppk', 'LSL', 'USL'],
+    [
+      ['Control limits', fmtNum(c.center), fmtNum(c.sigma), fmtNum(c.cp, 3), fmtNum(c.cpk, 3),
+        fmtNum(c.lsl), fmtNum(c.usl)],
+      [`This lot (${sum.n ?? 0} films)`, fmtNum(sum.mean), fmtNum(sum.sd), fmtNum(sum.pp, 3),
+        fmtNum(sum.ppk, 3), fmtNum(c.lsl), fmtNum(c.usl)],
+    ], 'report-cap'));
+  s.appendChild(el('h3', null, `Alarms in this lot (${alarms.length})`));
+  if (alarms.length) {
+    s.appendChild(table(['Time', 'Rule', 'Subgroup', 'Value', 'Acknowledged'],
+      alarms.slice().reverse().map((a) => [fmtTime(a.time), `${a.rule} (${RULE_MEANINGS[a.rule] || ''})`,
+        a.index === null ? 'film' : String(a.index), fmtNum(a.value, 6), a.acknowledged ? 'yes' : 'no']),
+      'report-alarms'));
+  } else {
+    s.appendChild(el('p', 'empty', 'None.'));
+  }
+  return s;
+}
+
+function start() {
+  $('print').addEventListener('click', () => window.print());
+  $('token-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const t = /** @type {HTMLInputElement} */ ($('token-input')).value.trim();
+    if (t) answerToken(t);
+  });
+  $('token-cancel').addEventListener('click', () => answerToken(null));
+  render().catch((e) => {
+    const banner = $('api-error');
+    banner.textContent = `The report could not be made: ${e && e.message ? e.message : e}`;
+    banner.hidden = false;
+  });
+}
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+else start();
