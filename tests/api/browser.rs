@@ -1,10 +1,13 @@
 //! The dashboard driven in a real headless Chromium over WebDriver (Debian's `chromedriver`):
 //! the default live mode shows a film within 2 s of its arrival; deleting a dead item asks to
 //! confirm and for the API token; a retry says what happened; a page on another origin can
-//! neither frame the dashboard nor make it act.
+//! neither frame the dashboard nor make it act; the quality panel draws its charts, shows an
+//! SPC alarm within 2 s and Ack removes it; the lot report draws and prints on A4. Screenshots
+//! and the printed report are kept in `target/test-artifacts/`.
 
 use crate::helpers::*;
 use actix_web::{App, HttpResponse, HttpServer, web};
+use base64::Engine as _;
 use serde_json::{Value, json};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -448,4 +451,197 @@ async fn hostile_data_cannot_widen_squeeze_or_reorder_the_dashboard() {
         std::fs::write(&path, bytes).unwrap();
         println!("screenshot: {}", path.display());
     }
+}
+
+impl Browser {
+    /// A PNG of the window, kept as a test artifact.
+    async fn screenshot(&self, name: &str) -> std::path::PathBuf {
+        let png = self.command("GET", "/screenshot", json!({})).await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().expect("a base64 PNG"))
+            .unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
+        keep_artifact(name, &bytes)
+    }
+
+    /// The page printed on A4 (as a browser's print dialog would), kept as a test artifact;
+    /// its number of pages.
+    async fn print_a4(&self, name: &str) -> usize {
+        let pdf = self
+            .command(
+                "POST",
+                "/print",
+                json!({"page": {"width": 21.0, "height": 29.7}, "background": true}),
+            )
+            .await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(pdf.as_str().expect("a base64 PDF"))
+            .unwrap();
+        assert!(bytes.starts_with(b"%PDF"), "not a PDF");
+        keep_artifact(name, &bytes);
+        let text = String::from_utf8_lossy(&bytes);
+        text.matches("/Type /Page").count() - text.matches("/Type /Pages").count()
+    }
+}
+
+/// Writes `bytes` to `target/test-artifacts/<name>` (CI keeps that folder) and says where.
+fn keep_artifact(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    println!("artifact: {}", path.display());
+    path
+}
+
+/// A record of lot `Q-1` with this thickness.
+fn thickness_line(n: u32, thickness_um: f64) -> String {
+    format!("Q-1,{n},{thickness_um:.2},1200.5,0\r")
+}
+
+#[actix_rt::test]
+async fn the_quality_panel_draws_charts_shows_an_alarm_live_and_ack_removes_it_and_the_lot_prints()
+{
+    let dir = temp_dir();
+    let link = device_link(dir.path());
+    let mut pty = pty_behind(&link);
+    let mut settings = test_settings(dir.path(), Some(&link), None);
+    settings.web.token = "s3cret".into();
+    settings.upstream.token = "s3cret".into();
+    // Individuals against fixed limits: judged from the first film.
+    settings.serial[0].spc.insert(
+        "thickness_um".into(),
+        filmgate_actors::spc::SpcConfig {
+            lsl: Some(24.5),
+            usl: Some(25.5),
+            subgroup: 1,
+            center: Some(25.0),
+            ucl: Some(25.3),
+            lcl: Some(24.7),
+            ..Default::default()
+        },
+    );
+    let app = spawn_app(settings).await;
+    app.wait_link_up("line-1").await;
+    let browser = Browser::start().await;
+    browser.go(&format!("{}/", app.address)).await;
+    let normal: String = (1..=10)
+        .map(|n| thickness_line(n, if n % 2 == 0 { 25.05 } else { 24.95 }))
+        .collect();
+    pty = write_off_thread(pty, normal.into_bytes()).await;
+    browser
+        .until(
+            "both charts drawn with their 10 points and a nonzero size",
+            "[...document.querySelectorAll('#quality .spc-chart')].length === 2 && \
+             [...document.querySelectorAll('#quality .spc-chart')].every(s => { \
+               const r = s.getBoundingClientRect(); return r.width > 100 && r.height > 50; }) && \
+             document.querySelectorAll('#quality .spc-mean circle').length === 10",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .script("return document.querySelectorAll('#quality .spc-alarm-item').length;")
+            .await,
+        0
+    );
+
+    let _pty = write_off_thread(pty, thickness_line(11, 26.0).into_bytes()).await;
+    let written = Instant::now();
+    browser
+        .until(
+            "the alarms on the panel",
+            "document.querySelectorAll('#quality .spc-alarm-item').length === 2",
+        )
+        .await;
+    let shown_after = written.elapsed();
+    println!("the alarm was on the panel {shown_after:?} after its line was written");
+    assert!(shown_after < Duration::from_secs(2), "{shown_after:?}");
+    let rules = browser
+        .script(
+            "return [...document.querySelectorAll('#quality .spc-alarm-item')] \
+               .map(li => li.dataset.rule).sort().join(' ');",
+        )
+        .await;
+    assert_eq!(rules, "beyond_3sigma out_of_spec");
+    let marked = browser
+        .script(
+            "return [...document.querySelectorAll('#quality .spc-mean .spc-mark-label')] \
+               .map(t => t.textContent).join('|');",
+        )
+        .await;
+    assert_eq!(marked, "3σ spec", "the point that fired, named");
+    browser
+        .script("document.getElementById('quality-panel').scrollIntoView(); return true;")
+        .await;
+    browser.screenshot("quality-panel.png").await;
+
+    browser.click("#quality .spc-ack").await;
+    browser
+        .until(
+            "the token form",
+            "!document.getElementById('token-form').hidden",
+        )
+        .await;
+    browser.type_into("#token-input", "s3cret\u{E007}").await;
+    browser
+        .until(
+            "one alarm left",
+            "document.querySelectorAll('#quality .spc-alarm-item').length === 1",
+        )
+        .await;
+    browser.click("#quality .spc-ack").await;
+    browser
+        .until(
+            "no alarm left",
+            "document.querySelectorAll('#quality .spc-alarm-item').length === 0",
+        )
+        .await;
+    let open = app.get_json("/api/alarms/?acknowledged=false").await;
+    assert_eq!(open["count"], 0, "{open}");
+
+    let sequences = app.get_json("/api/sequences/").await;
+    let id = sequences["results"][0]["id"].as_i64().unwrap();
+    browser.go(&format!("{}/lots/{id}", app.address)).await;
+    browser
+        .until(
+            "the lot report drawn",
+            "document.body.dataset.ready === 'true' && \
+             document.querySelectorAll('.report-field .spc-chart').length === 2 && \
+             document.querySelector('.report-field .spc-chart').getBoundingClientRect().width > 100",
+        )
+        .await;
+    let text = browser.script("return document.body.innerText;").await;
+    let text = text.as_str().unwrap();
+    for shown in [
+        "Lot Q-1",
+        "This lot (11 films)",
+        "beyond_3sigma",
+        "out_of_spec",
+    ] {
+        assert!(text.contains(shown), "{shown:?} not in the report:\n{text}");
+    }
+    browser.screenshot("lot-report.png").await;
+    let pages = browser.print_a4("lot-report.pdf").await;
+    assert!((1..=2).contains(&pages), "{pages} A4 pages");
+
+    let mut res = app
+        .client
+        .get(format!("{}/api/sequences/{id}/films.csv", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let csv = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    let rows: Vec<&str> = csv.split("\r\n").filter(|r| !r.is_empty()).collect();
+    assert_eq!(
+        rows[0],
+        "lot,film_no,thickness_um,width_mm,defects,uid,received_at,raw"
+    );
+    assert_eq!(rows.len(), 12);
+    assert!(
+        rows[11].starts_with("Q-1,11,26.0,1200.5,0,")
+            && rows[11].ends_with(",\"Q-1,11,26.00,1200.5,0\""),
+        "{}",
+        rows[11]
+    );
 }

@@ -226,6 +226,8 @@ pub async fn write_off_thread(mut pty: LinkedPty, bytes: Vec<u8>) -> LinkedPty {
 /// the config file is then pinned to that port so a restart comes back at the same address.
 pub struct Gateway {
     config: PathBuf,
+    /// The binary it runs (restarts run the same).
+    binary: PathBuf,
     pub address: String,
     pub child: Child,
 }
@@ -248,24 +250,32 @@ impl Gateway {
     }
 
     pub fn start(config: &Path) -> Gateway {
-        Gateway::spawn(config, None, "error", &[])
+        Gateway::spawn(&test_binary(), config, None, "error", &[])
+    }
+
+    /// [`Gateway::launch`] on the release binary when CI names it (see [`release_binary`]).
+    pub fn launch_release(dir: &Path, settings: &Settings) -> Gateway {
+        let config = dir.join("filmgate.toml");
+        write_config(&config, settings);
+        Gateway::spawn(&release_binary(), &config, None, "error", &[])
     }
 
     /// [`Gateway::start`] with its log (stderr, at the default `info` level, as a plant runs
     /// it) sent to `log`.
     pub fn start_logging(config: &Path, log: std::fs::File) -> Gateway {
-        Gateway::spawn(config, Some(log), "info", &[])
+        Gateway::spawn(&test_binary(), config, Some(log), "info", &[])
     }
 
     /// [`Gateway::start_logging`] with more environment (e.g. libfaketime's).
     pub fn start_logging_with(config: &Path, log: std::fs::File, env: &[(&str, &str)]) -> Gateway {
-        Gateway::spawn(config, Some(log), "info", env)
+        Gateway::spawn(&test_binary(), config, Some(log), "info", env)
     }
 
     /// Starts the binary and waits until it listens. A pinned port (a restart) may be held for a
     /// moment by another socket that took it while the gateway was down: then the start is
     /// tried again for up to 10 s.
     fn spawn(
+        binary: &Path,
         config: &Path,
         log: Option<std::fs::File>,
         level: &str,
@@ -284,7 +294,7 @@ impl Gateway {
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_filmgate"))
+            let mut child = Command::new(binary)
                 .arg("--config")
                 .arg(config)
                 .env("RUST_LOG", level)
@@ -307,6 +317,7 @@ impl Gateway {
                     }
                     return Gateway {
                         config: config.to_owned(),
+                        binary: binary.to_owned(),
                         address: format!("http://{bound}"),
                         child,
                     };
@@ -372,7 +383,7 @@ impl Gateway {
         if signal == Signal::SIGTERM {
             assert!(status.success(), "SIGTERM exit: {status:?}");
         }
-        *self = Gateway::start(&self.config);
+        *self = Gateway::spawn(&self.binary, &self.config, None, "error", &[]);
         self.wait_link_up().await;
     }
 }
@@ -402,6 +413,28 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The binary cargo built for these tests.
+fn test_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_filmgate"))
+}
+
+/// The release binary when `FILMGATE_RELEASE_BIN` names it (CI does, after building it for
+/// the package and the benchmarks), else the tests' own build.
+pub fn release_binary() -> PathBuf {
+    match std::env::var_os("FILMGATE_RELEASE_BIN") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            assert!(
+                path.exists(),
+                "FILMGATE_RELEASE_BIN: no file {}",
+                path.display()
+            );
+            path
+        }
+        None => test_binary(),
     }
 }
 

@@ -16,6 +16,7 @@ mod peers;
 mod pipeline;
 mod protocol;
 mod service;
+mod spc;
 mod stock;
 mod surface;
 mod upstreams;
