@@ -14,6 +14,10 @@
 //! 40 ms: 25 films/s each), posting to nginx. After a warm-up they read the gateway's CPU time
 //! (utime + stime from `/proc/PID/stat`) over a window (60 s; `--seconds N`; 3 s in a smoke
 //! run) and print the % of one core and the µs of CPU per film.
+//!
+//! `--spc` makes every link watch `thickness_um` with SPC as the shipped config does (X̄-R,
+//! subgroups of 5), to compare a mode with and without it; the `spc` mode times the pure
+//! chart alone (ns per film judged).
 
 #[path = "../support/bench.rs"]
 mod bench;
@@ -43,7 +47,8 @@ struct Arrivals {
 }
 
 struct Run {
-    mode: &'static str,
+    /// The mode's name, with `+spc` when the link watched a field.
+    mode: String,
     films: u64,
     seconds: f64,
     latencies_us: Vec<u64>,
@@ -65,6 +70,7 @@ fn main() {
             "nginx-batch",
             "line",
             "line4",
+            "spc",
         ]
         .map(String::from)
         .to_vec(),
@@ -74,14 +80,59 @@ fn main() {
         if smoke { " (smoke)" } else { "" }
     );
     for mode in modes {
-        if let Some(links) = line_links(&mode) {
-            let window = Duration::from_secs(if smoke { 3 } else { args.seconds(60) });
-            actix_rt::System::new().block_on(run_line(&mode, links, window));
+        if mode == "spc" {
+            judging_cost(if smoke { 100_000 } else { 10_000_000 });
             continue;
         }
-        let run = actix_rt::System::new().block_on(run_mode(&mode, films, smoke));
+        if let Some(links) = line_links(&mode) {
+            let window = Duration::from_secs(if smoke { 3 } else { args.seconds(60) });
+            actix_rt::System::new().block_on(run_line(&mode, links, window, args.spc));
+            continue;
+        }
+        let run = actix_rt::System::new().block_on(run_mode(&mode, films, smoke, args.spc));
         report(&run);
     }
+}
+
+/// The pure SPC core's cost per film: `values` thickness values (a slow drift and noise, in
+/// lots of 100) judged by an X̄-R chart of subgroups of 5 after a baseline of 25.
+fn judging_cost(values: u64) {
+    use filmgate_actors::spc::{Chart, SpcConfig};
+    let spec = SpcConfig {
+        lsl: Some(24.5),
+        usl: Some(25.5),
+        ..SpcConfig::default()
+    }
+    .spec("bench")
+    .unwrap();
+    let mut chart = Chart::new(&spec);
+    let lots: Vec<String> = (0..=values / 100).map(|i| format!("lot-{i}")).collect();
+    let (mut alarms, mut points) = (0usize, 0usize);
+    let started = Instant::now();
+    for n in 0..values {
+        let noise = ((n.wrapping_mul(2_654_435_761) % 1000) as f64 / 1000.0 - 0.5) * 0.4;
+        let value = 25.0 + 0.02 * (n as f64 / 300.0).sin() + noise;
+        let step = chart.observe(&spec, &lots[(n / 100) as usize], value);
+        alarms += step.alarms.len();
+        points += step.closed.len();
+    }
+    let ns = started.elapsed().as_nanos() as f64 / values as f64;
+    println!(
+        "spc       judging={ns:.0}ns per film  ({values} films, {points} points, {alarms} alarms; \
+         the pure chart, without the store's writes)"
+    );
+}
+
+/// Watches `thickness_um` of `link` as the shipped config does (`--spc`).
+fn watch_thickness(link: &mut filmgate_actors::serial::SerialConfig) {
+    link.spc.insert(
+        "thickness_um".into(),
+        filmgate_actors::spc::SpcConfig {
+            lsl: Some(24.5),
+            usl: Some(25.5),
+            ..Default::default()
+        },
+    );
 }
 
 /// Links of a line mode (`line`: 1, `line4`: 4), or `None` for the other modes.
@@ -97,7 +148,7 @@ fn line_links(mode: &str) -> Option<usize> {
 const LINE_RATE_HZ: u64 = 25;
 
 /// A gateway beside `links` real-rate lines posting to nginx: its CPU over `window`.
-async fn run_line(mode: &str, links: usize, window: Duration) {
+async fn run_line(mode: &str, links: usize, window: Duration, spc: bool) {
     let dir = tempfile::tempdir().unwrap();
     let (_nginx, port) = nginx_answering_201(dir.path()).await;
     let web_port = unclaimed_port();
@@ -111,11 +162,15 @@ async fn run_line(mode: &str, links: usize, window: Duration) {
         let pty = Pty::open_raw().unwrap();
         let link = dir.path().join(format!("ttyLINE{i}"));
         std::os::unix::fs::symlink(pty.slave_path(), &link).unwrap();
-        settings.serial.push(filmgate_actors::serial::SerialConfig {
+        let mut line = filmgate_actors::serial::SerialConfig {
             name: format!("line-{i}"),
             port: link.display().to_string().into(),
             ..Default::default()
-        });
+        };
+        if spc {
+            watch_thickness(&mut line);
+        }
+        settings.serial.push(line);
         ptys.push(pty);
     }
     let mut gateway = start_filmgate(&settings, &dir.path().join("bench.toml"));
@@ -181,6 +236,7 @@ async fn run_line(mode: &str, links: usize, window: Duration) {
     stop_gateway(&mut gateway);
     let cpu_s = (cpu_after - cpu_before) as f64 / USER_HZ;
     let films = delivered_after.saturating_sub(delivered_before);
+    let mode = if spc { format!("{mode}+spc") } else { mode.to_owned() };
     println!(
         "{mode:<9} links={links} films/s={:<5.1} cpu={:.2}% of a core  cpu_per_film={:.0}us  \
          (over {seconds:.0} s, {films} films)",
@@ -224,7 +280,7 @@ fn report(run: &Run) {
         }
     };
     println!(
-        "{:<9} films={:<7} films/s={:<9.0} p50={:.2}ms p99={:.2}ms max={:.2}ms peak_rss={:.1}MB",
+        "{:<12} films={:<7} films/s={:<9.0} p50={:.2}ms p99={:.2}ms max={:.2}ms peak_rss={:.1}MB",
         run.mode,
         run.films,
         run.films as f64 / run.seconds,
@@ -239,7 +295,7 @@ fn film_line(n: u64) -> String {
     format!("B{},{n},25.{:02},1200.5,{}\r", n / 10_000, n % 100, n % 3)
 }
 
-async fn run_mode(mode: &str, films: u64, smoke: bool) -> Run {
+async fn run_mode(mode: &str, films: u64, smoke: bool, spc: bool) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("ttyBENCH");
     let pty = Pty::open_raw().unwrap();
@@ -274,11 +330,15 @@ async fn run_mode(mode: &str, films: u64, smoke: bool) -> Run {
     } else {
         1
     };
-    settings.serial.push(filmgate_actors::serial::SerialConfig {
+    let mut line = filmgate_actors::serial::SerialConfig {
         name: "bench".into(),
         port: link.display().to_string().into(),
         ..Default::default()
-    });
+    };
+    if spc {
+        watch_thickness(&mut line);
+    }
+    settings.serial.push(line);
     let mut gateway = start_filmgate(&settings, &dir.path().join("bench.toml"));
     let api = format!("http://127.0.0.1:{web_port}");
     let client = awc::Client::default();
@@ -356,7 +416,7 @@ async fn run_mode(mode: &str, films: u64, smoke: bool) -> Run {
         Vec::new()
     };
     Run {
-        mode: static_mode(mode),
+        mode: format!("{}{}", static_mode(mode), if spc { "+spc" } else { "" }),
         films,
         seconds,
         latencies_us,

@@ -1,4 +1,4 @@
-//! What the benchmarks share: their command line (`--smoke`, `--films N`, `--mode M`) and
+//! What the benchmarks share: their command line (`--smoke`, `--films N`, `--mode M`, `--spc`) and
 //! starting the release binary on a configuration.
 
 /// The benchmark's command line.
@@ -12,6 +12,9 @@ pub struct BenchArgs {
     /// benchmark, which shares this file, has none).
     #[allow(dead_code)]
     seconds: Option<u64>,
+    /// `--spc`: the pipeline benchmark's links watch `thickness_um` with SPC (subgroups of 5).
+    #[allow(dead_code)]
+    pub spc: bool,
 }
 
 impl BenchArgs {
@@ -26,6 +29,7 @@ impl BenchArgs {
             mode: value("--mode"),
             films: value("--films").and_then(|n| n.parse().ok()),
             seconds: value("--seconds").and_then(|n| n.parse().ok()),
+            spc: args.iter().any(|a| a == "--spc"),
         }
     }
 
