@@ -368,6 +368,8 @@ pub struct GetSpcPoints {
     pub link: String,
     pub field: String,
     pub lot: LotFilter,
+    /// Only the lot's newest this many points (the dashboard's window); `None`: all of them.
+    pub last: Option<u64>,
 }
 
 /// One lot's points, in order, the incomplete last subgroup included.
@@ -378,7 +380,7 @@ pub struct SpcPoints {
     /// The lot's key.
     pub lot: Option<String>,
     pub results: Vec<SpcPointView>,
-    /// The lot's own mean, standard deviation, Pp and Ppk.
+    /// The lot's own mean, standard deviation, Pp and Ppk (of the points answered).
     pub summary: crate::spc::LotSummary,
 }
 
@@ -426,6 +428,9 @@ pub struct ListAlarms {
     pub acknowledged: Option<bool>,
     /// Only the lot with this id in the records service.
     pub sequence: Option<String>,
+    /// Only alarms of this link, and of this field.
+    pub link: Option<String>,
+    pub field: Option<String>,
     /// Only alarms with a larger id, oldest first (the event stream's catch-up).
     pub after_id: Option<i64>,
     pub offset: u64,

@@ -236,7 +236,11 @@ async fn run_line(mode: &str, links: usize, window: Duration, spc: bool) {
     stop_gateway(&mut gateway);
     let cpu_s = (cpu_after - cpu_before) as f64 / USER_HZ;
     let films = delivered_after.saturating_sub(delivered_before);
-    let mode = if spc { format!("{mode}+spc") } else { mode.to_owned() };
+    let mode = if spc {
+        format!("{mode}+spc")
+    } else {
+        mode.to_owned()
+    };
     println!(
         "{mode:<9} links={links} films/s={:<5.1} cpu={:.2}% of a core  cpu_per_film={:.0}us  \
          (over {seconds:.0} s, {films} films)",

@@ -208,8 +208,8 @@ export function openStream() {
     apply(data, true);
     refreshQuality();
   });
-  // An SPC alarm: the quality panel shows it at once.
-  es.addEventListener('alarm', () => refreshQuality(true));
+  // An SPC alarm: the quality panel shows it (within its once-a-second refresh).
+  es.addEventListener('alarm', () => refreshQuality());
   es.addEventListener('error', () => {
     const wasOpen = st.esOpen;
     st.esOpen = false;

@@ -6,10 +6,23 @@
 
 import { answerToken, api } from './api.js';
 import { $, el, setText } from './dom.js';
-import { fmtTime } from './format.js';
+import { pad, parseTime } from './format.js';
 import { RULE_MEANINGS, drawSpcChart, fmtNum } from './spcchart.js';
 
 const seg = (s) => encodeURIComponent(s);
+
+/** Date, time and UTC offset: a report of record says when, not only what time. */
+function fmtDateTime(iso) {
+  const d = parseTime(iso);
+  if (!d) return iso ? String(iso) : '–';
+  const off = -d.getTimezoneOffset();
+  const zone = `${off < 0 ? '−' : '+'}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${zone}`;
+}
+
+/** Alarms of the lot beyond those fetched (more than 1000). */
+let alarmsCut = 0;
 
 function lotId() {
   const parts = location.pathname.split('/').filter(Boolean);
@@ -45,10 +58,14 @@ async function render() {
   let sequence = null;
   try {
     sequence = await api('GET', `/api/sequences/${seg(id)}/`);
-  } catch (_) { /* posted to another records service: the charts still know the lot */ }
+  } catch (_) {
+    // Posted to another records service: the charts still know the lot, the CSV does not.
+    $('csv').hidden = true;
+  }
   const charts = ((await api('GET', '/api/spc/')).results || [])
     .filter((c) => !sequence || c.link === sequence.source);
   const alarms = await api('GET', `/api/alarms/?sequence=${seg(id)}&limit=1000`);
+  alarmsCut = Math.max(0, (alarms.count || 0) - (alarms.results || []).length);
   let shown = 0;
   let lotKey = sequence ? sequence.key : null;
   for (const c of charts) {
@@ -57,15 +74,21 @@ async function render() {
     const points = pts.results || [];
     if (!points.length) continue;
     shown += 1;
-    lotKey = lotKey || pts.lot;
+    if (sequence && pts.lot && sequence.key !== pts.lot) {
+      // Posted to another records service: this id there is not the local sequence.
+      sequence = null;
+      $('csv').hidden = true;
+    }
+    lotKey = pts.lot || lotKey;
     $('report').appendChild(section(c, pts, points,
       (alarms.results || []).filter((a) => a.link === c.link && a.field === c.field)));
   }
   $('report-empty').hidden = shown > 0;
   setText($('lot-title'), `Lot ${lotKey || id}`);
   const facts = [`sequence ${id}`];
-  if (sequence) facts.push(`link ${sequence.source}`, `started ${fmtTime(sequence.created)}`);
-  facts.push(`printed ${fmtTime(new Date().toISOString())}`);
+  if (sequence) facts.push(`link ${sequence.source}`, `started ${fmtDateTime(sequence.created)}`);
+  facts.push(`printed ${fmtDateTime(new Date().toISOString())}`);
+  facts.push('limits and capability as the charts hold them now');
   setText($('lot-facts'), facts.join(' · '));
   document.title = `Lot ${lotKey || id} · filmgate`;
   document.body.dataset.ready = 'true';
@@ -109,10 +132,11 @@ function section(c, pts, points, alarms) {
       [`This lot (${sum.n ?? 0} films)`, fmtNum(sum.mean), fmtNum(sum.sd), fmtNum(sum.pp, 3),
         fmtNum(sum.ppk, 3), fmtNum(c.lsl), fmtNum(c.usl)],
     ], 'report-cap'));
-  s.appendChild(el('h3', null, `Alarms in this lot (${alarms.length})`));
+  s.appendChild(el('h3', null, `Alarms in this lot (${alarms.length}` +
+    `${alarmsCut ? `; the newest 1000 of all fields are listed, ${alarmsCut} older not` : ''})`));
   if (alarms.length) {
     s.appendChild(table(['Time', 'Rule', 'Subgroup', 'Value', 'Acknowledged'],
-      alarms.slice().reverse().map((a) => [fmtTime(a.time), `${a.rule} (${RULE_MEANINGS[a.rule] || ''})`,
+      alarms.slice().reverse().map((a) => [fmtDateTime(a.time), `${a.rule} (${RULE_MEANINGS[a.rule] || ''})`,
         a.index === null ? 'film' : String(a.index), fmtNum(a.value, 6), a.acknowledged ? 'yes' : 'no']),
       'report-alarms'));
   } else {

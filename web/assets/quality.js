@@ -2,8 +2,8 @@
 // The quality panel: one card per watched (link, field) with the X̄ (or I) and R (or MR)
 // charts of a lot (the newest, following the line, or one picked), its capability, and the
 // unacknowledged alarms with an Ack button. Fed by `/api/spc/`, `/api/spc/{link}/{field}/points/`
-// and `/lots/`, and `/api/alarms/`; refreshed at each tick, on stream events (at most once a
-// second) and at once on an `alarm` event.
+// (the lot's newest 200) and `/lots/`, and `/api/alarms/` (per chart); refreshed at each tick
+// and on stream events, `alarm` events included, at most once a second.
 
 import { api } from './api.js';
 import { $, el, setText, toast } from './dom.js';
@@ -13,6 +13,8 @@ import { RULE_LABELS, RULE_MEANINGS, drawSpcChart, fmtNum } from './spcchart.js'
 const MIN_REFRESH_MS = 1000;
 /** Unacknowledged alarms listed per card (the count shows how many there are). */
 const ALARMS_SHOWN = 8;
+/** Newest points of a lot drawn on the dashboard (the lot report draws them all). */
+const POINTS_SHOWN = 200;
 
 const st = { busy: false, again: false, lastAt: 0, timer: 0 };
 /** @type {Map<string, {card: HTMLElement, picked: string}>} */
@@ -49,13 +51,7 @@ async function pull() {
   const charts = (await api('GET', '/api/spc/')).results || [];
   $('quality-panel').hidden = charts.length === 0;
   if (!charts.length) return;
-  const alarms = await api('GET', '/api/alarms/?acknowledged=false&limit=500');
-  const byChart = new Map();
-  for (const a of alarms.results || []) {
-    const k = keyOf(a);
-    if (!byChart.has(k)) byChart.set(k, []);
-    byChart.get(k).push(a);
-  }
+  const alarms = await api('GET', '/api/alarms/?acknowledged=false&limit=1');
   setText($('quality-note'), alarms.count
     ? `${alarms.count} unacknowledged alarm${alarms.count === 1 ? '' : 's'}`
     : 'No unacknowledged alarms');
@@ -70,7 +66,7 @@ async function pull() {
       cards.set(k, entry);
       $('quality').appendChild(entry.card);
     }
-    await renderCard(entry, c, byChart.get(k) || []);
+    await renderCard(entry, c);
   }
   for (const [k, entry] of cards) {
     if (!seen.has(k)) { entry.card.remove(); cards.delete(k); }
@@ -130,10 +126,13 @@ function capabilityFacts(c) {
   return facts;
 }
 
-async function renderCard(entry, c, alarms) {
+async function renderCard(entry, c) {
   const card = entry.card;
+  const base = `/api/spc/${seg(c.link)}/${seg(c.field)}`;
+  const alarms = await api('GET',
+    `/api/alarms/?acknowledged=false&link=${seg(c.link)}&field=${seg(c.field)}&limit=${ALARMS_SHOWN}`);
   const stateEl = card.querySelector('.spc-state');
-  stateEl.dataset.state = alarms.length ? 'down' : (c.state === 'monitoring' ? 'up' : 'connecting');
+  stateEl.dataset.state = alarms.count ? 'down' : (c.state === 'monitoring' ? 'up' : 'connecting');
   setText(stateEl, c.state === 'monitoring' ? 'Monitoring' : 'Setting limits');
   const cap = card.querySelector('.spc-cap');
   cap.replaceChildren();
@@ -143,10 +142,9 @@ async function renderCard(entry, c, alarms) {
     d.appendChild(el('dd', null, v));
     cap.appendChild(d);
   }
-  const base = `/api/spc/${seg(c.link)}/${seg(c.field)}`;
   const lots = (await api('GET', `${base}/lots/`)).results || [];
   fillPicker(card.querySelector('.spc-lot'), lots, entry.picked);
-  const query = entry.picked ? `?${entry.picked}` : '';
+  const query = `?last=${POINTS_SHOWN}${entry.picked ? `&${entry.picked}` : ''}`;
   const pts = await api('GET', `${base}/points/${query}`);
   const report = /** @type {HTMLAnchorElement} */ (card.querySelector('.spc-report'));
   report.hidden = pts.sequence === null || pts.sequence === undefined;
@@ -198,10 +196,11 @@ function fillPicker(select, lots, picked) {
   select.value = picked;
 }
 
-function renderAlarms(card, alarms) {
+function renderAlarms(card, page) {
+  const alarms = page.results || [];
   const list = card.querySelector('.spc-alarm-list');
   list.replaceChildren();
-  for (const a of alarms.slice(0, ALARMS_SHOWN)) {
+  for (const a of alarms) {
     const li = el('li', 'spc-alarm-item');
     li.dataset.id = String(a.id);
     li.dataset.rule = a.rule;
@@ -216,7 +215,7 @@ function renderAlarms(card, alarms) {
     li.appendChild(ack);
     list.appendChild(li);
   }
-  const more = alarms.length - ALARMS_SHOWN;
+  const more = (page.count || 0) - alarms.length;
   if (more > 0) list.appendChild(el('li', 'spc-alarm-more', `and ${more} more`));
   card.querySelector('.spc-alarms-empty').hidden = alarms.length > 0;
 }

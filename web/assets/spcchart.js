@@ -63,8 +63,9 @@ export function drawSpcChart(svg, c) {
   ].filter((l) => typeof l.v === 'number' && Number.isFinite(l.v));
   const finite = c.values.filter((v) => typeof v === 'number' && Number.isFinite(v));
   const all = finite.concat(lines.map((l) => /** @type {number} */ (l.v)));
-  let lo = all.length ? Math.min(...all) : 0;
-  let hi = all.length ? Math.max(...all) : 1;
+  // A loop, not Math.min(...all): a long lot would overflow the call's arguments.
+  let lo = all.length ? all.reduce((a, b) => Math.min(a, b)) : 0;
+  let hi = all.length ? all.reduce((a, b) => Math.max(a, b)) : 1;
   if (hi - lo < 1e-12) { lo -= 1; hi += 1; }
   const margin = (hi - lo) * 0.08;
   lo -= margin; hi += margin;

@@ -341,7 +341,8 @@ impl Handler<GetSpcPoints> for QueueActor {
     type Result = Result<Option<SpcPoints>, QueueError>;
 
     fn handle(&mut self, msg: GetSpcPoints, _ctx: &mut Self::Context) -> Self::Result {
-        self.store.spc_points(&msg.link, &msg.field, &msg.lot)
+        self.store
+            .spc_points(&msg.link, &msg.field, &msg.lot, msg.last)
     }
 }
 

@@ -86,8 +86,12 @@ async fn films_csv(
                             Some(next.results)
                         }
                         Err(e) => {
+                            // The body is cut off with an error, never ended as if whole.
                             log::warn!("films.csv of sequence {id}: reading films failed: {e}");
-                            None
+                            return Some((
+                                Err(actix_web::error::ErrorServiceUnavailable(e.to_string())),
+                                (None, fields, records),
+                            ));
                         }
                     }
                 }

@@ -74,6 +74,8 @@ async fn chart(
 struct PointsQuery {
     sequence: Option<String>,
     lot: Option<String>,
+    /// Only the newest this many points.
+    last: Option<u64>,
 }
 
 async fn points(
@@ -98,6 +100,7 @@ async fn points(
             link: link.clone(),
             field: field.clone(),
             lot,
+            last: query.last,
         })
         .await
         .map_err(QueueRouteError::from)?
@@ -155,6 +158,8 @@ async fn reset(
 struct AlarmsQuery {
     acknowledged: Option<String>,
     sequence: Option<String>,
+    link: Option<String>,
+    field: Option<String>,
     limit: Option<u64>,
     offset: Option<u64>,
 }
@@ -182,6 +187,8 @@ async fn alarms(
         .send(ListAlarms {
             acknowledged,
             sequence: query.sequence.clone().filter(|s| !s.is_empty()),
+            link: query.link.clone().filter(|s| !s.is_empty()),
+            field: query.field.clone().filter(|s| !s.is_empty()),
             after_id: None,
             offset,
             limit,

@@ -382,6 +382,7 @@ impl QueueStore {
         link: &str,
         field: &str,
         filter: &LotFilter,
+        last: Option<u64>,
     ) -> Result<Option<SpcPoints>, QueueError> {
         let Some(w) = self.watched(link, field) else {
             return Ok(None);
@@ -420,11 +421,14 @@ impl QueueStore {
         };
         let mut points = Vec::new();
         if let Some(uid) = &uid {
+            // Newest first (all of them without `last`), put back in order below.
             let mut stmt = self.conn.prepare_cached(
                 "SELECT idx, n, mean, range, m2, alarms FROM spc_points
-                 WHERE sequence_uid = ?1 AND link = ?2 AND field = ?3 ORDER BY id",
+                 WHERE sequence_uid = ?1 AND link = ?2 AND field = ?3 ORDER BY id DESC LIMIT ?4",
             )?;
-            let mut rows = stmt.query(params![uid, link, field])?;
+            let open = w.chart.open_point(uid);
+            let stored = last.map_or(-1, |n| n.saturating_sub(u64::from(open.is_some())) as i64);
+            let mut rows = stmt.query(params![uid, link, field, stored])?;
             while let Some(row) = rows.next()? {
                 points.push(Point {
                     index: row.get::<_, Option<i64>>(0)?.map(|i| i as u64),
@@ -436,7 +440,8 @@ impl QueueStore {
                     alarms: parse_rules(&row.get::<_, String>(5)?),
                 });
             }
-            points.extend(w.chart.open_point(uid));
+            points.reverse();
+            points.extend(open);
         }
         let (lot, sequence) = match &uid {
             Some(uid) => self.sequence_names(uid)?,
@@ -507,7 +512,8 @@ impl QueueStore {
             .map(|s| serde_json::Value::from(s).to_string());
         let filter = "FROM spc_alarms a LEFT JOIN sequences s ON s.uid = a.sequence_uid
              WHERE (?1 IS NULL OR a.acknowledged = ?1) AND (?2 IS NULL OR a.id > ?2)
-               AND (?3 IS NULL OR s.upstream_id IN (?3, ?4)) AND a.id <= ?7";
+               AND (?3 IS NULL OR s.upstream_id IN (?3, ?4)) AND a.id <= ?7
+               AND (?8 IS NULL OR a.link = ?8) AND (?9 IS NULL OR a.field = ?9)";
         let committed = self.spc.committed_alarm_id;
         let args = params![
             q.acknowledged,
@@ -516,7 +522,9 @@ impl QueueStore {
             sequence_text,
             0,
             0,
-            committed
+            committed,
+            q.link,
+            q.field
         ];
         let count: i64 = self
             .conn
@@ -536,7 +544,9 @@ impl QueueStore {
                     sequence_text,
                     q.limit as i64,
                     q.offset as i64,
-                    committed
+                    committed,
+                    q.link,
+                    q.field
                 ],
                 alarm_view,
             )?
