@@ -473,7 +473,11 @@ mod tests {
                 ("FILMGATE__UPSTREAM__TOKEN", "12345"),
                 ("FILMGATE__UPSTREAM__CONCURRENCY", "8"),
                 ("FILMGATE__SERIAL__0__PORT", "/dev/ttyUSB0"),
-                ("FILMGATE__SERIAL__0__RECORD__FIELDS", "[\"a\", \"b\"]"),
+                // The shipped config watches thickness_um: the fields keep it.
+                (
+                    "FILMGATE__SERIAL__0__RECORD__FIELDS",
+                    "[\"a\", \"thickness_um\"]",
+                ),
                 ("FILMGATE__SERIAL__0__RECORD__SEQUENCE_KEY", ""),
                 ("OTHER", "ignored"),
             ],
@@ -482,7 +486,18 @@ mod tests {
         assert_eq!(s.upstream.token, "12345");
         assert_eq!(s.upstream.concurrency, 8);
         assert_eq!(s.serial[0].port, Port::from("/dev/ttyUSB0"));
-        assert_eq!(s.serial[0].record.fields, ["a", "b"]);
+        assert_eq!(s.serial[0].record.fields, ["a", "thickness_um"]);
+        // Without it, the watched field is named.
+        let err = load(
+            EMBEDDED_DEFAULT,
+            &[
+                ("FILMGATE__SERIAL__0__RECORD__FIELDS", "[\"a\", \"b\"]"),
+                ("FILMGATE__SERIAL__0__RECORD__SEQUENCE_KEY", ""),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("serial[0].spc.thickness_um"), "{err}");
     }
 
     #[test]

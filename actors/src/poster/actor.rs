@@ -25,8 +25,11 @@ use tokio::sync::watch;
 /// Least time between two log lines of a lease that keeps failing.
 const LEASE_FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
-/// How often an idle poster looks for retries that became due (new items wake it at once).
-const IDLE_POLL: Duration = Duration::from_millis(100);
+/// How often an idle poster looks for work on its own: only a safety net, since the queue wakes
+/// it ([`WorkAvailable`]) when a commit makes items leasable and when a retry falls due. (A
+/// poll every 100 ms cost a lease round trip between two threads ten times a second, idle or
+/// between the films of a line.)
+const IDLE_RECHECK: Duration = Duration::from_secs(5);
 
 /// Stops leasing and answers once every request in flight has been acked (or `timeout` passed).
 #[derive(Message, Debug)]
@@ -194,7 +197,7 @@ impl PosterActor {
                     act.fill(ctx);
                 }
                 Ok(Ok(_)) if act.work_announced => act.fill(ctx),
-                Ok(Ok(_)) => act.schedule_recheck(ctx, IDLE_POLL),
+                Ok(Ok(_)) => act.schedule_recheck(ctx, IDLE_RECHECK),
                 Ok(Err(e)) => {
                     if act
                         .lease_failure_logged_at

@@ -454,7 +454,7 @@ impl QueueStore {
         if let Err(e) = self
             .trim_posted()
             .and_then(|()| self.trim_spc())
-            .and_then(|()| self.conn.execute_batch("COMMIT"))
+            .and_then(|()| self.conn.prepare_cached("COMMIT")?.execute([]).map(drop))
         {
             return Err(self.fail(e));
         }

@@ -56,7 +56,8 @@ impl StoreFailure {
 impl QueueStore {
     pub(super) fn begin(&mut self) -> rusqlite::Result<()> {
         if !self.tx.is_open() {
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            // Cached: parsed once, not at every transaction.
+            self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
             self.tx.started = Some(Instant::now());
         }
         Ok(())
