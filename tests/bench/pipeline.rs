@@ -11,7 +11,8 @@
 //!
 //! The `line` and `line4` modes measure what a gateway costs beside a real line: one (or
 //! four) links on pseudo-terminals written the way a device writes (one whole record every
-//! 40 ms: 25 films/s each), posting to nginx. After a warm-up they read the gateway's CPU time
+//! 40 ms: 25 films/s each), posting to nginx (`line-embedded`: one link posting to the
+//! gateway's own records service). After a warm-up they read the gateway's CPU time
 //! (utime + stime from `/proc/PID/stat`) over a window (60 s; `--seconds N`; 3 s in a smoke
 //! run) and print the % of one core and the µs of CPU per film.
 //!
@@ -70,6 +71,7 @@ fn main() {
             "nginx-batch",
             "line",
             "line4",
+            "line-embedded",
             "spc",
         ]
         .map(String::from)
@@ -138,7 +140,7 @@ fn watch_thickness(link: &mut filmgate_actors::serial::SerialConfig) {
 /// Links of a line mode (`line`: 1, `line4`: 4), or `None` for the other modes.
 fn line_links(mode: &str) -> Option<usize> {
     match mode {
-        "line" => Some(1),
+        "line" | "line-embedded" => Some(1),
         "line4" => Some(4),
         _ => None,
     }
@@ -150,13 +152,19 @@ const LINE_RATE_HZ: u64 = 25;
 /// A gateway beside `links` real-rate lines posting to nginx: its CPU over `window`.
 async fn run_line(mode: &str, links: usize, window: Duration, spc: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let (_nginx, port) = nginx_answering_201(dir.path()).await;
     let web_port = unclaimed_port();
+    // `line-embedded` posts to the gateway's own records service (SQLite), the others to nginx.
+    let (_nginx, upstream_port) = if mode == "line-embedded" {
+        (None, web_port)
+    } else {
+        let (nginx, port) = nginx_answering_201(dir.path()).await;
+        (Some(nginx), port)
+    };
     let mut settings = Settings::from_toml("", "bench", std::iter::empty()).unwrap();
     settings.web.bind = format!("127.0.0.1:{web_port}");
     settings.web.records_db = dir.path().join("records.sqlite3").display().to_string();
     settings.queue.path = dir.path().join("queue.sqlite3");
-    settings.upstream.base_url = format!("http://127.0.0.1:{port}/api/");
+    settings.upstream.base_url = format!("http://127.0.0.1:{upstream_port}/api/");
     let mut ptys = Vec::new();
     for i in 0..links {
         let pty = Pty::open_raw().unwrap();

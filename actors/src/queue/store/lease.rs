@@ -15,7 +15,9 @@ const LEASE_AHEAD: i64 = 1024;
 
 /// Retries whose time has come (`?1` = now), in the partial index's own order: no sort, and
 /// the scan stops as soon as enough are taken. `INDEXED BY` because on a young file the
-/// planner has no statistics and may choose a sort of every pending row instead.
+/// planner has no statistics and may choose a sort of every pending row instead. `+?1`, not
+/// `?1`: a bare parameter compared with the partial index's column makes SQLite look at its
+/// value when it plans, and so prepare the statement again at every new value (every lease).
 /// Columns as [`leased_item`] reads them.
 pub(super) const DUE_RETRIES_SQL: &str = concat!(
     "SELECT i.id, i.uid, i.source, i.received_at_ms, i.raw, i.data,
@@ -23,11 +25,12 @@ pub(super) const DUE_RETRIES_SQL: &str = concat!(
     FROM items i INDEXED BY items_due_retry JOIN sequences s ON s.id = i.sequence_id
     WHERE i.state = ",
     pending!(),
-    " AND i.next_attempt_at_ms > 0 AND i.next_attempt_at_ms <= ?1
+    " AND i.next_attempt_at_ms > 0 AND i.next_attempt_at_ms <= +?1
     ORDER BY i.next_attempt_at_ms, i.id"
 );
 
-/// Fresh items after the cursor (`?1`) up to the highest committed id (`?2`), `?3` at most.
+/// Fresh items after the cursor (`?1`) up to the highest committed id (`?2`), `?3` at most
+/// (`+?3`: SQLite plans with a bare `LIMIT ?`'s value, and so prepares it again at each new one).
 pub(super) const FRESH_SQL: &str = concat!(
     "SELECT i.id, i.uid, i.source, i.received_at_ms, i.raw, i.data,
     i.attempts, s.id, s.uid, s.source, s.key, s.upstream_id
@@ -35,7 +38,7 @@ pub(super) const FRESH_SQL: &str = concat!(
     WHERE i.id > ?1 AND i.id <= ?2 AND i.state = ",
     pending!(),
     " AND i.next_attempt_at_ms = 0
-    ORDER BY i.id LIMIT ?3"
+    ORDER BY i.id LIMIT +?3"
 );
 
 impl QueueStore {
@@ -128,7 +131,7 @@ impl QueueStore {
         let mut stmt = self.conn.prepare_cached(concat!(
             "SELECT min(next_attempt_at_ms) FROM items WHERE state = ",
             pending!(),
-            " AND next_attempt_at_ms > 0 AND next_attempt_at_ms > ?1"
+            " AND next_attempt_at_ms > 0 AND next_attempt_at_ms > +?1"
         ))?;
         Ok(stmt.query_row(params![now_ms], |r| r.get(0))?)
     }

@@ -1018,3 +1018,24 @@ fn a_retried_frame_meets_max_frame_bytes_like_a_new_one() {
             .starts_with("frame exceeds max_frame_bytes"),
     );
 }
+
+#[test]
+fn leasing_at_new_times_does_not_prepare_the_lease_statements_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    for n in 1..=20 {
+        store.enqueue(vec![film(n)], NOW).unwrap();
+        store.commit().unwrap();
+        store.lease(1, NOW + n).unwrap();
+        assert_eq!(store.next_retry_due_after(NOW + n).unwrap(), None);
+    }
+    for sql in [DUE_RETRIES_SQL, FRESH_SQL] {
+        let stmt = store.conn.prepare_cached(sql).unwrap();
+        // A re-prepare at each new time was what a bare `?1` beside the partial index cost.
+        assert_eq!(
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "{sql}"
+        );
+    }
+}

@@ -258,7 +258,7 @@ impl QueueStore {
                 "DELETE FROM items WHERE id IN
                  (SELECT id FROM items WHERE state = ",
                 posted!(),
-                " ORDER BY id LIMIT ?1)"
+                " ORDER BY id LIMIT +?1)"
             ))?
             .execute(params![posted - keep])?;
         self.tx.delta.posted -= deleted as i64;
