@@ -34,6 +34,9 @@ pub const STORE_RETRY_INTERVAL: Duration = Duration::from_millis(500);
 /// Longest outcomes (acks, sequence ids) wait for a commit of their own. At a line's rate the
 /// next frames come sooner and take them along: one fsync per film instead of two.
 const OUTCOMES_COMMIT_WINDOW: Duration = Duration::from_millis(250);
+/// Writes after which waiting outcomes are committed at once: a burst's acks must not pile up
+/// in the open transaction (its dirty pages and the write log are memory).
+const OUTCOMES_COMMIT_WRITES: usize = 512;
 /// Least time between two "queue full" error logs.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// How often the queue file is checked to be the one open (replaced or removed: `/readyz`
@@ -410,7 +413,7 @@ impl QueueActor {
     /// it only re-sends items, which the upstream answers as replays (counted as uncertain
     /// resends). This keeps an fsync per post off the delivery path.
     fn settle_outcomes(&mut self, ctx: &mut Context<Self>) {
-        if !self.store.store_ok() {
+        if !self.store.store_ok() || self.store.uncommitted_writes() >= OUTCOMES_COMMIT_WRITES {
             return self.settle(ctx);
         }
         if self.store.has_uncommitted() && !self.commit_scheduled && !self.outcomes_commit_scheduled

@@ -357,6 +357,11 @@ impl QueueStore {
         self.tx.is_open() || !self.log.is_empty()
     }
 
+    /// Writes waiting for a commit.
+    pub fn uncommitted_writes(&self) -> usize {
+        self.log.len()
+    }
+
     /// How long the open transaction has held its first write.
     pub fn uncommitted_age(&self) -> Option<Duration> {
         self.tx.started.map(|t| t.elapsed())
