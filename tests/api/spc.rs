@@ -1,6 +1,7 @@
 //! SPC through the real binary: a published data set written to a pseudo-terminal the way a
 //! line writes it gives the published limits, capability and signals (on the release binary
-//! when CI names it), and limits, indexes, windows and alarms survive SIGTERM and SIGKILL.
+//! when CI names it); limits, indexes, windows and alarms survive SIGTERM and SIGKILL; the API
+//! answers mistakes with JSON errors, and its writes need the token.
 
 use crate::helpers::*;
 use filmgate_actors::spc::SpcConfig;
@@ -187,4 +188,83 @@ async fn limits_indexes_run_windows_and_alarms_survive_sigterm_and_sigkill() {
     assert_published(&chart);
     assert_eq!(chart["subgroups"], 40);
     assert_signals(&fired(&gw).await);
+}
+
+/// What a client gets for a mistake: a JSON error with its status, never a panic.
+#[actix_rt::test]
+async fn the_spc_api_answers_mistakes_with_json_errors_and_writes_need_the_token() {
+    let dir = temp_dir();
+    let link = device_link(dir.path());
+    let pty = pty_behind(&link);
+    let mut s = settings(dir.path(), &link);
+    s.web.token = "s3cret".into();
+    s.upstream.token = "s3cret".into();
+    let app = spawn_app(s).await;
+    app.wait_link_up("line-1").await;
+    let get = async |path: &str| {
+        let mut res = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        (res.status().as_u16(), body)
+    };
+    let (status, body) = get("/api/spc/line-1/width/").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("not watched"),
+        "{body}"
+    );
+    let (status, body) = get(&format!("{CHART}points/?sequence=1&lot=PR-1")).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = get("/api/alarms/?acknowledged=maybe").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = app.post(&format!("{CHART}reset")).await;
+    assert_eq!(status, 401, "a reset without the token");
+    let (status, _) = app.post("/api/alarms/1/ack").await;
+    assert_eq!(status, 401, "an ack without the token");
+
+    // The 40 samples, then a reset: the chart sets new limits from the next baseline, the
+    // alarms stay listed, and /metrics counts them.
+    let _pty = write_off_thread(pty, lines(0, 40)).await;
+    wait_for(
+        Duration::from_secs(30),
+        "the 40 samples judged",
+        async || (app.get_json(CHART).await["subgroups"] == 40).then_some(()),
+    )
+    .await;
+    let authorized = |path: &str| {
+        app.client
+            .post(format!("{}{path}", app.address))
+            .insert_header(("Authorization", "Bearer s3cret"))
+    };
+    let mut res = authorized("/api/alarms/999999/ack").send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(res.json::<Value>().await.unwrap()["error"].is_string());
+    let mut res = authorized(&format!("{CHART}reset")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let reset: Value = res.json().await.unwrap();
+    assert_eq!(
+        (&reset["state"], &reset["subgroups"]),
+        (&Value::from("baselining"), &Value::from(0))
+    );
+    assert_eq!(app.get_json("/api/alarms/").await["count"], 11);
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .body()
+        .await
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains(
+            "filmgate_spc_alarms_total{link=\"line-1\",field=\"diameter\",rule=\"beyond_3sigma\"} 3"
+        ),
+        "{metrics}"
+    );
 }

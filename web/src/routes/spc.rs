@@ -6,12 +6,14 @@ use super::queue::QueueRouteError;
 use crate::AppState;
 use crate::errors::ApiError;
 use crate::pagination::{PageBody, absolute_path, effective_limit, links};
+use actix::MailboxError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use filmgate_actors::messages::{
     AckAlarm, GetSpc, GetSpcLots, GetSpcPoints, ListAlarms, LotFilter, ResetSpc,
 };
-use serde::Deserialize;
+use filmgate_actors::queue::QueueError;
+use serde::{Deserialize, Serialize};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource(["/spc/", "/spc"]).route(web::get().to(charts)))
@@ -37,11 +39,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-fn not_watched(link: &str, field: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        format!("{field} of link {link} is not watched (no [serial.spc.{field}] for it)"),
-    )
+/// The queue's answer, its mailbox and store errors as the route's.
+fn answer<T>(sent: Result<Result<T, QueueError>, MailboxError>) -> Result<T, QueueRouteError> {
+    Ok(sent??)
+}
+
+/// A chart's answer as JSON, or 404 naming the chart when it is not watched.
+fn watched<T: Serialize>(
+    found: Option<T>,
+    link: &str,
+    field: &str,
+) -> Result<HttpResponse, actix_web::Error> {
+    match found {
+        Some(body) => Ok(HttpResponse::Ok().json(body)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("{field} of link {link} is not watched (no [serial.spc.{field}] for it)"),
+        )
+        .into()),
+    }
 }
 
 async fn charts(state: web::Data<AppState>) -> Result<HttpResponse, QueueRouteError> {
@@ -54,19 +70,9 @@ async fn chart(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let (link, field) = path.into_inner();
-    let found = state
-        .queue
-        .spc
-        .send(GetSpc {
-            chart: Some((link.clone(), field.clone())),
-        })
-        .await
-        .map_err(QueueRouteError::from)?
-        .map_err(QueueRouteError::from)?;
-    match found.into_iter().next() {
-        Some(view) => Ok(HttpResponse::Ok().json(view)),
-        None => Err(not_watched(&link, &field).into()),
-    }
+    let chart = Some((link.clone(), field.clone()));
+    let found = answer(state.queue.spc.send(GetSpc { chart }).await)?;
+    watched(found.into_iter().next(), &link, &field)
 }
 
 /// Query of the points: `?sequence=ID` or `?lot=KEY`; neither: the newest lot.
@@ -93,22 +99,17 @@ async fn points(
         (None, Some(key)) => LotFilter::Key(key),
         (None, None) => LotFilter::Newest,
     };
-    let found = state
-        .queue
-        .spc_points
-        .send(GetSpcPoints {
-            link: link.clone(),
-            field: field.clone(),
-            lot,
-            last: query.last,
-        })
-        .await
-        .map_err(QueueRouteError::from)?
-        .map_err(QueueRouteError::from)?;
-    match found {
-        Some(points) => Ok(HttpResponse::Ok().json(points)),
-        None => Err(not_watched(&link, &field).into()),
-    }
+    let ask = GetSpcPoints {
+        link: link.clone(),
+        field: field.clone(),
+        lot,
+        last: query.last,
+    };
+    watched(
+        answer(state.queue.spc_points.send(ask).await)?,
+        &link,
+        &field,
+    )
 }
 
 async fn lots(
@@ -116,20 +117,13 @@ async fn lots(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let (link, field) = path.into_inner();
-    let found = state
-        .queue
-        .spc_lots
-        .send(GetSpcLots {
-            link: link.clone(),
-            field: field.clone(),
-        })
-        .await
-        .map_err(QueueRouteError::from)?
-        .map_err(QueueRouteError::from)?;
-    match found {
-        Some(results) => Ok(HttpResponse::Ok().json(serde_json::json!({ "results": results }))),
-        None => Err(not_watched(&link, &field).into()),
-    }
+    let ask = GetSpcLots {
+        link: link.clone(),
+        field: field.clone(),
+    };
+    let found = answer(state.queue.spc_lots.send(ask).await)?;
+    let body = found.map(|results| serde_json::json!({ "results": results }));
+    watched(body, &link, &field)
 }
 
 async fn reset(
@@ -137,20 +131,15 @@ async fn reset(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let (link, field) = path.into_inner();
-    let found = state
-        .queue
-        .spc_reset
-        .send(ResetSpc {
-            link: link.clone(),
-            field: field.clone(),
-        })
-        .await
-        .map_err(QueueRouteError::from)?
-        .map_err(QueueRouteError::from)?;
-    match found {
-        Some(view) => Ok(HttpResponse::Ok().json(view)),
-        None => Err(not_watched(&link, &field).into()),
-    }
+    let ask = ResetSpc {
+        link: link.clone(),
+        field: field.clone(),
+    };
+    watched(
+        answer(state.queue.spc_reset.send(ask).await)?,
+        &link,
+        &field,
+    )
 }
 
 /// Query of `GET /api/alarms/`.
@@ -214,14 +203,7 @@ async fn ack(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let id = id.into_inner();
-    let found = state
-        .queue
-        .ack_alarm
-        .send(AckAlarm { id })
-        .await
-        .map_err(QueueRouteError::from)?
-        .map_err(QueueRouteError::from)?;
-    match found {
+    match answer(state.queue.ack_alarm.send(AckAlarm { id }).await)? {
         Some(alarm) => Ok(HttpResponse::Ok().json(alarm)),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no alarm {id}")).into()),
     }
