@@ -7,6 +7,7 @@
 use super::answer::{MAX_REDIRECTS, Reply, parse_retry_after};
 use super::config::UpstreamConfig;
 use super::connector::FramingConnector;
+use awc::ClientRequest;
 use awc::http::Uri;
 use bytes::Bytes;
 use serde_json::Value;
@@ -61,19 +62,13 @@ impl Upstream {
         let origin = origin_of(&url);
         let mut hops = 0;
         loop {
+            // Credentials go only where they were configured for, not along a redirect elsewhere.
+            let credentials = self.authorization.is_some() && origin_of(&url) == origin;
             let mut req = self
-                .client
-                .post(&url)
-                .insert_header(("Accept", "application/json"))
+                .json_request(self.client.post(&url), credentials)
                 .insert_header(("Content-Type", "application/json"));
             if let Some(key) = idempotency_key {
                 req = req.insert_header(("Idempotency-Key", key));
-            }
-            // Credentials go only where they were configured for, not along a redirect elsewhere.
-            if let Some(authorization) = &self.authorization
-                && origin_of(&url) == origin
-            {
-                req = req.insert_header(("Authorization", authorization.as_str()));
             }
             let response = req
                 .send_body(body.clone())
@@ -131,16 +126,22 @@ impl Upstream {
 }
 
 impl Upstream {
-    /// GETs `url` (redirects are not followed): the answer, or a transport error as text.
-    pub async fn get(&self, url: &str) -> Result<Reply, String> {
-        let mut req = self
-            .client
-            .get(url)
-            .insert_header(("Accept", "application/json"));
-        if let Some(authorization) = &self.authorization {
-            req = req.insert_header(("Authorization", authorization.as_str()));
+    /// `req` asking for JSON, with the configured `Authorization` when `credentials`.
+    fn json_request(&self, req: ClientRequest, credentials: bool) -> ClientRequest {
+        let req = req.insert_header(("Accept", "application/json"));
+        match &self.authorization {
+            Some(authorization) if credentials => {
+                req.insert_header(("Authorization", authorization.as_str()))
+            }
+            _ => req,
         }
-        let mut response = req
+    }
+
+    /// GETs `url` on the configured server (redirects are not followed): the answer, or a
+    /// transport error as text.
+    pub async fn get(&self, url: &str) -> Result<Reply, String> {
+        let mut response = self
+            .json_request(self.client.get(url), true)
             .send()
             .await
             .map_err(|e| format!("request to {url} failed: {e}"))?;
