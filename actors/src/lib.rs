@@ -9,6 +9,8 @@
 //! - [`record`]: the record model — what a frame becomes ([`record::NewItem`]), the record
 //!   format and its parsing ([`record::parse`]), new sequences ([`record::SequenceRef::start`]),
 //!   uids and time helpers.
+//! - [`spc`]: statistical process control — the pure chart ([`spc::Chart`]: subgroups, limits,
+//!   Western Electric rules) and its config; judged by the queue store with the films.
 //! - [`backoff`]: the one retry-delay formula (link reopen and upstream retry).
 //! - [`changes`]: the "something changed" signal the live views wait on.
 //! - [`messages`]: the typed mailbox vocabulary of the actors and the web frontend.
@@ -19,7 +21,7 @@
 //!   (bytes to frames, fragments), `items` (frames to items), [`serial::sequence`],
 //!   [`serial::pty`] and [`serial::sim`].
 //! - [`queue`]: the durable SQLite queue — [`queue::QueueStore`] (plain rusqlite, in a folder:
-//!   open and write path, write log, lease, admin, inspect, rates) owned by
+//!   open and write path, write log, lease, admin, inspect, rates, SPC's rows) owned by
 //!   [`queue::QueueActor`] on a thread of its own, which decides when to commit.
 //! - [`poster`]: the [`poster::PosterActor`] (lease, post task, ack) and its pure parts (what an
 //!   answer means, retries, bodies), the awc client that reads every framing

@@ -18,7 +18,8 @@
 //! The code by concern: this file holds the store, opening it and the write path (enqueue,
 //! ack, commit); `writes` the write log with its replay and failure handling; `lease` what
 //! the poster gets next; `admin` retrying and deleting dead items; `inspect` the views for
-//! the inspection API; `rates` the read and post rates.
+//! the inspection API; `rates` the read and post rates; `spc` judging the films written and
+//! keeping SPC's charts, points and alarms.
 
 mod admin;
 mod inspect;
