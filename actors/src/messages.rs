@@ -388,6 +388,7 @@ pub struct SpcPoints {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SpcPointView {
     pub index: Option<u64>,
+    /// The lot's id in the records service (SPEC §10 puts it on every point).
     pub sequence: Option<Value>,
     pub n: usize,
     pub mean: f64,

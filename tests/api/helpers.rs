@@ -235,9 +235,18 @@ pub struct Gateway {
 impl Gateway {
     /// Writes `settings` to `dir/filmgate.toml` and starts the binary on it.
     pub fn launch(dir: &Path, settings: &Settings) -> Gateway {
+        Gateway::launch_binary(&test_binary(), dir, settings)
+    }
+
+    /// [`Gateway::launch`] on the release binary when CI names it (see [`release_binary`]).
+    pub fn launch_release(dir: &Path, settings: &Settings) -> Gateway {
+        Gateway::launch_binary(&release_binary(), dir, settings)
+    }
+
+    fn launch_binary(binary: &Path, dir: &Path, settings: &Settings) -> Gateway {
         let config = dir.join("filmgate.toml");
         write_config(&config, settings);
-        Gateway::start(&config)
+        Gateway::spawn(binary, &config, None, "error", &[])
     }
 
     /// [`Gateway::launch`] with its log (at `info`) in `dir/gateway.log`, whose path it returns.
@@ -251,13 +260,6 @@ impl Gateway {
 
     pub fn start(config: &Path) -> Gateway {
         Gateway::spawn(&test_binary(), config, None, "error", &[])
-    }
-
-    /// [`Gateway::launch`] on the release binary when CI names it (see [`release_binary`]).
-    pub fn launch_release(dir: &Path, settings: &Settings) -> Gateway {
-        let config = dir.join("filmgate.toml");
-        write_config(&config, settings);
-        Gateway::spawn(&release_binary(), &config, None, "error", &[])
     }
 
     /// [`Gateway::start`] with its log (stderr, at the default `info` level, as a plant runs

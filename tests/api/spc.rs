@@ -114,8 +114,8 @@ fn assert_published(chart: &Value) {
 fn assert_signals(fired: &BTreeMap<String, Vec<u64>>) {
     let expected: BTreeMap<String, Vec<u64>> = [
         ("beyond_3sigma", published::BEYOND_UCL.to_vec()),
-        ("2_of_3_beyond_2sigma", vec![35, 37, 38, 39, 40]),
-        ("4_of_5_beyond_1sigma", vec![38, 39, 40]),
+        ("2_of_3_beyond_2sigma", published::TWO_OF_THREE.to_vec()),
+        ("4_of_5_beyond_1sigma", published::FOUR_OF_FIVE.to_vec()),
     ]
     .into_iter()
     .map(|(r, i)| (r.to_owned(), i))

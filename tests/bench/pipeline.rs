@@ -4,7 +4,8 @@
 //! record's last byte written to the upstream receiving it, and the gateway's peak RSS.
 //!
 //! `cargo bench --bench pipeline` runs every mode; `-- --smoke` runs each briefly (CI);
-//! `-- --mode flood|batch|steady|backlog|embedded|nginx|nginx-batch` runs one; `-- --films N`
+//! `-- --mode flood|batch|steady|backlog|embedded|nginx|nginx-batch|line|line4|line-embedded|spc`
+//! runs one; `-- --films N`
 //! sets the size. The nginx modes post to a real nginx answering a plain 201 to every film
 //! post and batch (and an id to sequence posts), as a reverse proxy in front of a records
 //! service would answer; they need nginx (`tests/peers.sh`).
@@ -99,14 +100,8 @@ fn main() {
 /// The pure SPC core's cost per film: `values` thickness values (a slow drift and noise, in
 /// lots of 100) judged by an X̄-R chart of subgroups of 5 after a baseline of 25.
 fn judging_cost(values: u64) {
-    use filmgate_actors::spc::{Chart, SpcConfig};
-    let spec = SpcConfig {
-        lsl: Some(24.5),
-        usl: Some(25.5),
-        ..SpcConfig::default()
-    }
-    .spec("bench")
-    .unwrap();
+    use filmgate_actors::spc::Chart;
+    let spec = thickness_spc().spec("bench").unwrap();
     let mut chart = Chart::new(&spec);
     let lots: Vec<String> = (0..=values / 100).map(|i| format!("lot-{i}")).collect();
     let (mut alarms, mut points) = (0usize, 0usize);
@@ -125,16 +120,18 @@ fn judging_cost(values: u64) {
     );
 }
 
-/// Watches `thickness_um` of `link` as the shipped config does (`--spc`).
+/// `thickness_um` watched as the shipped config does: X̄-R of 5, baseline 25, spec limits.
+fn thickness_spc() -> filmgate_actors::spc::SpcConfig {
+    filmgate_actors::spc::SpcConfig {
+        lsl: Some(24.5),
+        usl: Some(25.5),
+        ..Default::default()
+    }
+}
+
+/// Makes `link` watch `thickness_um` (`--spc`).
 fn watch_thickness(link: &mut filmgate_actors::serial::SerialConfig) {
-    link.spc.insert(
-        "thickness_um".into(),
-        filmgate_actors::spc::SpcConfig {
-            lsl: Some(24.5),
-            usl: Some(25.5),
-            ..Default::default()
-        },
-    );
+    link.spc.insert("thickness_um".into(), thickness_spc());
 }
 
 /// Links of a line mode (`line`: 1, `line4`: 4), or `None` for the other modes.

@@ -7,9 +7,7 @@
 import { answerToken, api } from './api.js';
 import { $, el, setText } from './dom.js';
 import { pad, parseTime } from './format.js';
-import { RULE_MEANINGS, drawSpcChart, fmtNum } from './spcchart.js';
-
-const seg = (s) => encodeURIComponent(s);
+import { RULE_MEANINGS, captions, drawSpcPair, fmtNum, seg, svgChart } from './spcchart.js';
 
 /** Date, time and UTC offset: a report of record says when, not only what time. */
 function fmtDateTime(iso) {
@@ -44,12 +42,6 @@ function table(headers, rows, cls) {
   }
   t.appendChild(body);
   return t;
-}
-
-function svgChart(cls) {
-  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
-  svg.setAttribute('class', `spc-chart ${cls}`);
-  return svg;
 }
 
 async function render() {
@@ -97,32 +89,15 @@ async function render() {
 function section(c, pts, points, alarms) {
   const s = el('section', 'report-field');
   s.dataset.field = c.field;
-  const individuals = c.subgroup === 1;
   s.appendChild(el('h2', null, `${c.field} · ${c.link}`));
-  const complete = points.map((p) => p.index !== null);
-  const mean = svgChart('spc-mean');
-  const range = svgChart('spc-range');
-  const figMean = el('figure', 'spc-fig');
-  figMean.appendChild(el('figcaption', 'spc-caption',
-    individuals ? 'Individuals (I)' : `X̄ (mean of ${c.subgroup})`));
-  figMean.appendChild(mean);
-  const figRange = el('figure', 'spc-fig');
-  figRange.appendChild(el('figcaption', 'spc-caption', individuals ? 'Moving range (MR)' : 'Range (R)'));
-  figRange.appendChild(range);
-  s.appendChild(figMean);
-  s.appendChild(figRange);
-  drawSpcChart(mean, {
-    values: points.map((p) => p.mean),
-    marks: points.map((p) => p.alarms.filter((r) => r !== 'range_beyond_ucl')),
-    complete, center: c.center, ucl: c.ucl, lcl: c.lcl, lsl: c.lsl, usl: c.usl,
-    label: `${c.field}: ${individuals ? 'values' : 'subgroup means'}`,
+  const svgs = [svgChart('spc-mean'), svgChart('spc-range')];
+  captions(c).forEach((caption, i) => {
+    const fig = el('figure', 'spc-fig');
+    fig.appendChild(el('figcaption', 'spc-caption', caption));
+    fig.appendChild(svgs[i]);
+    s.appendChild(fig);
   });
-  drawSpcChart(range, {
-    values: points.map((p) => p.range),
-    marks: points.map((p) => p.alarms.filter((r) => r === 'range_beyond_ucl')),
-    complete, center: c.range.center, ucl: c.range.ucl, lcl: c.range.lcl,
-    label: `${c.field}: ${individuals ? 'moving ranges' : 'subgroup ranges'}`,
-  });
+  drawSpcPair(svgs[0], svgs[1], c, points, pts.lot || lotId());
   const sum = pts.summary || {};
   s.appendChild(table(
     ['', 'Mean', 'σ', 'Cp / Pp', 'Cpk / Ppk', 'LSL', 'USL'],

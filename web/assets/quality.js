@@ -2,13 +2,16 @@
 // The quality panel: one card per watched (link, field) with the X̄ (or I) and R (or MR)
 // charts of a lot (the newest, following the line, or one picked), its capability, and the
 // unacknowledged alarms with an Ack button. Fed by `/api/spc/`, `/api/spc/{link}/{field}/points/`
-// (the lot's newest 200) and `/lots/`, and `/api/alarms/` (per chart); refreshed at each tick
+// (the lot's newest 200) and `/api/spc/{link}/{field}/lots/`, and `/api/alarms/` (per chart);
+// refreshed at each tick
 // and on stream events, `alarm` events included, at most once a second.
 
 import { api } from './api.js';
 import { $, el, setText, toast } from './dom.js';
 import { fmtTime } from './format.js';
-import { RULE_LABELS, RULE_MEANINGS, drawSpcChart, fmtNum } from './spcchart.js';
+import {
+  RULE_LABELS, RULE_MEANINGS, captions, drawSpcPair, fmtNum, seg, svgChart,
+} from './spcchart.js';
 
 const MIN_REFRESH_MS = 1000;
 /** Unacknowledged alarms listed per card (the count shows how many there are). */
@@ -21,7 +24,6 @@ const st = { busy: false, again: false, lastAt: 0, timer: 0 };
 const cards = new Map();
 
 const keyOf = (c) => `${c.link}\u0000${c.field}`;
-const seg = (s) => encodeURIComponent(s);
 
 /**
  * Refreshes the panel: at once when `now`, else at most once a second (a call inside the
@@ -55,7 +57,6 @@ async function pull() {
   setText($('quality-note'), alarms.count
     ? `${alarms.count} unacknowledged alarm${alarms.count === 1 ? '' : 's'}`
     : 'No unacknowledged alarms');
-  $('quality-panel').dataset.alarms = String(alarms.count || 0);
   const seen = new Set();
   for (const c of charts) {
     const k = keyOf(c);
@@ -100,9 +101,7 @@ function makeCard(c) {
   for (const kind of ['mean', 'range']) {
     const fig = el('figure', `spc-fig spc-fig-${kind}`);
     fig.appendChild(el('figcaption', 'spc-caption'));
-    const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
-    svg.setAttribute('class', `spc-chart spc-${kind}`);
-    fig.appendChild(svg);
+    fig.appendChild(svgChart(`spc-${kind}`));
     figs.appendChild(fig);
   }
   card.appendChild(figs);
@@ -149,29 +148,13 @@ async function renderCard(entry, c) {
   const report = /** @type {HTMLAnchorElement} */ (card.querySelector('.spc-report'));
   report.hidden = pts.sequence === null || pts.sequence === undefined;
   if (!report.hidden) report.href = `/lots/${seg(String(pts.sequence))}`;
-  const points = pts.results || [];
-  const individuals = c.subgroup === 1;
   const lotName = pts.lot || (pts.sequence ?? '–');
   const [meanFig, rangeFig] = card.querySelectorAll('.spc-fig');
-  setText(meanFig.querySelector('figcaption'),
-    `${individuals ? 'Individuals (I)' : `X̄ (mean of ${c.subgroup})`} · lot ${lotName}`);
-  setText(rangeFig.querySelector('figcaption'),
-    individuals ? 'Moving range (MR)' : `Range (R of ${c.subgroup})`);
-  const complete = points.map((p) => p.index !== null);
-  drawSpcChart(meanFig.querySelector('svg'), {
-    values: points.map((p) => p.mean),
-    marks: points.map((p) => p.alarms.filter((r) => r !== 'range_beyond_ucl')),
-    complete,
-    center: c.center, ucl: c.ucl, lcl: c.lcl, lsl: c.lsl, usl: c.usl,
-    label: `${c.field} of ${c.link}: ${individuals ? 'values' : 'subgroup means'} of lot ${lotName}`,
-  });
-  drawSpcChart(rangeFig.querySelector('svg'), {
-    values: points.map((p) => p.range),
-    marks: points.map((p) => p.alarms.filter((r) => r === 'range_beyond_ucl')),
-    complete,
-    center: c.range.center, ucl: c.range.ucl, lcl: c.range.lcl,
-    label: `${c.field} of ${c.link}: ${individuals ? 'moving ranges' : 'subgroup ranges'} of lot ${lotName}`,
-  });
+  const [meanCaption, rangeCaption] = captions(c);
+  setText(meanFig.querySelector('figcaption'), `${meanCaption} · lot ${lotName}`);
+  setText(rangeFig.querySelector('figcaption'), rangeCaption);
+  drawSpcPair(meanFig.querySelector('svg'), rangeFig.querySelector('svg'), c,
+    pts.results || [], lotName);
   renderAlarms(card, alarms);
 }
 

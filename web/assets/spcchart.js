@@ -29,6 +29,45 @@ export const RULE_MEANINGS = {
   out_of_spec: 'a film outside the spec limits',
 };
 
+/** A path segment of the API (a link or field name as typed in the config). */
+export const seg = (s) => encodeURIComponent(s);
+
+/** An empty chart element. */
+export function svgChart(cls) {
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('class', `spc-chart ${cls}`);
+  return svg;
+}
+
+/** The captions of a chart's pair: X̄ (or I), and R (or MR). */
+export function captions(c) {
+  return c.subgroup === 1
+    ? ['Individuals (I)', 'Moving range (MR)']
+    : [`X̄ (mean of ${c.subgroup})`, `Range (R of ${c.subgroup})`];
+}
+
+/**
+ * Draws a chart's pair for `points` of one lot: the means (values) with the control and spec
+ * limits of `c` (an `/api/spc/` chart), and the ranges (moving ranges) with the range chart's.
+ * A point's `range_beyond_ucl` is marked on the range chart, its other rules on the means.
+ */
+export function drawSpcPair(meanSvg, rangeSvg, c, points, lotName) {
+  const what = c.subgroup === 1 ? ['values', 'moving ranges'] : ['subgroup means', 'subgroup ranges'];
+  const complete = points.map((p) => p.index !== null);
+  drawSpcChart(meanSvg, {
+    values: points.map((p) => p.mean),
+    marks: points.map((p) => p.alarms.filter((r) => r !== 'range_beyond_ucl')),
+    complete, center: c.center, ucl: c.ucl, lcl: c.lcl, lsl: c.lsl, usl: c.usl,
+    label: `${c.field} of ${c.link}: ${what[0]} of lot ${lotName}`,
+  });
+  drawSpcChart(rangeSvg, {
+    values: points.map((p) => p.range),
+    marks: points.map((p) => p.alarms.filter((r) => r === 'range_beyond_ucl')),
+    complete, center: c.range.center, ucl: c.range.ucl, lcl: c.range.lcl,
+    label: `${c.field} of ${c.link}: ${what[1]} of lot ${lotName}`,
+  });
+}
+
 function node(tag, attrs, text) {
   const e = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
@@ -49,7 +88,7 @@ export function fmtNum(v, digits = 4) {
  *   center?: number|null, ucl?: number|null, lcl?: number|null,
  *   lsl?: number|null, usl?: number|null, label: string }} c
  */
-export function drawSpcChart(svg, c) {
+function drawSpcChart(svg, c) {
   svg.replaceChildren();
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   svg.setAttribute('role', 'img');

@@ -9,7 +9,8 @@
 //! - [`routes`] — one module per area: `records` (`/api/sequences/`, `/api/films/`), `queue`
 //!   (inspection and control, and the JSON view of a queue item), `links`, `refresh`,
 //!   [`routes::events`] (server-sent events, woken by change signals), `ops` (`/healthz`,
-//!   `/readyz`, `/metrics`), `dashboard`.
+//!   `/readyz`, `/metrics`), `spc` (`/api/spc/`, `/api/alarms/`), `lots` (the lot report
+//!   `/lots/{id}` and `/api/sequences/{id}/films.csv`), `dashboard`.
 //! - [`errors`] — the JSON error body and the extractor configs (body caps, bad JSON, bad query).
 //! - `pagination` — DRF limit/offset `next` and `previous` links.
 //! - `auth` — the API token check for non-GET `/api` requests; `guard` — Host allow-list,

@@ -163,7 +163,8 @@ const DRIFT_PERIOD_FILMS: f64 = 1500.0;
 /// The drift's amplitude, µm: under one standard deviation of a subgroup mean of 5, so SPC's
 /// run rules fire now and then while the drift is high or low, not only on single points.
 const DRIFT_UM: f64 = 0.025;
-/// One film in this many is a thickness spike beyond the shipped spec limits (24.5–25.5 µm).
+/// One film in this many is a thickness spike of 0.5–0.65 µm: beyond the shipped spec limits
+/// (24.5–25.5 µm) unless the noise pulls it back.
 const SPIKE_ONE_IN: u32 = 400;
 
 /// Makes plausible film records: lots of [`FILMS_PER_LOT`] films, thickness around 25 µm
@@ -201,7 +202,7 @@ impl RecordMaker {
         let noise_um = ((0..4).map(|_| fastrand::f64()).sum::<f64>() - 2.0) * 0.2;
         let phase = std::f64::consts::TAU * self.made as f64 / DRIFT_PERIOD_FILMS;
         let spike_um = if fastrand::u32(0..SPIKE_ONE_IN) == 0 {
-            (0.45 + fastrand::f64() * 0.15) * if fastrand::bool() { 1.0 } else { -1.0 }
+            (0.5 + fastrand::f64() * 0.15) * if fastrand::bool() { 1.0 } else { -1.0 }
         } else {
             0.0
         };

@@ -77,7 +77,7 @@ impl ChartSpec {
 }
 
 /// Cp = (USL − LSL)/6σ, Cpk = min(USL − μ, μ − LSL)/3σ over the limits that are given.
-pub fn capability(
+fn capability(
     lsl: Option<f64>,
     usl: Option<f64>,
     mean: f64,
@@ -294,7 +294,7 @@ impl Chart {
         }
     }
 
-    /// A film of `lot` whose value is missing or not a number.
+    /// A film whose value is missing or not a number.
     pub fn skip(&mut self) {
         self.skipped += 1;
     }
@@ -479,7 +479,7 @@ fn ordered_mean(mut values: Vec<f64>) -> f64 {
 /// The limits a full baseline sets: X̄–R with the table's constants, or I-MR. For individuals
 /// MR̄ is the mean of the baseline's `baseline − 1` moving ranges between consecutive values,
 /// across lots (a lot's first value plots no moving range, but the limits need them all).
-pub fn baseline_limits(subgroup: usize, baseline: &[Point]) -> Limits {
+fn baseline_limits(subgroup: usize, baseline: &[Point]) -> Limits {
     let center = ordered_mean(baseline.iter().map(|p| p.mean).collect());
     let ranges = if subgroup == 1 {
         baseline

@@ -15,7 +15,7 @@
 pub mod chart;
 pub mod constants;
 
-pub use chart::{Chart, ChartSpec, FixedLimits, Limits, LotSummary, Point, Rule, Step};
+pub use chart::{Chart, ChartSpec, FixedLimits, LotSummary, Point, Rule, Step};
 
 use crate::invalid::InvalidConfig;
 use serde::{Deserialize, Serialize};
@@ -90,7 +90,13 @@ impl SpcConfig {
             return bad(key, "a finite number");
         }
         if !(1..=constants::MAX_SUBGROUP).contains(&self.subgroup) {
-            return bad("subgroup", "1 (individuals) to 25 films per subgroup");
+            return bad(
+                "subgroup",
+                &format!(
+                    "1 (individuals) to {} films per subgroup",
+                    constants::MAX_SUBGROUP
+                ),
+            );
         }
         if let (Some(l), Some(u)) = (self.lsl, self.usl)
             && l >= u

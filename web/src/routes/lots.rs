@@ -66,10 +66,7 @@ async fn films_csv(
     let pages = futures_util::stream::unfold(
         (Some(first), fields, records),
         move |(page, fields, records)| async move {
-            let page = match page {
-                Some(page) => page,
-                None => return None,
-            };
+            let page = page?;
             if page.is_empty() {
                 return None;
             }

@@ -18,7 +18,7 @@ mod links;
 pub(crate) mod lots;
 pub(crate) mod ops;
 mod queue;
-pub(crate) mod records;
+mod records;
 mod refresh;
 mod spc;
 

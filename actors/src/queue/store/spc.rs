@@ -4,7 +4,8 @@
 //! safe together: a crash loses or repeats neither, and a full disk replays both.
 //!
 //! Memory holds one [`Chart`] per watched (link, field); points and alarms live on disk,
-//! trimmed to the newest [`POINTS_KEPT`] and [`ALARMS_KEPT`].
+//! points trimmed to the newest [`POINTS_KEPT`], acknowledged alarms beyond the newest
+//! [`ALARMS_KEPT`] (and any beyond [`UNACKNOWLEDGED_KEPT`]).
 
 use super::writes::WriteOp;
 use super::{QueueStore, json_value};
@@ -21,12 +22,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Points kept (one per subgroup; per film for individuals), newest first.
-pub(super) const POINTS_KEPT: i64 = 200_000;
+const POINTS_KEPT: i64 = 200_000;
 /// Acknowledged alarms kept, newest first.
-pub(super) const ALARMS_KEPT: i64 = 10_000;
+const ALARMS_KEPT: i64 = 10_000;
 /// Alarms kept whether acknowledged or not (a flood of out-of-spec films nobody acknowledges
 /// must not fill the disk).
-pub(super) const UNACKNOWLEDGED_KEPT: i64 = 1_000_000;
+const UNACKNOWLEDGED_KEPT: i64 = 1_000_000;
 /// Commits between two trims of points and alarms.
 const TRIM_EVERY_COMMITS: u64 = 256;
 /// Out-of-spec films are logged at most once per this long per chart, with the count.
@@ -510,46 +511,35 @@ impl QueueStore {
             .sequence
             .as_deref()
             .map(|s| serde_json::Value::from(s).to_string());
-        let filter = "FROM spc_alarms a LEFT JOIN sequences s ON s.uid = a.sequence_uid
-             WHERE (?1 IS NULL OR a.acknowledged = ?1) AND (?2 IS NULL OR a.id > ?2)
+        let filter = "WHERE (?1 IS NULL OR a.acknowledged = ?1) AND (?2 IS NULL OR a.id > ?2)
                AND (?3 IS NULL OR s.upstream_id IN (?3, ?4)) AND a.id <= ?7
                AND (?8 IS NULL OR a.link = ?8) AND (?9 IS NULL OR a.field = ?9)";
-        let committed = self.spc.committed_alarm_id;
         let args = params![
             q.acknowledged,
             q.after_id,
             q.sequence,
             sequence_text,
-            0,
-            0,
-            committed,
+            q.limit as i64,
+            q.offset as i64,
+            self.spc.committed_alarm_id,
             q.link,
             q.field
         ];
+        // The count binds the page's LIMIT and OFFSET too (?5, ?6: slots it leaves unused).
         let count: i64 = self
             .conn
-            .prepare_cached(&format!("SELECT count(*) {filter}"))?
+            .prepare_cached(&format!(
+                "SELECT count(*) FROM spc_alarms a
+                 LEFT JOIN sequences s ON s.uid = a.sequence_uid {filter}"
+            ))?
             .query_row(args, |r| r.get(0))?;
         let order = if q.after_id.is_some() { "ASC" } else { "DESC" };
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT a.id, a.time, a.link, a.field, s.upstream_id, s.key, a.idx, a.rule, a.value,
-                    a.acknowledged {filter} ORDER BY a.id {order} LIMIT ?5 OFFSET ?6"
-        ))?;
-        let results = stmt
-            .query_map(
-                params![
-                    q.acknowledged,
-                    q.after_id,
-                    q.sequence,
-                    sequence_text,
-                    q.limit as i64,
-                    q.offset as i64,
-                    committed,
-                    q.link,
-                    q.field
-                ],
-                alarm_view,
-            )?
+        let results = self
+            .conn
+            .prepare_cached(&format!(
+                "{ALARM_SELECT} {filter} ORDER BY a.id {order} LIMIT ?5 OFFSET ?6"
+            ))?
+            .query_map(args, alarm_view)?
             .collect::<rusqlite::Result<_>>()?;
         Ok(AlarmPage {
             count: count as u64,
@@ -562,10 +552,7 @@ impl QueueStore {
         let found: Option<AlarmView> = self
             .conn
             .query_row(
-                "SELECT a.id, a.time, a.link, a.field, s.upstream_id, s.key, a.idx, a.rule,
-                        a.value, a.acknowledged
-                 FROM spc_alarms a LEFT JOIN sequences s ON s.uid = a.sequence_uid
-                 WHERE a.id = ?1 AND a.id <= ?2",
+                &format!("{ALARM_SELECT} WHERE a.id = ?1 AND a.id <= ?2"),
                 [id, self.spc.committed_alarm_id],
                 alarm_view,
             )
@@ -580,6 +567,10 @@ impl QueueStore {
         Ok(Some(alarm))
     }
 }
+
+/// An alarm's columns, with its lot's key and upstream id, as [`alarm_view`] reads them.
+const ALARM_SELECT: &str = "SELECT a.id, a.time, a.link, a.field, s.upstream_id, s.key, a.idx,
+    a.rule, a.value, a.acknowledged FROM spc_alarms a LEFT JOIN sequences s ON s.uid = a.sequence_uid";
 
 fn alarm_view(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlarmView> {
     let rule: String = r.get(7)?;
