@@ -315,7 +315,7 @@ pub struct GetSpc {
     pub chart: Option<(String, String)>,
 }
 
-/// One watched (link, field) as `GET /api/spc/{link}/{field}/` shows it (SPEC §10).
+/// One watched (link, field) as `GET /api/spc/{link}/{field}/` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SpcChartView {
     pub link: String,
@@ -388,7 +388,7 @@ pub struct SpcPoints {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SpcPointView {
     pub index: Option<u64>,
-    /// The lot's id in the records service (SPEC §10 puts it on every point).
+    /// The lot's id in the records service (on every point, as the API promises).
     pub sequence: Option<Value>,
     pub n: usize,
     pub mean: f64,
@@ -445,7 +445,7 @@ pub struct AlarmPage {
     pub results: Vec<AlarmView>,
 }
 
-/// One alarm (SPEC §10).
+/// One alarm, as `/api/alarms/` lists it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AlarmView {
     pub id: i64,

@@ -76,7 +76,7 @@ pub mod published {
     pub const CP: f64 = 1.68;
     /// Phase II samples whose x̄ plots above the UCL (the continuation chart of the example).
     pub const BEYOND_UCL: [u64; 3] = [37, 38, 39];
-    /// Not printed in the book: what SPEC §10's run rules flag on the 40 samples (the same
+    /// Not printed in the book: what the run rules (README "Quality") flag on the 40 samples (the same
     /// by an independent count).
     pub const TWO_OF_THREE: [u64; 5] = [35, 37, 38, 39, 40];
     pub const FOUR_OF_FIVE: [u64; 3] = [38, 39, 40];

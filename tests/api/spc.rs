@@ -110,7 +110,7 @@ fn assert_published(chart: &Value) {
 }
 
 /// What every rule flags on the 40 samples: beyond the UCL exactly the published samples, and
-/// the run rules by SPEC §10's definitions.
+/// the run rules as README "Quality" defines them.
 fn assert_signals(fired: &BTreeMap<String, Vec<u64>>) {
     let expected: BTreeMap<String, Vec<u64>> = [
         ("beyond_3sigma", published::BEYOND_UCL.to_vec()),

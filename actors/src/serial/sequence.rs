@@ -55,10 +55,14 @@ impl SequenceTracker {
         };
         self.connected_since_last_film = false;
         if starts_new {
-            let key = key_value.filter(|_| self.keyed).map(str::to_owned);
-            self.current = Some(SequenceRef::start(key));
+            self.current = None;
         }
-        self.current.clone().expect("a sequence was just ensured")
+        let keyed = self.keyed;
+        self.current
+            .get_or_insert_with(|| {
+                SequenceRef::start(key_value.filter(|_| keyed).map(str::to_owned))
+            })
+            .clone()
     }
 
     /// The sequence the last film went to, if any (given to rejected frames, which never start

@@ -1,6 +1,7 @@
 //! One watched (link, field): its subgroups, the baseline that sets its limits, and the
 //! Western Electric rules judged on every complete subgroup. Pure: no clock, no I/O; the queue
-//! store keeps a [`Chart`] as JSON and writes what a [`Step`] says (SPEC §10).
+//! store keeps a [`Chart`] as JSON and writes what a [`Step`] says (`docs/ARCHITECTURE.md`,
+//! section 5).
 
 use super::constants::{self, IMR_E2};
 use serde::{Deserialize, Serialize};
@@ -445,7 +446,7 @@ fn open_point(open: &OpenSubgroup) -> Point {
     point
 }
 
-/// Where `mean` lies in zones of the chart: (mean − CL) over (UCL − CL)/3 (SPEC §10, on both
+/// Where `mean` lies in zones of the chart: (mean − CL) over (UCL − CL)/3 (the same width on both
 /// sides); ±[`FAR`] when that width is zero.
 fn zone_position(limits: &Limits, mean: f64) -> f64 {
     let zone = (limits.ucl - limits.center) / 3.0;

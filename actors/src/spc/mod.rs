@@ -1,7 +1,7 @@
-//! Statistical process control at the line (SPEC §10): each watched numeric field of a link is
-//! charted as it is read — X̄–R for subgroups, I-MR for individuals — with limits set from a
-//! baseline (or fixed in the config), judged by the Western Electric rules, and every rule that
-//! fires becomes an alarm.
+//! Statistical process control at the line (`docs/ARCHITECTURE.md`, section 5; README
+//! "Quality"): each watched numeric field of a link is charted as it is read — X̄–R for
+//! subgroups, I-MR for individuals — with limits set from a baseline (or fixed in the config),
+//! judged by the Western Electric rules, and every rule that fires becomes an alarm.
 //!
 //! - [`SpcConfig`]: `[serial.spc.<field>]`, validated into a [`ChartSpec`].
 //! - [`chart`]: the pure core — subgroups, limits, rules — whose [`Chart`] state the queue

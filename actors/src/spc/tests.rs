@@ -60,7 +60,7 @@ fn piston_rings_give_the_published_limits_capability_and_signals() {
     close(cp.unwrap(), published::CP, 0.015);
     assert_eq!(fired[&Rule::Beyond3Sigma], published::BEYOND_UCL);
     assert!(!fired.contains_key(&Rule::RangeBeyondUcl));
-    // The run rules by SPEC §10's definitions (not printed in the book).
+    // The run rules as README "Quality" defines them (not printed in the book).
     assert_eq!(
         fired[&Rule::TwoOfThreeBeyond2Sigma],
         published::TWO_OF_THREE

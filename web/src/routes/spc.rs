@@ -1,4 +1,4 @@
-//! SPC over HTTP (SPEC §10): the watched charts, a lot's points, the lot picker, a reset, and
+//! SPC over HTTP (README "Quality"): the watched charts, a lot's points, the lot picker, a reset, and
 //! the alarms with their acknowledgement. Reads are answered from the queue actor, which judges
 //! the films (`filmgate_actors::spc`); `POST`s need the API token like every other write.
 

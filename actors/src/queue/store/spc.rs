@@ -1,4 +1,4 @@
-//! SPC in the queue file (SPEC §10): every film written by [`QueueStore::enqueue`] is judged
+//! SPC in the queue file (`docs/ARCHITECTURE.md`, section 5): every film written by [`QueueStore::enqueue`] is judged
 //! right after, and what that changed — points, alarms, the chart's state — is written into the
 //! same open transaction, through the write log. A commit makes the films and their judgement
 //! safe together: a crash loses or repeats neither, and a full disk replays both.
