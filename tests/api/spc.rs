@@ -268,3 +268,64 @@ async fn the_spc_api_answers_mistakes_with_json_errors_and_writes_need_the_token
         "{metrics}"
     );
 }
+
+/// Every alarm is pushed on the event stream once and in order, through a burst of 189 judged
+/// in well under a second.
+#[actix_rt::test]
+async fn every_alarm_is_pushed_once_on_the_event_stream_even_in_a_burst() {
+    use futures_util::StreamExt as _;
+    let dir = temp_dir();
+    let link = device_link(dir.path());
+    let pty = pty_behind(&link);
+    let mut s = test_settings(dir.path(), Some(&link), None);
+    // Individuals against fixed limits, every film far above: each one fires out_of_spec,
+    // beyond_3sigma and, as the run grows, 2/3, 4/5 and 8 on one side.
+    s.serial[0].spc.insert(
+        "thickness_um".into(),
+        SpcConfig {
+            usl: Some(25.5),
+            subgroup: 1,
+            center: Some(25.0),
+            ucl: Some(25.3),
+            lcl: Some(24.7),
+            ..SpcConfig::default()
+        },
+    );
+    let app = spawn_app(s).await;
+    app.wait_link_up("line-1").await;
+    let mut events = app
+        .client
+        .get(format!("{}/api/events/", app.address))
+        .send()
+        .await
+        .unwrap();
+    let lines: String = (1..=40)
+        .map(|n| format!("B-1,{n},26.00,1200.5,0\r"))
+        .collect();
+    let _pty = write_off_thread(pty, lines.into_bytes()).await;
+    // 40 × out_of_spec and beyond_3sigma, 39 × 2/3, 37 × 4/5, 33 × 8: 189 alarms.
+    let expected = 40 + 40 + 39 + 37 + 33;
+    let mut seen = String::new();
+    let mut ids = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while ids.len() < expected {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let chunk = actix_rt::time::timeout(left, events.next())
+            .await
+            .unwrap_or_else(|_| panic!("{} of {expected} alarm events in 20 s", ids.len()))
+            .expect("stream open")
+            .expect("chunk");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some((event, rest)) = seen.split_once("\n\n") {
+            if let Some(data) = event.strip_prefix("event: alarm\ndata: ") {
+                let alarm: Value = serde_json::from_str(data).unwrap();
+                ids.push(alarm["id"].as_i64().unwrap());
+            }
+            seen = rest.to_owned();
+        }
+    }
+    let listed = app.get_json("/api/alarms/?limit=1").await;
+    assert_eq!(listed["count"], expected);
+    let in_order: Vec<i64> = (1..=expected as i64).collect();
+    assert_eq!(ids, in_order, "each alarm once, in order");
+}

@@ -155,6 +155,7 @@ async fn events(
         last_queue: None,
         last_links: None,
         alarm_cursor: None,
+        alarms_behind: false,
         last_sent: Instant::now(),
         greeted: false,
         failing: false,
@@ -193,6 +194,8 @@ struct Tail {
     /// The newest SPC alarm sent (or there when the stream opened); `None` before the first
     /// look.
     alarm_cursor: Option<i64>,
+    /// The last look pushed a full page of alarms: more may wait (looked for again soon).
+    alarms_behind: bool,
     /// When anything (event or comment) was last sent.
     last_sent: Instant,
     /// Whether the opening comment went out.
@@ -255,9 +258,10 @@ impl Tail {
     /// Whether the stats last sent show work waiting or moving (their ages and rates change
     /// without a signal).
     fn busy(&self) -> bool {
-        self.last_queue.as_ref().is_some_and(|q| {
-            q.pending + q.in_flight > 0 || q.read_rate_per_s > 0.0 || q.post_rate_per_s > 0.0
-        })
+        self.alarms_behind
+            || self.last_queue.as_ref().is_some_and(|q| {
+                q.pending + q.in_flight > 0 || q.read_rate_per_s > 0.0 || q.post_rate_per_s > 0.0
+            })
     }
 
     /// An event when anything changed since the last one, else `None`.
@@ -332,6 +336,7 @@ impl Tail {
         let newest = queue?.last_alarm_id;
         let after = *self.alarm_cursor.get_or_insert(newest);
         if newest <= after {
+            self.alarms_behind = false;
             return None;
         }
         let query = ListAlarms {
@@ -343,6 +348,7 @@ impl Tail {
             Ok(Ok(page)) => page,
             _ => return None,
         };
+        self.alarms_behind = page.results.len() as u64 == ALARMS_PER_LOOK;
         let mut out = Vec::new();
         for alarm in &page.results {
             self.alarm_cursor = Some(alarm.id);
@@ -353,7 +359,8 @@ impl Tail {
     }
 }
 
-/// Alarms pushed per look at most (a burst beyond it follows at the next looks).
+/// Alarms pushed per look at most (a burst beyond it follows at the next looks, which come
+/// every [`BUSY_REFRESH`] until it is all sent).
 const ALARMS_PER_LOOK: u64 = 100;
 
 /// One SSE event; `data` must be a single line (compact JSON is).
