@@ -1,5 +1,6 @@
-//! DRF `LimitOffsetPagination`: the page body, and the absolute `next` and `previous` URLs of
-//! a page (pure functions over the request's URL parts), shared by every listing route.
+//! DRF `LimitOffsetPagination`: the page body, the absolute `next` and `previous` URLs of a
+//! page (pure functions over the request's URL parts), and the answer every listing route
+//! gives ([`page_response`]).
 
 use serde::Serialize;
 
@@ -10,6 +11,30 @@ pub struct PageBody<T> {
     pub next: Option<String>,
     pub previous: Option<String>,
     pub results: Vec<T>,
+}
+
+/// The `200` answer with one page of `results` (of `count` in all) at `limit` and `offset`,
+/// its `next` and `previous` links built from `req`.
+pub fn page_response<T: Serialize>(
+    req: &actix_web::HttpRequest,
+    limit: u64,
+    offset: u64,
+    count: u64,
+    results: Vec<T>,
+) -> actix_web::HttpResponse {
+    let (next, previous) = links(
+        &absolute_path(req),
+        req.query_string(),
+        limit,
+        offset,
+        count,
+    );
+    actix_web::HttpResponse::Ok().json(PageBody {
+        count,
+        next,
+        previous,
+        results,
+    })
 }
 
 /// `scheme://host/path` of the request, as DRF's `build_absolute_uri` gives it.

@@ -5,7 +5,7 @@
 
 use crate::AppState;
 use crate::errors::ApiError;
-use crate::pagination::{PageBody, absolute_path, effective_limit, links};
+use crate::pagination::{effective_limit, page_response};
 use actix::MailboxError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -179,23 +179,8 @@ async fn list_items(
             offset: offset as usize,
         })
         .await??;
-    let (next, previous) = links(
-        &absolute_path(&req),
-        req.query_string(),
-        limit,
-        offset,
-        page.count,
-    );
-    Ok(HttpResponse::Ok().json(PageBody {
-        count: page.count,
-        next,
-        previous,
-        results: page
-            .results
-            .into_iter()
-            .map(ItemView::from)
-            .collect::<Vec<_>>(),
-    }))
+    let results: Vec<ItemView> = page.results.into_iter().map(ItemView::from).collect();
+    Ok(page_response(&req, limit, offset, page.count, results))
 }
 
 async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, QueueRouteError> {

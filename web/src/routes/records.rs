@@ -4,7 +4,7 @@
 
 use crate::AppState;
 use crate::errors::{ApiError, MAX_BATCH_JSON_BYTES, MAX_JSON_BYTES, store_unavailable};
-use crate::pagination::{PageBody, absolute_path, effective_limit, links};
+use crate::pagination::{effective_limit, page_response};
 use crate::store::{FieldErrors, FilmRejected, ListFilter, RecordsError, Saved, input};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -231,7 +231,13 @@ async fn list_films(
 ) -> Result<HttpResponse, RecordsRouteError> {
     let filter = list_filter(&query)?;
     let page = state.records.list_films(filter.clone()).await?;
-    Ok(page_response(&req, &filter, page.count, page.results))
+    Ok(page_response(
+        &req,
+        filter.limit,
+        filter.offset,
+        page.count,
+        page.results,
+    ))
 }
 
 async fn list_sequences(
@@ -241,7 +247,13 @@ async fn list_sequences(
 ) -> Result<HttpResponse, RecordsRouteError> {
     let filter = list_filter(&query)?;
     let page = state.records.list_sequences(filter.clone()).await?;
-    Ok(page_response(&req, &filter, page.count, page.results))
+    Ok(page_response(
+        &req,
+        filter.limit,
+        filter.offset,
+        page.count,
+        page.results,
+    ))
 }
 
 async fn get_film(
@@ -292,27 +304,6 @@ fn list_filter(query: &ListQuery) -> Result<ListFilter, RecordsRouteError> {
         since_id: query.since_id,
         limit,
         offset: query.offset.unwrap_or(0),
-    })
-}
-
-fn page_response<T: Serialize>(
-    req: &HttpRequest,
-    filter: &ListFilter,
-    count: u64,
-    results: Vec<T>,
-) -> HttpResponse {
-    let (next, previous) = links(
-        &absolute_path(req),
-        req.query_string(),
-        filter.limit,
-        filter.offset,
-        count,
-    );
-    HttpResponse::Ok().json(PageBody {
-        count,
-        next,
-        previous,
-        results,
     })
 }
 

@@ -5,7 +5,7 @@
 use super::queue::QueueRouteError;
 use crate::AppState;
 use crate::errors::ApiError;
-use crate::pagination::{PageBody, absolute_path, effective_limit, links};
+use crate::pagination::{effective_limit, page_response};
 use actix::MailboxError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -183,19 +183,7 @@ async fn alarms(
             limit,
         })
         .await??;
-    let (next, previous) = links(
-        &absolute_path(&req),
-        req.query_string(),
-        limit,
-        offset,
-        page.count,
-    );
-    Ok(HttpResponse::Ok().json(PageBody {
-        count: page.count,
-        next,
-        previous,
-        results: page.results,
-    }))
+    Ok(page_response(&req, limit, offset, page.count, page.results))
 }
 
 async fn ack(
