@@ -45,12 +45,8 @@ async fn films_csv(
             id,
         });
     };
-    let mut first = state
-        .records
-        .list_films(films_of(id, Some(0), FILMS_PER_READ))
-        .await?
-        .results;
-    first.sort_by_key(|f| f.id);
+    // With `since_id` the store lists in ascending id order: the lot's films as stored.
+    let first = state.records.list_films(films_of(id, 0)).await?.results;
     let fields = match state.record_fields.get(&sequence.source) {
         Some(fields) if !fields.is_empty() => fields.clone(),
         _ => first
@@ -63,43 +59,27 @@ async fn films_csv(
     header_line.extend(["uid", "received_at", "raw"].map(String::from));
     let head = Bytes::from(header_line.join(",") + "\r\n");
     let records = state.records.clone();
-    let pages = futures_util::stream::unfold(
-        (Some(first), fields, records),
-        move |(page, fields, records)| async move {
-            let page = page?;
-            if page.is_empty() {
-                return None;
-            }
-            let body = Bytes::from(rows(&fields, &page));
-            let last = page.last().map(|f| f.id);
-            let next = match last {
-                Some(last) if page.len() as u64 == FILMS_PER_READ => {
-                    match records
-                        .list_films(films_of(id, Some(last), FILMS_PER_READ))
-                        .await
-                    {
-                        Ok(mut next) => {
-                            next.results.sort_by_key(|f| f.id);
-                            Some(next.results)
-                        }
-                        Err(e) => {
-                            // The body is cut off with an error, never ended as if whole.
-                            log::warn!("films.csv of sequence {id}: reading films failed: {e}");
-                            return Some((
-                                Err(actix_web::error::ErrorServiceUnavailable(e.to_string())),
-                                (None, fields, records),
-                            ));
-                        }
-                    }
-                }
-                _ => None,
+    // The page in hand becomes rows; a full page means another may follow. A failed read ends
+    // the body with an error, never as if it were whole.
+    let pages = futures_util::stream::try_unfold(first, move |page| {
+        let (records, fields) = (records.clone(), fields.clone());
+        async move {
+            let Some(last) = page.last().map(|f| f.id) else {
+                return Ok(None);
             };
-            Some((
-                Ok::<_, actix_web::Error>(body),
-                (next.or(Some(Vec::new())), fields, records),
-            ))
-        },
-    );
+            let body = Bytes::from(rows(&fields, &page));
+            let next = if page.len() as u64 == FILMS_PER_READ {
+                let next = records.list_films(films_of(id, last)).await.map_err(|e| {
+                    log::warn!("films.csv of sequence {id}: reading films failed: {e}");
+                    actix_web::error::ErrorServiceUnavailable(e.to_string())
+                })?;
+                next.results
+            } else {
+                Vec::new()
+            };
+            Ok::<_, actix_web::Error>(Some((body, next)))
+        }
+    });
     let body = futures_util::StreamExt::chain(
         futures_util::stream::once(async move { Ok::<_, actix_web::Error>(head) }),
         pages,
@@ -113,11 +93,12 @@ async fn films_csv(
         .streaming(body))
 }
 
-fn films_of(sequence: i64, since_id: Option<i64>, limit: u64) -> ListFilter {
+/// The next [`FILMS_PER_READ`] films of `sequence` after id `since_id`, ascending.
+fn films_of(sequence: i64, since_id: i64) -> ListFilter {
     ListFilter {
         sequence: Some(sequence),
-        since_id,
-        limit,
+        since_id: Some(since_id),
+        limit: FILMS_PER_READ,
         ..ListFilter::default()
     }
 }

@@ -373,3 +373,28 @@ on_both_backends! {
         assert_eq!(page["count"], 1);
     }
 }
+
+on_both_backends! {
+    async fn a_lots_csv_holds_every_film_once_in_order_across_its_pages(app) {
+        // 2,345 films: the CSV is read from the store a thousand at a time.
+        let seq = app.create_sequence("line-1").await["id"].as_i64().unwrap();
+        let uids: Vec<String> = (0..2345).map(|i| format!("csv-{i:04}")).collect();
+        for chunk in uids.chunks(1000) {
+            let films: Vec<Value> = chunk.iter().map(|u| film_body(seq, "line-1", u)).collect();
+            let (status, _) = app.post_json("/api/films/batch/", &Value::Array(films)).await;
+            assert_eq!(status, StatusCode::OK, "a batch answers per item");
+        }
+        let (status, ctype, csv) = app.get_text(&format!("/api/sequences/{seq}/films.csv")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(ctype.starts_with("text/csv"), "{ctype}");
+        let rows: Vec<&str> = csv.split("\r\n").filter(|r| !r.is_empty()).collect();
+        assert_eq!(
+            rows[0],
+            "lot,film_no,thickness_um,width_mm,defects,uid,received_at,raw"
+        );
+        let listed: Vec<&str> = rows[1..].iter().map(|r| r.split(',').nth(5).unwrap()).collect();
+        assert_eq!(listed, uids, "every film once, in the order stored");
+        let (status, _, _) = app.get_text("/api/sequences/999999/films.csv").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
