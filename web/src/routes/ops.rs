@@ -236,7 +236,7 @@ impl Collector for Scrape {
             })
         });
         let help = "SPC rules that fired (alarms), since start.";
-        labelled_by(e, "filmgate_spc_alarms", help, alarms)?;
+        labelled_by(e, "filmgate_spc_alarms", help, MetricType::Counter, alarms)?;
         let out_of_spec = self.spc.iter().map(|c| {
             let n = c
                 .alarms_total
@@ -247,7 +247,13 @@ impl Collector for Scrape {
             (labels.to_vec(), ConstCounter::new(n))
         });
         let help = "Films whose watched field was outside its spec limits, since start.";
-        labelled_by(e, "filmgate_out_of_spec", help, out_of_spec)?;
+        labelled_by(
+            e,
+            "filmgate_out_of_spec",
+            help,
+            MetricType::Counter,
+            out_of_spec,
+        )?;
         let streams = ConstGauge::new(self.event_streams as i64);
         let help = "Open /api/events/ streams.";
         single(
@@ -281,28 +287,27 @@ fn labelled<'v, M: EncodeMetric>(
     name: &str,
     help: &str,
     kind: MetricType,
-    key: &str,
+    key: &'v str,
     samples: impl IntoIterator<Item = (&'v str, M)>,
 ) -> fmt::Result {
-    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
-    for (value, metric) in samples {
-        // prometheus-client 0.24 writes label values as given: a link named `a"b` would break
-        // the whole exposition.
-        let value = escape_label(value);
-        metric.encode(family.encode_family(&[(key, value.as_str())])?)?;
-    }
-    Ok(())
+    let samples = samples
+        .into_iter()
+        .map(|(value, m)| (vec![(key, value)], m));
+    labelled_by(encoder, name, help, kind, samples)
 }
 
-/// A counter family with several labels per sample.
-fn labelled_by<'v>(
+/// A family with several labels per sample: its descriptor, then each sample.
+fn labelled_by<'v, M: EncodeMetric>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    samples: impl IntoIterator<Item = (Vec<(&'v str, &'v str)>, ConstCounter)>,
+    kind: MetricType,
+    samples: impl IntoIterator<Item = (Vec<(&'v str, &'v str)>, M)>,
 ) -> fmt::Result {
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
     for (labels, metric) in samples {
+        // prometheus-client 0.24 writes label values as given: a link named `a"b` would break
+        // the whole exposition.
         let labels: Vec<(&str, String)> = labels
             .into_iter()
             .map(|(k, v)| (k, escape_label(v)))
