@@ -1039,3 +1039,62 @@ fn leasing_at_new_times_does_not_prepare_the_lease_statements_again() {
         );
     }
 }
+
+#[test]
+fn the_lot_picker_lists_the_newest_lots_as_grouping_every_point_would() {
+    use crate::spc::SpcConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let spec = |subgroup| {
+        SpcConfig {
+            subgroup,
+            baseline: 3,
+            ..SpcConfig::default()
+        }
+        .spec("t")
+    };
+    store
+        .watch_spc(vec![
+            ("line-1".into(), "thickness_um".into(), spec(1).unwrap()),
+            ("line-1".into(), "width_mm".into(), spec(2).unwrap()),
+        ])
+        .unwrap();
+    // 70 lots of different lengths; both charts' points interleave in the table.
+    let mut n = 0;
+    for lot in 0..70 {
+        for _ in 0..(1 + lot % 7) {
+            n += 1;
+            let mut item = film(n);
+            item.sequence = seq(&format!("seq-{lot}"), &format!("K{lot}"));
+            store.enqueue(vec![item], NOW).unwrap();
+        }
+    }
+    store.commit().unwrap();
+    for field in ["thickness_um", "width_mm"] {
+        let listed: Vec<(Option<String>, u64)> = store
+            .spc_lots("line-1", field)
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.lot, l.points))
+            .collect();
+        // The grouping query the picker used before, as the oracle.
+        let mut stmt = store
+            .conn
+            .prepare(
+                "SELECT s.key, count(*) FROM spc_points p
+                 LEFT JOIN sequences s ON s.uid = p.sequence_uid
+                 WHERE p.link = 'line-1' AND p.field = ?1
+                 GROUP BY p.sequence_uid ORDER BY max(p.id) DESC LIMIT 50",
+            )
+            .unwrap();
+        let grouped: Vec<(Option<String>, u64)> = stmt
+            .query_map([field], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(listed.len(), 50, "{field}");
+        assert_eq!(listed, grouped, "{field}");
+    }
+    assert_eq!(store.spc_lots("line-1", "defects").unwrap(), None);
+}
