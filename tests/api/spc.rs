@@ -251,6 +251,12 @@ async fn the_spc_api_answers_mistakes_with_json_errors_and_writes_need_the_token
         (&Value::from("baselining"), &Value::from(0))
     );
     assert_eq!(app.get_json("/api/alarms/").await["count"], 11);
+    // With no film since the reset, the newest lot is found among the stored points.
+    let newest = app.get_json(&format!("{CHART}points/")).await;
+    assert_eq!(
+        (&newest["lot"], newest["results"].as_array().unwrap().len()),
+        (&Value::from("PR-1"), 40)
+    );
     let metrics = app
         .client
         .get(format!("{}/metrics", app.address))

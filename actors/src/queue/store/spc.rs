@@ -412,8 +412,10 @@ impl QueueStore {
                 None => self
                     .conn
                     .query_row(
-                        "SELECT sequence_uid FROM spc_points WHERE link = ?1 AND field = ?2
-                         ORDER BY id DESC LIMIT 1",
+                        // Newest first by rowid (stops at the first): through the (link,
+                        // field) index SQLite would sort all of the chart's points.
+                        "SELECT sequence_uid FROM spc_points NOT INDEXED
+                         WHERE link = ?1 AND field = ?2 ORDER BY id DESC LIMIT 1",
                         params![link, field],
                         |r| r.get(0),
                     )
