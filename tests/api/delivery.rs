@@ -150,16 +150,7 @@ async fn upstream_answering_503_for_a_while_then_201_gets_everything_once() {
         0,
         "the outage was really served"
     );
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .body()
-        .await
-        .unwrap();
-    let metrics = String::from_utf8_lossy(&metrics);
+    let metrics = app.metrics().await;
     // Each of the 25 refused requests sent back at least one item for a retry.
     let retried: u64 = metrics
         .lines()

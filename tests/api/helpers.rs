@@ -122,6 +122,17 @@ impl TestApp {
         res.json::<Value>().limit(64 << 20).await.unwrap()
     }
 
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let mut res = self
+            .client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&res.body().await.unwrap()).into_owned()
+    }
+
     pub async fn post(&self, path: &str) -> (u16, Value) {
         let mut res = self
             .client

@@ -257,16 +257,7 @@ async fn the_spc_api_answers_mistakes_with_json_errors_and_writes_need_the_token
         (&newest["lot"], newest["results"].as_array().unwrap().len()),
         (&Value::from("PR-1"), 40)
     );
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .body()
-        .await
-        .unwrap();
-    let metrics = String::from_utf8_lossy(&metrics);
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(
             "filmgate_spc_alarms_total{link=\"line-1\",field=\"diameter\",rule=\"beyond_3sigma\"} 3"
