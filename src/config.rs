@@ -10,6 +10,7 @@ use filmgate_actors::poster::UpstreamConfig;
 use filmgate_actors::queue::QueueConfig;
 use filmgate_actors::redact::{REDACTED, redact_url, url_secrets};
 use filmgate_actors::serial::{Port, SerialConfig};
+use filmgate_actors::token::Token;
 use filmgate_web::WebConfig;
 use filmgate_web::store::RecordsDb;
 use serde::{Deserialize, Serialize};
@@ -96,9 +97,10 @@ impl Settings {
         origin: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
+        // A TOML error quotes the line it found wrong, which may be a secret's own line.
         let parse_err = |e: toml::de::Error| ConfigError::Parse {
             origin: origin.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+            message: without_written_secrets(&e, text),
         };
         // Deserialize the file as written first, so its errors point at its lines.
         let mut settings: Settings = toml::from_str(text).map_err(parse_err)?;
@@ -141,8 +143,8 @@ impl Settings {
             filmgate_actors::poster::tls::client_config(&self.upstream)
                 .map_err(|e| InvalidConfig::new("", "upstream", e))?;
         }
-        if let Ok(RecordsDb::Sqlite(records)) = self.web.records_db()
-            && resolved(&records) == resolved(&self.queue.path)
+        if let RecordsDb::Sqlite(records) = &self.web.records_db
+            && resolved(records) == resolved(&self.queue.path)
         {
             return Err(InvalidConfig::new(
                 "web",
@@ -179,12 +181,14 @@ impl Settings {
     pub fn redacted_toml(&self) -> String {
         let mut shown = self.clone();
         for token in [&mut shown.web.token, &mut shown.upstream.token] {
-            if !token.is_empty() {
-                *token = REDACTED.to_owned();
+            if token.is_some() {
+                *token = Token::parse(REDACTED).ok().flatten();
             }
         }
         shown.upstream.base_url = redact_url(&shown.upstream.base_url);
-        shown.web.records_db = redact_url(&shown.web.records_db);
+        if let RecordsDb::Postgres(url) = &mut shown.web.records_db {
+            *url = redact_url(url);
+        }
         toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
 
@@ -199,15 +203,19 @@ impl Settings {
 
     /// The keys that hold a secret, each with the secrets in it as they may appear in a text.
     fn secrets_by_key(&self) -> Vec<(&'static str, Vec<String>)> {
-        let mut upstream_token = vec![self.upstream.token.clone()];
-        if let Some((_, password)) = self.upstream.token.split_once(':') {
+        let text = |token: &Option<Token>| token.as_ref().map_or("", Token::as_str).to_owned();
+        let mut upstream_token = vec![text(&self.upstream.token)];
+        if let Some((_, password)) = upstream_token[0].split_once(':') {
             upstream_token.push(password.to_owned());
         }
         let mut keys = vec![
-            ("web.token", vec![self.web.token.clone()]),
+            ("web.token", vec![text(&self.web.token)]),
             ("upstream.token", upstream_token),
             ("upstream.base_url", url_secrets(&self.upstream.base_url)),
-            ("web.records_db", url_secrets(&self.web.records_db)),
+            (
+                "web.records_db",
+                url_secrets(&self.web.records_db.to_string()),
+            ),
         ];
         for (_, secrets) in &mut keys {
             secrets.retain(|s| !s.is_empty());
@@ -215,6 +223,51 @@ impl Settings {
         keys.retain(|(_, secrets)| !secrets.is_empty());
         keys
     }
+}
+
+/// The TOML error `e` (met in `text`) with every secret written in `text` redacted: the
+/// tokens and the secret parts of the URLs, read as plain strings (the text may not make a
+/// [`Settings`]), and the value the error points at when it is a secret key's, as written.
+fn without_written_secrets(e: &toml::de::Error, text: &str) -> String {
+    let mut secrets = Vec::new();
+    if let Some(span) = e.span()
+        && let Some(value) = text.get(span.clone())
+    {
+        let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+        let key = text[line_start..span.start].trim_start();
+        if ["token", "records_db", "base_url"]
+            .iter()
+            .any(|k| key.starts_with(k))
+        {
+            secrets.push(value.to_owned());
+        }
+    }
+    if let Ok(table) = text.parse::<toml::Table>() {
+        let written = |section: &str, key: &str| {
+            table
+                .get(section)
+                .and_then(|s| s.get(key))
+                .and_then(toml::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        secrets.extend(url_secrets(&written("web", "records_db")));
+        secrets.extend(url_secrets(&written("upstream", "base_url")));
+        for token in [written("web", "token"), written("upstream", "token")] {
+            secrets.extend(
+                token
+                    .split_once(':')
+                    .map(|(_, password)| password.to_owned()),
+            );
+            secrets.push(token);
+        }
+    }
+    secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .fold(e.to_string().trim_end().to_owned(), |m, secret| {
+            m.replace(secret.as_str(), REDACTED)
+        })
 }
 
 /// A warning when the config file at `path` (holding `text`) has a secret in it and other
@@ -373,7 +426,7 @@ mod tests {
         assert_eq!(s.serial.len(), 1);
         assert_eq!(s.serial[0].port, Port::Sim);
         assert_eq!(s.serial[0].delimiter, "\r");
-        assert_eq!(s.web.bind, "127.0.0.1:8080");
+        assert_eq!(s.web.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(
             s.upstream.base_url, "",
             "the embedded service, wherever web.bind is"
@@ -483,7 +536,7 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(s.upstream.token, "12345");
+        assert_eq!(s.upstream.token, Token::parse("12345").unwrap());
         assert_eq!(s.upstream.concurrency, 8);
         assert_eq!(s.serial[0].port, Port::from("/dev/ttyUSB0"));
         assert_eq!(s.serial[0].record.fields, ["a", "thickness_um"]);
@@ -580,10 +633,28 @@ mod tests {
             "mysql://db/records",
             "",
         ] {
+            // Read at load (a `RecordsDb`): the TOML error shows the key's line.
             let text = format!("[web]\nrecords_db = \"{bad}\"\n");
-            assert_eq!(key_of(&text), "web.records_db", "{bad}");
             let message = load(&text, &[]).unwrap_err().to_string();
+            assert!(message.contains("records_db = "), "{message}");
             assert!(!message.contains("s3cret"), "{message}");
+            let var = ("FILMGATE__WEB__RECORDS_DB".to_owned(), bad.to_owned());
+            match Settings::from_toml("", "test.toml", [var]) {
+                Err(ConfigError::Env { var, message }) => {
+                    assert_eq!(var, "FILMGATE__WEB__RECORDS_DB");
+                    assert!(!message.contains("s3cret"), "{message}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        for section in ["web", "upstream"] {
+            let text = format!("[{section}]\ntoken = \"s3cr\\u0001et\"\n");
+            let message = load(&text, &[]).unwrap_err().to_string();
+            assert!(
+                message.contains("token = ") && message.contains("control"),
+                "{message}"
+            );
+            assert!(!message.contains("s3cr"), "{message}");
         }
         let two = format!(
             "{}{}",

@@ -42,14 +42,13 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         filmgate_actors::redact::register_secrets(settings.secrets());
         let mut store = QueueStore::open(&settings.queue)?;
-        let records_db = settings.web.records_db().map_err(anyhow::Error::msg)?;
-        let records = RecordsStore::open(&records_db).context("web.records_db")?;
-        let listener = TcpListener::bind(&settings.web.bind)
+        let records = RecordsStore::open(&settings.web.records_db).context("web.records_db")?;
+        let listener = TcpListener::bind(settings.web.bind)
             .with_context(|| format!("cannot listen on web.bind = {}", settings.web.bind))?;
         let local_addr = listener.local_addr()?;
         let port = local_addr.port();
         if !local_addr.ip().is_loopback() {
-            if settings.web.token().is_none() {
+            if settings.web.token.is_none() {
                 log::warn!(
                     "web.bind = {} is reachable from the network and web.token is empty: anyone \
                      who can reach it can retry, delete and restart; set web.token \
@@ -134,7 +133,7 @@ impl Application {
             queue: QueueClient::new(&queue, queue_changes),
             links: links.clone(),
             post_metrics: metrics,
-            token: settings.web.token().map(str::to_owned),
+            token: settings.web.token.clone(),
             allowed_hosts: settings.web.allowed_hosts.clone(),
             event_clients: Default::default(),
             body_timeouts: settings.web.body_timeouts(),

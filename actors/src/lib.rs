@@ -5,6 +5,7 @@
 //! Bottom up; a module uses only those above it in this list (no cycles).
 //!
 //! - [`invalid`], [`error`]: a config error naming its key; the queue's error.
+//! - [`token`]: a secret shared with a peer, made once at load.
 //! - [`redact`]: secrets and control characters kept out of logs, errors and answers.
 //! - [`record`]: the record model — what a frame becomes ([`record::NewItem`]), the record
 //!   format and its parsing ([`record::parse`]), new sequences ([`record::SequenceRef::start`]),
@@ -54,3 +55,4 @@ pub mod record;
 pub mod redact;
 pub mod serial;
 pub mod spc;
+pub mod token;

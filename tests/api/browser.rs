@@ -8,6 +8,7 @@
 use crate::helpers::*;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use base64::Engine as _;
+use filmgate_actors::token::Token;
 use serde_json::{Value, json};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -225,7 +226,7 @@ async fn deleting_a_dead_item_asks_to_confirm_and_for_the_token_and_a_retry_says
     let link = device_link(dir.path());
     let pty = pty_behind(&link);
     let mut settings = test_settings(dir.path(), Some(&link), None);
-    settings.web.token = "s3cret".into();
+    settings.web.token = Token::parse("s3cret").unwrap();
     let app = spawn_app(settings).await;
     app.wait_link_up("line-1").await;
     let _pty = write_off_thread(pty, b"not,a,film\rneither,is,this\r".to_vec()).await;
@@ -506,8 +507,8 @@ async fn the_quality_panel_draws_charts_shows_an_alarm_live_and_ack_removes_it_a
     let link = device_link(dir.path());
     let mut pty = pty_behind(&link);
     let mut settings = test_settings(dir.path(), Some(&link), None);
-    settings.web.token = "s3cret".into();
-    settings.upstream.token = "s3cret".into();
+    settings.web.token = Token::parse("s3cret").unwrap();
+    settings.upstream.token = Token::parse("s3cret").unwrap();
     // Individuals against fixed limits: judged from the first film.
     settings.serial[0].spc.insert(
         "thickness_um".into(),

@@ -2,6 +2,7 @@
 
 use crate::helpers::*;
 use filmgate_actors::poster::BodyShape;
+use filmgate_actors::token::Token;
 use std::time::Duration;
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -29,7 +30,7 @@ async fn every_film_arrives_once_with_nested_body_token_and_idempotency_key() {
         Some(&device_link(dir.path())),
         Some(&upstream.base_url),
     );
-    settings.upstream.token = "s3cret-token".into();
+    settings.upstream.token = Token::parse("s3cret-token").unwrap();
     let app = spawn_app(settings).await;
     app.wait_link_up("line-1").await;
 
@@ -409,7 +410,7 @@ async fn an_empty_base_url_posts_to_the_embedded_service_wherever_web_bind_is() 
     // Every test posts to `base_url = ""` on 127.0.0.1:0; this one binds every address, so
     // the poster must pick loopback itself.
     let mut settings = test_settings(dir.path(), Some(&link), None);
-    settings.web.bind = "0.0.0.0:0".into();
+    settings.web.bind = "0.0.0.0:0".parse().unwrap();
     assert_eq!(settings.upstream.base_url, "");
     let app = spawn_app(settings).await;
     app.wait_link_up("line-1").await;

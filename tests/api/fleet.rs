@@ -20,7 +20,7 @@ const SETTLE: Duration = Duration::from_secs(120);
 /// A records node: no serial link, its rows in `url`.
 fn node_settings(dir: &Path, url: &str) -> Settings {
     let mut s = test_settings(dir, None, None);
-    s.web.records_db = url.to_owned();
+    s.web.records_db = filmgate_web::store::RecordsDb::Postgres(url.to_owned());
     s
 }
 

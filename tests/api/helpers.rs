@@ -59,8 +59,8 @@ pub fn test_settings(dir: &Path, port_path: Option<&Path>, base_url: Option<&str
     let mut s = Settings::from_toml("", "test", std::iter::empty()).unwrap();
     // Port 0: the gateway binds a free port itself ([`TestApp`] and [`Gateway`] read it back)
     // and an empty base_url posts to the embedded service wherever that is.
-    s.web.bind = "127.0.0.1:0".into();
-    s.web.records_db = dir.join("records.sqlite3").display().to_string();
+    s.web.bind = "127.0.0.1:0".parse().unwrap();
+    s.web.records_db = filmgate_web::store::RecordsDb::Sqlite(dir.join("records.sqlite3"));
     s.queue.path = dir.join("queue.sqlite3");
     s.upstream.base_url = base_url.unwrap_or_default().to_owned();
     s.upstream.retry_initial_ms = 20;

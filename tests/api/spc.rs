@@ -5,6 +5,7 @@
 
 use crate::helpers::*;
 use filmgate_actors::spc::SpcConfig;
+use filmgate_actors::token::Token;
 use filmgate_testkit::textbook::{BASELINE, LSL, PISTON_RINGS, USL, published};
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -197,8 +198,8 @@ async fn the_spc_api_answers_mistakes_with_json_errors_and_writes_need_the_token
     let link = device_link(dir.path());
     let pty = pty_behind(&link);
     let mut s = settings(dir.path(), &link);
-    s.web.token = "s3cret".into();
-    s.upstream.token = "s3cret".into();
+    s.web.token = Token::parse("s3cret").unwrap();
+    s.upstream.token = Token::parse("s3cret").unwrap();
     let app = spawn_app(s).await;
     app.wait_link_up("line-1").await;
     let get = async |path: &str| {

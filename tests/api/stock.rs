@@ -7,6 +7,7 @@
 
 use crate::helpers::*;
 use crate::peers::*;
+use filmgate_actors::token::Token;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -83,7 +84,7 @@ async fn a_stock_drf_behind_a_proxy_losing_answers_stores_every_film_once_and_ki
     let pty = pty_behind(&link);
     let base_url = format!("{}/stock/api/", proxy.origin);
     let mut settings = test_settings(dir.path(), Some(&link), Some(&base_url));
-    settings.upstream.token = Django::TOKEN.into();
+    settings.upstream.token = Token::parse(Django::TOKEN).unwrap();
     settings.upstream.concurrency = 1;
     let (gateway, log) = Gateway::launch_logging(dir.path(), &settings);
     gateway.wait_link_up().await;
@@ -146,7 +147,7 @@ async fn a_stock_drf_that_filters_by_uid_gives_the_lost_sequence_its_own_row() {
     let pty = pty_behind(&link);
     let base_url = format!("{}/stockfilter/api/", proxy.origin);
     let mut settings = test_settings(dir.path(), Some(&link), Some(&base_url));
-    settings.upstream.token = Django::TOKEN.into();
+    settings.upstream.token = Token::parse(Django::TOKEN).unwrap();
     let (gateway, log) = Gateway::launch_logging(dir.path(), &settings);
     gateway.wait_link_up().await;
     let text: String = (1..=20).map(|n| film_line("LOT-F", n)).collect();
@@ -175,7 +176,7 @@ async fn sigkills_under_a_stock_drf_leave_no_false_dead_item_and_no_duplicate() 
     let pty = pty_behind(&link);
     let base_url = format!("{}/stock/api/", django.origin);
     let mut settings = test_settings(dir.path(), Some(&link), Some(&base_url));
-    settings.upstream.token = Django::TOKEN.into();
+    settings.upstream.token = Token::parse(Django::TOKEN).unwrap();
     settings.queue.posted_history = 100_000;
     let mut gateway = Gateway::launch(dir.path(), &settings);
     gateway.wait_link_up().await;
@@ -235,7 +236,7 @@ async fn a_backend_without_uid_gets_at_least_once_and_every_resend_it_may_duplic
     let pty = pty_behind(&link);
     let base_url = format!("{}/nouid/api/", django.origin);
     let mut settings = test_settings(dir.path(), Some(&link), Some(&base_url));
-    settings.upstream.token = Django::TOKEN.into();
+    settings.upstream.token = Token::parse(Django::TOKEN).unwrap();
     let mut gateway = Gateway::launch(dir.path(), &settings);
     gateway.wait_link_up().await;
     let metrics = async |gateway: &Gateway| -> Option<u64> {

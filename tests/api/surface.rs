@@ -4,6 +4,7 @@
 //! said at start.
 
 use crate::helpers::*;
+use filmgate_actors::token::Token;
 use nix::sys::signal::Signal;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ async fn an_upstream_password_and_token_appear_in_no_log_line_and_no_api_answer(
     let mut pty = pty_behind(&link);
     let base_url = format!("http://admin:S3cretPW@127.0.0.1:{port}/api/");
     let mut settings = test_settings(dir.path(), Some(&link), Some(&base_url));
-    settings.upstream.token = "T0kenS3cret".into();
+    settings.upstream.token = Token::parse("T0kenS3cret").unwrap();
     settings.upstream.auth_scheme = "Bearer".into();
     let (mut gateway, log) = Gateway::launch_logging(dir.path(), &settings);
     gateway.wait_link_up().await;
@@ -106,8 +107,8 @@ async fn a_hostile_error_body_cannot_forge_a_log_line_or_drive_a_terminal() {
 async fn binding_beyond_loopback_with_reads_open_is_said_at_start() {
     let dir = temp_dir();
     let mut settings = test_settings(dir.path(), None, None);
-    settings.web.bind = "0.0.0.0:0".into();
-    settings.web.token = "s3cret-token".into();
+    settings.web.bind = "0.0.0.0:0".parse().unwrap();
+    settings.web.token = Token::parse("s3cret-token").unwrap();
     let (mut gateway, log) = Gateway::launch_logging(dir.path(), &settings);
     gateway.wait_answering().await;
     gateway.stop(Signal::SIGTERM);

@@ -6,6 +6,7 @@
 use crate::helpers::*;
 use crate::peers::*;
 use filmgate_actors::poster::BodyShape;
+use filmgate_actors::token::Token;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -39,7 +40,7 @@ async fn every_film_reaches_django_runserver_once_in_both_body_shapes() {
         let pty = pty_behind(&link);
         let base_url = format!("{}{api}", django.origin);
         let mut settings = test_settings(run.path(), Some(&link), Some(&base_url));
-        settings.upstream.token = Django::TOKEN.into();
+        settings.upstream.token = Token::parse(Django::TOKEN).unwrap();
         settings.upstream.body = shape;
         let app = spawn_app(settings).await;
         app.wait_link_up("line-1").await;
@@ -84,7 +85,7 @@ async fn sigkill_of_the_gateway_and_a_django_restart_leave_no_duplicate_and_no_e
     let pty = pty_behind(&link);
     let base_url = format!("{}/flat/api/", django.origin);
     let mut settings = test_settings(dir.path(), Some(&link), Some(&base_url));
-    settings.upstream.token = Django::TOKEN.into();
+    settings.upstream.token = Token::parse(Django::TOKEN).unwrap();
     settings.upstream.body = BodyShape::Flat;
     settings.upstream.batch_size = 20;
     let config = dir.path().join("filmgate.toml");
@@ -163,7 +164,7 @@ async fn drf_throttling_retry_after_is_waited_out() {
     let pty = pty_behind(&link);
     let base_url = format!("{}/api/", django.origin);
     let mut settings = test_settings(dir.path(), Some(&link), Some(&base_url));
-    settings.upstream.token = Django::TOKEN.into();
+    settings.upstream.token = Token::parse(Django::TOKEN).unwrap();
     let app = spawn_app(settings).await;
     app.wait_link_up("line-1").await;
     let _pty = write(pty, "TH", 1, 1).await;

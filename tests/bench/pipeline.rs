@@ -158,8 +158,9 @@ async fn run_line(mode: &str, links: usize, window: Duration, spc: bool) {
         (Some(nginx), port)
     };
     let mut settings = Settings::from_toml("", "bench", std::iter::empty()).unwrap();
-    settings.web.bind = format!("127.0.0.1:{web_port}");
-    settings.web.records_db = dir.path().join("records.sqlite3").display().to_string();
+    settings.web.bind = std::net::SocketAddr::from(([127, 0, 0, 1], web_port));
+    settings.web.records_db =
+        filmgate_web::store::RecordsDb::Sqlite(dir.path().join("records.sqlite3"));
     settings.queue.path = dir.path().join("queue.sqlite3");
     settings.upstream.base_url = format!("http://127.0.0.1:{upstream_port}/api/");
     let mut ptys = Vec::new();
@@ -329,8 +330,9 @@ async fn run_mode(mode: &str, films: u64, smoke: bool, spc: bool) -> Run {
         url
     };
     let mut settings = Settings::from_toml("", "bench", std::iter::empty()).unwrap();
-    settings.web.bind = format!("127.0.0.1:{web_port}");
-    settings.web.records_db = dir.path().join("records.sqlite3").display().to_string();
+    settings.web.bind = std::net::SocketAddr::from(([127, 0, 0, 1], web_port));
+    settings.web.records_db =
+        filmgate_web::store::RecordsDb::Sqlite(dir.path().join("records.sqlite3"));
     settings.queue.path = dir.path().join("queue.sqlite3");
     settings.upstream.base_url = base_url;
     settings.upstream.retry_max_ms = 1000;

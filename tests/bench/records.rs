@@ -71,8 +71,8 @@ impl Node {
         std::fs::create_dir_all(dir).unwrap();
         let port = unclaimed_port();
         let mut settings = Settings::from_toml("", "bench", std::iter::empty()).unwrap();
-        settings.web.bind = format!("127.0.0.1:{port}");
-        settings.web.records_db = records_db.to_owned();
+        settings.web.bind = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        settings.web.records_db = records_db.to_owned().try_into().expect("a records_db");
         settings.queue.path = dir.join("queue.sqlite3");
         let node = Node {
             child: start_filmgate(&settings, &dir.join("node.toml")),

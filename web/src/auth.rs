@@ -15,6 +15,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
+use filmgate_actors::token::Token;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -77,7 +78,12 @@ fn has_token(req: &HttpRequest, expected: &str) -> bool {
 /// Whether a read (GET or HEAD) may be answered: reads are open unless `web.protect_reads`;
 /// then the token header or a live session cookie authorizes it.
 pub fn read_allowed(req: &HttpRequest, state: &AppState) -> bool {
-    let Some(expected) = state.token.as_deref().filter(|_| state.protect_reads) else {
+    let Some(expected) = state
+        .token
+        .as_ref()
+        .map(Token::as_str)
+        .filter(|_| state.protect_reads)
+    else {
         return true;
     };
     has_token(req, expected)
@@ -106,7 +112,7 @@ pub async fn require_token(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
-    let refusal = match state.token.as_deref() {
+    let refusal = match state.token.as_ref().map(Token::as_str) {
         Some(expected) if !is_read && !has_token(req.request(), expected) => {
             Some("authentication required: send Authorization: Bearer <token> or Token <token>")
         }

@@ -2,19 +2,23 @@
 
 use crate::store::RecordsDb;
 use filmgate_actors::invalid::InvalidConfig;
-use serde::{Deserialize, Serialize};
+use filmgate_actors::token::Token;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::net::SocketAddr;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
     /// Listen address; loopback by default.
-    pub bind: String,
+    #[serde(deserialize_with = "socket_addr")]
+    pub bind: SocketAddr,
     /// When set, every non-GET `/api` endpoint needs `Authorization: Bearer <token>`
     /// (or `Token <token>`).
-    pub token: String,
+    #[serde(with = "filmgate_actors::token::optional")]
+    pub token: Option<Token>,
     /// Where the embedded records service keeps its rows: a SQLite file path, or a
     /// `postgres://user:password@host:port/db` URL several filmgate nodes may share.
-    pub records_db: String,
+    pub records_db: RecordsDb,
     /// `Host` names accepted besides loopback and the bind address (the DNS-rebinding guard),
     /// e.g. the gateway's name on the plant network.
     pub allowed_hosts: Vec<String>,
@@ -32,9 +36,9 @@ pub struct WebConfig {
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
-            bind: "127.0.0.1:8080".into(),
-            token: String::new(),
-            records_db: "data/records.sqlite3".into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: None,
+            records_db: RecordsDb::Sqlite("data/records.sqlite3".into()),
             allowed_hosts: Vec::new(),
             body_idle_timeout_ms: 5000,
             protect_reads: false,
@@ -44,11 +48,6 @@ impl Default for WebConfig {
 }
 
 impl WebConfig {
-    /// The records database `records_db` names (validated by [`WebConfig::validate`]).
-    pub fn records_db(&self) -> Result<RecordsDb, String> {
-        RecordsDb::parse(&self.records_db)
-    }
-
     /// The limits a request body is read under.
     pub fn body_timeouts(&self) -> crate::body_timeout::BodyTimeouts {
         crate::body_timeout::BodyTimeouts {
@@ -57,24 +56,7 @@ impl WebConfig {
         }
     }
 
-    /// The token, if one is set.
-    pub fn token(&self) -> Option<&str> {
-        (!self.token.is_empty()).then_some(self.token.as_str())
-    }
-
     pub fn validate(&self, prefix: &str) -> Result<(), InvalidConfig> {
-        if self.bind.parse::<std::net::SocketAddr>().is_err() {
-            return Err(InvalidConfig::new(
-                prefix,
-                "bind",
-                format!(
-                    "an address:port such as 127.0.0.1:8080, found {:?}",
-                    self.bind
-                ),
-            ));
-        }
-        RecordsDb::parse(&self.records_db)
-            .map_err(|expected| InvalidConfig::new(prefix, "records_db", expected))?;
         if let Some(bad) = self
             .allowed_hosts
             .iter()
@@ -86,7 +68,7 @@ impl WebConfig {
                 format!("host names such as \"gateway.plant\", found {bad:?}"),
             ));
         }
-        if self.protect_reads && self.token.is_empty() {
+        if self.protect_reads && self.token.is_none() {
             return Err(InvalidConfig::new(
                 prefix,
                 "protect_reads",
@@ -100,7 +82,11 @@ impl WebConfig {
                 "a positive number of milliseconds, e.g. 5000",
             ));
         }
-        if self.token.chars().any(|c| c.is_control() || c == ' ') {
+        if self
+            .token
+            .as_ref()
+            .is_some_and(|t| t.as_str().contains(' '))
+        {
             return Err(InvalidConfig::new(
                 prefix,
                 "token",
@@ -109,4 +95,14 @@ impl WebConfig {
         }
         Ok(())
     }
+}
+
+/// Reads `bind`, saying what an address looks like when it is not one.
+fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "an address:port such as 127.0.0.1:8080, found {text:?}"
+        ))
+    })
 }

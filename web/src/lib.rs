@@ -86,7 +86,7 @@ pub struct AppState {
     /// The poster's counters and latency histogram, for `/metrics`.
     pub post_metrics: SharedPostMetrics,
     /// When set, non-GET `/api` requests need it as a Bearer or Token credential.
-    pub token: Option<String>,
+    pub token: Option<filmgate_actors::token::Token>,
     /// `Host` names served besides loopback and the bound address (`web.allowed_hosts`).
     pub allowed_hosts: Vec<String>,
     /// Open `/api/events/` streams (capped).

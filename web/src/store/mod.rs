@@ -38,8 +38,9 @@ const MAX_GROUP_REQUESTS: usize = 1024;
 /// one transaction, one statement and one hold of PostgreSQL's write lock stay bounded.
 const MAX_GROUP_FILMS: usize = 10_000;
 
-/// Where the records live, as `web.records_db` names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the records live, as `web.records_db` names it; read once at load.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum RecordsDb {
     /// A SQLite file (created with its parent directory when missing).
     Sqlite(PathBuf),
@@ -63,6 +64,43 @@ impl RecordsDb {
             Err("a SQLite file path or a postgres:// URL".into())
         } else {
             Ok(RecordsDb::Sqlite(PathBuf::from(text)))
+        }
+    }
+}
+
+impl TryFrom<String> for RecordsDb {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<RecordsDb, String> {
+        RecordsDb::parse(&text)
+    }
+}
+
+impl From<RecordsDb> for String {
+    fn from(db: RecordsDb) -> String {
+        db.to_string()
+    }
+}
+
+impl std::fmt::Debug for RecordsDb {
+    /// Without the URL's password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordsDb::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            RecordsDb::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&filmgate_actors::redact::redact_url(url))
+                .finish(),
+        }
+    }
+}
+
+impl std::fmt::Display for RecordsDb {
+    /// As written in the config (a URL with its password: redact it before showing it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordsDb::Sqlite(path) => write!(f, "{}", path.display()),
+            RecordsDb::Postgres(url) => f.write_str(url),
         }
     }
 }

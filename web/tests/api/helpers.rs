@@ -13,6 +13,7 @@ use filmgate_actors::metrics::{PostMetrics, SharedPostMetrics};
 use filmgate_actors::queue::{QueueActor, QueueClient, QueueConfig, QueueStore};
 use filmgate_actors::record::NewItem;
 use filmgate_actors::serial::RecordConfig;
+use filmgate_actors::token::Token;
 use filmgate_testkit::wait_for;
 use filmgate_web::store::RecordsDb;
 use filmgate_web::{AppState, RecordsStore};
@@ -139,7 +140,7 @@ async fn spawn(token: Option<String>, backend: Backend, protect_reads: bool) -> 
         queue: QueueClient::new(&queue, queue_changes),
         links: links.clone(),
         post_metrics: post_metrics.clone(),
-        token: token.clone(),
+        token: token.as_deref().and_then(|t| Token::parse(t).unwrap()),
         allowed_hosts: Vec::new(),
         event_clients: Default::default(),
         body_timeouts: Default::default(),
