@@ -1,10 +1,15 @@
-//! JSON error bodies shared by every route, and the extractor configurations that turn
-//! malformed JSON, oversized bodies and bad query or path values into them.
+//! [`ApiError`], the one error every route answers with (`{"error": message, ..extra}` and a
+//! status), the `From` impls that say what each lower error means over HTTP, and the extractor
+//! configurations that turn malformed JSON, oversized bodies and bad query or path values into
+//! it.
 
+use crate::store::{FieldErrors, FilmRejected, RecordsError};
+use actix::MailboxError;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use serde_json::Value;
+use filmgate_actors::queue::QueueError;
+use serde_json::{Value, json};
 use std::fmt;
 
 /// Body cap for single-object posts.
@@ -35,6 +40,27 @@ impl ApiError {
 
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 503, logged: what the answer says went wrong on this side (a store, an actor).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        let message = message.into();
+        log::error!(target: crate::log_targets::STORE_UNAVAILABLE, "{message}");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
+    /// A body that failed validation (`what`: "film", "sequence"): 400 with DRF's field
+    /// errors beside the summary.
+    pub fn invalid(what: &str, errors: &FieldErrors) -> Self {
+        let mut err = ApiError::bad_request(errors.summary(what));
+        for (field, messages) in &errors.fields {
+            err = err.with(field, Value::from(messages.clone()));
+        }
+        err
     }
 
     /// Adds one more key to the body.
@@ -124,16 +150,68 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     )
 }
 
-/// `{"error": ..}` for a records-store failure; 503 so posting clients retry.
-pub fn store_unavailable(e: &crate::store::RecordsError) -> ApiError {
-    log::error!(target: crate::log_targets::STORE_UNAVAILABLE, "{e}");
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+/// A records-store failure: 503, so posting clients retry.
+impl From<RecordsError> for ApiError {
+    fn from(e: RecordsError) -> Self {
+        ApiError::unavailable(e.to_string())
+    }
+}
+
+/// A film naming a sequence that does not exist: 400, worded as DRF words it.
+impl From<FilmRejected> for ApiError {
+    fn from(rejected: FilmRejected) -> Self {
+        match rejected {
+            FilmRejected::UnknownSequence(id) => {
+                ApiError::bad_request(format!("unknown sequence {id}")).with(
+                    "sequence",
+                    json!([format!("Invalid pk \"{id}\" - object does not exist.")]),
+                )
+            }
+        }
+    }
+}
+
+/// The queue's answer: 404 for no such item, 409 for an item in the wrong state, 503 when
+/// the store failed.
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::NotFound(_) => ApiError::not_found(e.to_string()),
+            QueueError::NotDead { .. } | QueueError::NotFragment(_) => {
+                ApiError::new(StatusCode::CONFLICT, e.to_string())
+            }
+            QueueError::Store(_)
+            | QueueError::Open { .. }
+            | QueueError::InUse { .. }
+            | QueueError::Damaged { .. } => ApiError::unavailable(e.to_string()),
+        }
+    }
+}
+
+/// The queue actor could not be reached.
+impl From<MailboxError> for ApiError {
+    fn from(e: MailboxError) -> Self {
+        ApiError::unavailable(format!("queue actor unavailable: {e}"))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn queue_errors_map_to_statuses() {
+        let status = |e: QueueError| ApiError::from(e).status_code();
+        assert_eq!(status(QueueError::NotFound(1)), StatusCode::NOT_FOUND);
+        let not_dead = QueueError::NotDead {
+            id: 1,
+            state: "pending",
+        };
+        assert_eq!(status(not_dead), StatusCode::CONFLICT);
+        let store = QueueError::Store(rusqlite::Error::InvalidQuery);
+        assert_eq!(status(store), StatusCode::SERVICE_UNAVAILABLE);
+    }
 
     #[test]
     fn api_error_body_has_error_and_extra_keys() {

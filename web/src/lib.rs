@@ -45,7 +45,7 @@ pub use store::{RecordsError, RecordsStore};
 pub mod log_targets {
     /// A records-store failure (a group commit, a read).
     pub const RECORDS_STORE: &str = "filmgate::records_store";
-    /// A request answered 503 because the records store failed.
+    /// A request answered 503 because something on this side failed (a store, an actor).
     pub const STORE_UNAVAILABLE: &str = "filmgate::store_unavailable";
 }
 

@@ -4,7 +4,7 @@
 use crate::AppState;
 use crate::errors::ApiError;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpResponse, web};
 use filmgate_actors::messages::RestartLink;
 use serde_json::json;
 
@@ -19,32 +19,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// What went wrong with a link request.
-#[derive(Debug, thiserror::Error)]
-pub enum LinkRouteError {
-    #[error("no link named {0:?}")]
-    Unknown(String),
-    /// The link is registered but its actor is not running (or not yet started).
-    #[error("link {0:?} is not running")]
-    NotRunning(String),
-    #[error("link {0:?} did not take the restart: {1}")]
-    Mailbox(String, actix::MailboxError),
-}
-
-impl ResponseError for LinkRouteError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            LinkRouteError::Unknown(_) => StatusCode::NOT_FOUND,
-            LinkRouteError::NotRunning(_) => StatusCode::CONFLICT,
-            LinkRouteError::Mailbox(..) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        ApiError::new(self.status_code(), self.to_string()).error_response()
-    }
-}
-
 async fn list_links(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.links.snapshot())
 }
@@ -52,18 +26,24 @@ async fn list_links(state: web::Data<AppState>) -> HttpResponse {
 async fn restart_link(
     state: web::Data<AppState>,
     name: web::Path<String>,
-) -> Result<HttpResponse, LinkRouteError> {
+) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
     let handle = match state.links.restart_handle(&name) {
         Some(h) => h,
-        None if state.links.get(&name).is_some() => return Err(LinkRouteError::NotRunning(name)),
-        None => return Err(LinkRouteError::Unknown(name)),
+        None if state.links.get(&name).is_some() => {
+            // Registered, but its actor is not running (or not yet started).
+            let message = format!("link {name:?} is not running");
+            return Err(ApiError::new(StatusCode::CONFLICT, message));
+        }
+        None => return Err(ApiError::not_found(format!("no link named {name:?}"))),
     };
     handle
         .send(RestartLink)
         .timeout(RESTART_SEND_TIMEOUT)
         .await
-        .map_err(|e| LinkRouteError::Mailbox(name.clone(), e))?;
+        .map_err(|e| {
+            ApiError::unavailable(format!("link {name:?} did not take the restart: {e}"))
+        })?;
     log::info!("link {name}: restart requested over the API");
     Ok(HttpResponse::Accepted().json(json!({ "restarting": name })))
 }

@@ -2,8 +2,8 @@
 //! records service) and the printable page `/lots/{id}` (charts, capability and alarms of the
 //! lot, drawn by `web/assets/lot.js` from the SPC API).
 
-use super::records::RecordsRouteError;
 use crate::AppState;
+use crate::errors::ApiError;
 use crate::store::{FilmRow, ListFilter};
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -37,13 +37,10 @@ async fn lot_page(_id: web::Path<String>) -> HttpResponse {
 async fn films_csv(
     state: web::Data<AppState>,
     id: web::Path<i64>,
-) -> Result<HttpResponse, RecordsRouteError> {
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let Some(sequence) = state.records.sequence(id).await? else {
-        return Err(RecordsRouteError::NotFound {
-            what: "sequence",
-            id,
-        });
+        return Err(ApiError::not_found(format!("no sequence with id {id}")));
     };
     // With `since_id` the store lists in ascending id order: the lot's films as stored.
     let first = state.records.list_films(films_of(id, 0)).await?.results;

@@ -6,14 +6,11 @@
 use crate::AppState;
 use crate::errors::ApiError;
 use crate::pagination::{effective_limit, page_response};
-use actix::MailboxError;
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use filmgate_actors::messages::{
     AcceptItem, DeleteItem, GetItem, GetStats, ItemState, ListItems, QueuedItem, RetryAllDead,
     RetryItem,
 };
-use filmgate_actors::queue::QueueError;
 use filmgate_actors::record::{FilmData, rfc3339_ms};
 use filmgate_actors::redact::redact;
 use serde::{Deserialize, Serialize};
@@ -39,50 +36,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(get_item))
                 .route(web::delete().to(delete_item)),
         );
-}
-
-/// What went wrong with a queue request.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueRouteError {
-    /// The queue answered with an error.
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-    /// The queue actor could not be reached.
-    #[error("queue actor unavailable: {0}")]
-    Mailbox(#[from] MailboxError),
-    /// A query parameter is invalid.
-    #[error("{0}")]
-    BadQuery(String),
-}
-
-/// The status a queue error is answered with.
-pub fn queue_error_status(e: &QueueError) -> StatusCode {
-    match e {
-        QueueError::NotFound(_) => StatusCode::NOT_FOUND,
-        QueueError::NotDead { .. } | QueueError::NotFragment(_) => StatusCode::CONFLICT,
-        QueueError::Store(_)
-        | QueueError::Open { .. }
-        | QueueError::InUse { .. }
-        | QueueError::Damaged { .. } => StatusCode::SERVICE_UNAVAILABLE,
-    }
-}
-
-impl ResponseError for QueueRouteError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            QueueRouteError::Queue(e) => queue_error_status(e),
-            QueueRouteError::Mailbox(_) => StatusCode::SERVICE_UNAVAILABLE,
-            QueueRouteError::BadQuery(_) => StatusCode::BAD_REQUEST,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            log::error!("{self}");
-        }
-        ApiError::new(status, self.to_string()).error_response()
-    }
 }
 
 /// Query of `GET /api/queue/`.
@@ -163,12 +116,12 @@ async fn list_items(
     req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<QueueListQuery>,
-) -> Result<HttpResponse, QueueRouteError> {
+) -> Result<HttpResponse, ApiError> {
     let item_state = match query.state.as_deref().filter(|s| !s.is_empty()) {
-        Some(name) => Some(parse_state(name).map_err(QueueRouteError::BadQuery)?),
+        Some(name) => Some(parse_state(name).map_err(ApiError::bad_request)?),
         None => None,
     };
-    let limit = effective_limit(query.limit).map_err(QueueRouteError::BadQuery)?;
+    let limit = effective_limit(query.limit).map_err(ApiError::bad_request)?;
     let offset = query.offset.unwrap_or(0);
     let page = state
         .queue
@@ -183,7 +136,7 @@ async fn list_items(
     Ok(page_response(&req, limit, offset, page.count, results))
 }
 
-async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, QueueRouteError> {
+async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let stats = state.queue.stats.send(GetStats).await??;
     Ok(HttpResponse::Ok().json(stats))
 }
@@ -191,7 +144,7 @@ async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, QueueRouteErr
 async fn get_item(
     state: web::Data<AppState>,
     id: web::Path<i64>,
-) -> Result<HttpResponse, QueueRouteError> {
+) -> Result<HttpResponse, ApiError> {
     let item = state
         .queue
         .get
@@ -205,7 +158,7 @@ async fn get_item(
 async fn retry_item(
     state: web::Data<AppState>,
     id: web::Path<i64>,
-) -> Result<HttpResponse, QueueRouteError> {
+) -> Result<HttpResponse, ApiError> {
     let item = state
         .queue
         .retry
@@ -219,7 +172,7 @@ async fn retry_item(
 async fn accept_item(
     state: web::Data<AppState>,
     id: web::Path<i64>,
-) -> Result<HttpResponse, QueueRouteError> {
+) -> Result<HttpResponse, ApiError> {
     let item = state
         .queue
         .accept
@@ -230,7 +183,7 @@ async fn accept_item(
     Ok(HttpResponse::Ok().json(ItemView::from(item)))
 }
 
-async fn retry_all(state: web::Data<AppState>) -> Result<HttpResponse, QueueRouteError> {
+async fn retry_all(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let outcome = state.queue.retry_all.send(RetryAllDead).await??;
     Ok(HttpResponse::Ok().json(outcome))
 }
@@ -238,7 +191,7 @@ async fn retry_all(state: web::Data<AppState>) -> Result<HttpResponse, QueueRout
 async fn delete_item(
     state: web::Data<AppState>,
     id: web::Path<i64>,
-) -> Result<HttpResponse, QueueRouteError> {
+) -> Result<HttpResponse, ApiError> {
     state
         .queue
         .delete
@@ -252,21 +205,6 @@ async fn delete_item(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn queue_errors_map_to_statuses() {
-        assert_eq!(
-            queue_error_status(&QueueError::NotFound(1)),
-            StatusCode::NOT_FOUND
-        );
-        let not_dead = QueueError::NotDead {
-            id: 1,
-            state: "pending",
-        };
-        assert_eq!(queue_error_status(&not_dead), StatusCode::CONFLICT);
-        let store = QueueError::Store(rusqlite::Error::InvalidQuery);
-        assert_eq!(queue_error_status(&store), StatusCode::SERVICE_UNAVAILABLE);
-    }
 
     #[test]
     fn state_names_parse_and_others_are_rejected() {

@@ -3,13 +3,13 @@
 //! Bodies enter as JSON, become [`crate::store`] rows, and leave as DRF-shaped JSON.
 
 use crate::AppState;
-use crate::errors::{ApiError, MAX_BATCH_JSON_BYTES, MAX_JSON_BYTES, store_unavailable};
+use crate::errors::{ApiError, MAX_BATCH_JSON_BYTES, MAX_JSON_BYTES};
 use crate::pagination::{effective_limit, page_response};
-use crate::store::{FieldErrors, FilmRejected, ListFilter, RecordsError, Saved, input};
+use crate::store::{FieldErrors, ListFilter, RecordsError, Saved, input};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Most films in one batch post (README, HTTP API).
 pub const MAX_BATCH_ITEMS: usize = 1000;
@@ -36,67 +36,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create_film)),
     )
     .service(super::resource(["/films/{id}/", "/films/{id}"]).route(web::get().to(get_film)));
-}
-
-/// What went wrong with a records request.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordsRouteError {
-    /// The body failed validation; DRF-style field errors.
-    #[error("{}", .errors.summary(.what))]
-    Invalid {
-        what: &'static str,
-        errors: FieldErrors,
-    },
-    /// The film names a sequence id that does not exist.
-    #[error("unknown sequence {0}")]
-    UnknownSequence(i64),
-    /// No row with this id.
-    #[error("no {what} with id {id}")]
-    NotFound { what: &'static str, id: i64 },
-    /// A query parameter is out of range.
-    #[error("{0}")]
-    BadQuery(String),
-    /// A batch body or item count over its cap.
-    #[error("{0}")]
-    TooLarge(String),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] RecordsError),
-}
-
-impl ResponseError for RecordsRouteError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            RecordsRouteError::Invalid { .. }
-            | RecordsRouteError::UnknownSequence(_)
-            | RecordsRouteError::BadQuery(_) => StatusCode::BAD_REQUEST,
-            RecordsRouteError::NotFound { .. } => StatusCode::NOT_FOUND,
-            RecordsRouteError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            RecordsRouteError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        match self {
-            RecordsRouteError::Invalid { what, errors } => {
-                HttpResponse::BadRequest().json(errors.to_json(what))
-            }
-            RecordsRouteError::UnknownSequence(id) => HttpResponse::BadRequest().json(json!({
-                "error": self.to_string(),
-                "sequence": [format!("Invalid pk \"{id}\" - object does not exist.")],
-            })),
-            RecordsRouteError::Store(e) => store_unavailable(e).error_response(),
-            _ => ApiError::new(self.status_code(), self.to_string()).error_response(),
-        }
-    }
-}
-
-impl From<FilmRejected> for RecordsRouteError {
-    fn from(r: FilmRejected) -> Self {
-        match r {
-            FilmRejected::UnknownSequence(id) => RecordsRouteError::UnknownSequence(id),
-        }
-    }
 }
 
 /// Query of the list endpoints.
@@ -137,7 +76,7 @@ async fn create_sequence(
     req: HttpRequest,
     state: web::Data<AppState>,
     payload: web::Payload,
-) -> Result<HttpResponse, RecordsRouteError> {
+) -> Result<HttpResponse, ApiError> {
     let new = record_body(&req, payload, "sequence", input::parse_sequence).await?;
     let saved = state.records.create_sequence(new).await?;
     Ok(saved_response(&saved))
@@ -147,7 +86,7 @@ async fn create_film(
     req: HttpRequest,
     state: web::Data<AppState>,
     payload: web::Payload,
-) -> Result<HttpResponse, RecordsRouteError> {
+) -> Result<HttpResponse, ApiError> {
     let new = record_body(&req, payload, "film", input::parse_film).await?;
     let mut results = state.records.create_films(vec![new]).await?;
     let saved = results
@@ -164,17 +103,18 @@ async fn create_films_batch(
     req: HttpRequest,
     state: web::Data<AppState>,
     payload: web::Payload,
-) -> Result<HttpResponse, RecordsRouteError> {
+) -> Result<HttpResponse, ApiError> {
     require_json(&req)?;
     let body = read_capped(payload, MAX_BATCH_JSON_BYTES).await?;
     let items = web::block(move || input::parse_batch(&body, MAX_BATCH_ITEMS))
         .await
         .map_err(|e| RecordsError::Store(format!("batch parsing failed: {e}")))?
         .map_err(|e| match e {
-            input::BatchError::TooMany => RecordsRouteError::TooLarge(format!(
-                "a batch holds at most {MAX_BATCH_ITEMS} films; split it"
-            )),
-            input::BatchError::Invalid(message) => RecordsRouteError::BadQuery(message),
+            input::BatchError::TooMany => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a batch holds at most {MAX_BATCH_ITEMS} films; split it"),
+            ),
+            input::BatchError::Invalid(message) => ApiError::bad_request(message),
         })?;
     let mut results: Vec<Option<BatchResult>> = Vec::with_capacity(items.len());
     let mut valid = Vec::new();
@@ -228,7 +168,7 @@ async fn list_films(
     req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
-) -> Result<HttpResponse, RecordsRouteError> {
+) -> Result<HttpResponse, ApiError> {
     let filter = list_filter(&query)?;
     let page = state.records.list_films(filter.clone()).await?;
     Ok(page_response(
@@ -244,7 +184,7 @@ async fn list_sequences(
     req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
-) -> Result<HttpResponse, RecordsRouteError> {
+) -> Result<HttpResponse, ApiError> {
     let filter = list_filter(&query)?;
     let page = state.records.list_sequences(filter.clone()).await?;
     Ok(page_response(
@@ -259,25 +199,22 @@ async fn list_sequences(
 async fn get_film(
     state: web::Data<AppState>,
     id: web::Path<i64>,
-) -> Result<HttpResponse, RecordsRouteError> {
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     match state.records.film(id).await? {
         Some(row) => Ok(HttpResponse::Ok().json(row)),
-        None => Err(RecordsRouteError::NotFound { what: "film", id }),
+        None => Err(ApiError::not_found(format!("no film with id {id}"))),
     }
 }
 
 async fn get_sequence(
     state: web::Data<AppState>,
     id: web::Path<i64>,
-) -> Result<HttpResponse, RecordsRouteError> {
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     match state.records.sequence(id).await? {
         Some(row) => Ok(HttpResponse::Ok().json(row)),
-        None => Err(RecordsRouteError::NotFound {
-            what: "sequence",
-            id,
-        }),
+        None => Err(ApiError::not_found(format!("no sequence with id {id}"))),
     }
 }
 
@@ -296,8 +233,8 @@ fn saved_response<T: Serialize>(saved: &Saved<T>) -> HttpResponse {
     HttpResponse::build(status).json(saved.row())
 }
 
-fn list_filter(query: &ListQuery) -> Result<ListFilter, RecordsRouteError> {
-    let limit = effective_limit(query.limit).map_err(RecordsRouteError::BadQuery)?;
+fn list_filter(query: &ListQuery) -> Result<ListFilter, ApiError> {
+    let limit = effective_limit(query.limit).map_err(ApiError::bad_request)?;
     Ok(ListFilter {
         source: query.source.clone().filter(|s| !s.is_empty()),
         sequence: query.sequence,
@@ -314,10 +251,10 @@ async fn record_body<T: Send + 'static>(
     payload: web::Payload,
     what: &'static str,
     parse: fn(Value, Option<&str>) -> Result<T, FieldErrors>,
-) -> Result<T, RecordsRouteError> {
+) -> Result<T, ApiError> {
     let key = idempotency_key(req).map(str::to_owned);
     json_body(req, payload, MAX_JSON_BYTES, move |body| {
-        parse(body, key.as_deref()).map_err(|errors| RecordsRouteError::Invalid { what, errors })
+        parse(body, key.as_deref()).map_err(|errors| ApiError::invalid(what, &errors))
     })
     .await
 }
@@ -328,13 +265,13 @@ async fn json_body<T: Send + 'static>(
     req: &HttpRequest,
     payload: web::Payload,
     cap: usize,
-    parse: impl FnOnce(Value) -> Result<T, RecordsRouteError> + Send + 'static,
-) -> Result<T, RecordsRouteError> {
+    parse: impl FnOnce(Value) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     require_json(req)?;
     let body = read_capped(payload, cap).await?;
     web::block(move || {
         let value = serde_json::from_slice(&body)
-            .map_err(|e| RecordsRouteError::BadQuery(format!("malformed JSON: {e}")))?;
+            .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
         parse(value)
     })
     .await
@@ -342,7 +279,7 @@ async fn json_body<T: Send + 'static>(
 }
 
 /// A 400 unless the body is declared JSON (`application/json` or a `+json` type).
-fn require_json(req: &HttpRequest) -> Result<(), RecordsRouteError> {
+fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
     let content_type = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
@@ -357,26 +294,23 @@ fn require_json(req: &HttpRequest) -> Result<(), RecordsRouteError> {
     if essence == "application/json" || essence.ends_with("+json") {
         Ok(())
     } else {
-        Err(RecordsRouteError::BadQuery(
-            "expected a JSON body with Content-Type: application/json".into(),
+        Err(ApiError::bad_request(
+            "expected a JSON body with Content-Type: application/json",
         ))
     }
 }
 
 /// The request body, at most `cap` bytes (else a 413 before more is read).
-async fn read_capped(
-    mut payload: web::Payload,
-    cap: usize,
-) -> Result<bytes::Bytes, RecordsRouteError> {
+async fn read_capped(mut payload: web::Payload, cap: usize) -> Result<bytes::Bytes, ApiError> {
     use futures_util::StreamExt;
     let mut body = bytes::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| RecordsRouteError::BadQuery(format!("reading the body: {e}")))?;
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
         if body.len() + chunk.len() > cap {
-            return Err(RecordsRouteError::TooLarge(format!(
-                "request body is larger than the limit of {cap} bytes"
-            )));
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than the limit of {cap} bytes"),
+            ));
         }
         body.extend_from_slice(&chunk);
     }

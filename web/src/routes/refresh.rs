@@ -110,11 +110,7 @@ pub async fn refresh(state: &AppState, since: Option<Cursor>) -> Result<Refresh,
         Some(c) => (CATCH_UP_LIMIT, Some((c.sequence_id, c.film_id))),
         None => (LATEST_LIMIT, None),
     };
-    let (sequences, films) = state
-        .records
-        .changes(after, limit)
-        .await
-        .map_err(|e| crate::errors::store_unavailable(&e))?;
+    let (sequences, films) = state.records.changes(after, limit).await?;
     let (queue, queue_error) = queue_stats(state).await;
     let cursor = next_cursor(since, &sequences, &films).to_string();
     let more = since.is_some()

@@ -2,7 +2,6 @@
 //! the alarms with their acknowledgement. Reads are answered from the queue actor, which judges
 //! the films (`filmgate_actors::spc`); `POST`s need the API token like every other write.
 
-use super::queue::QueueRouteError;
 use crate::AppState;
 use crate::errors::ApiError;
 use crate::pagination::{effective_limit, page_response};
@@ -40,7 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The queue's answer, its mailbox and store errors as the route's.
-fn answer<T>(sent: Result<Result<T, QueueError>, MailboxError>) -> Result<T, QueueRouteError> {
+fn answer<T>(sent: Result<Result<T, QueueError>, MailboxError>) -> Result<T, ApiError> {
     Ok(sent??)
 }
 
@@ -60,7 +59,7 @@ fn watched<T: Serialize>(
     }
 }
 
-async fn charts(state: web::Data<AppState>) -> Result<HttpResponse, QueueRouteError> {
+async fn charts(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let results = state.queue.spc.send(GetSpc { chart: None }).await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "results": results })))
 }
@@ -157,18 +156,18 @@ async fn alarms(
     req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<AlarmsQuery>,
-) -> Result<HttpResponse, QueueRouteError> {
+) -> Result<HttpResponse, ApiError> {
     let acknowledged = match query.acknowledged.as_deref() {
         None | Some("") => None,
         Some("true" | "True" | "1") => Some(true),
         Some("false" | "False" | "0") => Some(false),
         Some(other) => {
-            return Err(QueueRouteError::BadQuery(format!(
+            return Err(ApiError::bad_request(format!(
                 "acknowledged must be true or false, not {other:?}"
             )));
         }
     };
-    let limit = effective_limit(query.limit).map_err(QueueRouteError::BadQuery)?;
+    let limit = effective_limit(query.limit).map_err(ApiError::bad_request)?;
     let offset = query.offset.unwrap_or(0);
     let page = state
         .queue
