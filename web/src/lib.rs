@@ -11,7 +11,11 @@
 //!   [`routes::events`] (server-sent events, woken by change signals), `ops` (`/healthz`,
 //!   `/readyz`, `/metrics`), `spc` (`/api/spc/`, `/api/alarms/`), `lots` (the lot report
 //!   `/lots/{id}` and `/api/sequences/{id}/films.csv`), `dashboard`.
-//! - [`errors`] — the JSON error body and the extractor configs (body caps, bad JSON, bad query).
+//! - [`errors`] — the one [`errors::ApiError`] every route answers with (what each lower error
+//!   means over HTTP) and the extractor configs (body caps, bad JSON, bad query).
+//! - [`views`] — the JSON shapes answered (a queue item, a refresh, a page, a batch's results).
+//! - [`live`] — what the live views show: everything new since a cursor, shared by `refresh`,
+//!   the event stream and `ops`.
 //! - `pagination` — DRF limit/offset `next` and `previous` links.
 //! - `auth` — the API token check for non-GET `/api` requests; `guard` — Host allow-list,
 //!   cross-site refusal and security headers on every request; [`body_timeout`] — a request
@@ -32,9 +36,11 @@ pub mod body_timeout;
 pub mod config;
 pub mod errors;
 mod guard;
+pub mod live;
 mod pagination;
 pub mod routes;
 pub mod store;
+pub mod views;
 
 pub use config::WebConfig;
 pub use store::{RecordsError, RecordsStore};

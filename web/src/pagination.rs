@@ -2,16 +2,8 @@
 //! page (pure functions over the request's URL parts), and the answer every listing route
 //! gives ([`page_response`]).
 
+use crate::views::PageBody;
 use serde::Serialize;
-
-/// A DRF `LimitOffsetPagination` page.
-#[derive(Debug, Serialize)]
-pub struct PageBody<T> {
-    pub count: u64,
-    pub next: Option<String>,
-    pub previous: Option<String>,
-    pub results: Vec<T>,
-}
 
 /// The `200` answer with one page of `results` (of `count` in all) at `limit` and `offset`,
 /// its `next` and `previous` links built from `req`.

@@ -18,9 +18,8 @@
 
 use crate::AppState;
 use crate::errors::ApiError;
-use crate::routes::refresh::{
-    CATCH_UP_LIMIT, Cursor, CursorQuery, Refresh, next_cursor, queue_stats,
-};
+use crate::live::{CATCH_UP_LIMIT, Cursor, CursorQuery, next_cursor, queue_stats};
+use crate::views::Refresh;
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;

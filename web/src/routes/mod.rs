@@ -1,5 +1,5 @@
-//! The HTTP routes, one module per area. Each holds its handlers, request/response types and
-//! an error implementing `ResponseError` (JSON `{"error": ..}` with a proper status).
+//! The HTTP routes, one module per area. Each holds its handlers and query types; answers are
+//! [`crate::views`] (or rows), errors [`crate::errors::ApiError`].
 //!
 //! - `records` — the DRF-shaped records service under `/api/sequences/` and `/api/films/`.
 //! - `lots` — the lot report: `/api/sequences/{id}/films.csv` and the page `/lots/{id}`.

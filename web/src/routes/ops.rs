@@ -34,7 +34,7 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let (stats, error) = super::refresh::queue_stats(&state).await;
+    let (stats, error) = crate::live::queue_stats(&state).await;
     match (stats, error) {
         (Some(stats), _) if stats.store_ok => HttpResponse::Ok().json(json!({"status": "ready"})),
         (Some(_), _) => unready("the queue store's last operation failed"),
@@ -55,7 +55,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             "/metrics needs the token here (web.protect_reads): send Authorization: Bearer <token>",
         );
     }
-    let (stats, _) = super::refresh::queue_stats(&state).await;
+    let (stats, _) = crate::live::queue_stats(&state).await;
     let spc = match state.queue.spc.send(GetSpc { chart: None }).await {
         Ok(Ok(charts)) => charts,
         _ => Vec::new(),

@@ -6,6 +6,7 @@ use crate::AppState;
 use crate::errors::{ApiError, MAX_BATCH_JSON_BYTES, MAX_JSON_BYTES};
 use crate::pagination::{effective_limit, page_response};
 use crate::store::{FieldErrors, ListFilter, RecordsError, Saved, input};
+use crate::views::{BatchBody, BatchResult};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -51,25 +52,6 @@ pub struct ListQuery {
     pub source: Option<String>,
     /// Only films of this sequence id.
     pub sequence: Option<i64>,
-}
-
-/// One line of a batch answer.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct BatchResult {
-    /// The item's uid (`null` only when an invalid item named none).
-    pub uid: Option<String>,
-    /// 201 created, 200 replayed, 400 rejected.
-    pub status: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// The answer to a batch post.
-#[derive(Debug, Serialize)]
-pub struct BatchBody {
-    pub results: Vec<BatchResult>,
 }
 
 async fn create_sequence(
