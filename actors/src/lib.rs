@@ -4,7 +4,7 @@
 //!
 //! Bottom up; a module uses only those above it in this list (no cycles).
 //!
-//! - [`invalid`], [`error`]: a config error naming its key; the queue's error.
+//! - [`invalid`]: a config error naming its key.
 //! - [`token`]: a secret shared with a peer, made once at load.
 //! - [`redact`]: secrets and control characters kept out of logs, errors and answers.
 //! - [`record`]: the record model — what a frame becomes ([`record::NewItem`]), the record
@@ -14,7 +14,8 @@
 //!   Western Electric rules) and its config; judged by the queue store with the films.
 //! - [`backoff`]: the one retry-delay formula (link reopen and upstream retry).
 //! - [`changes`]: the "something changed" signal the live views wait on.
-//! - [`messages`]: the typed mailbox vocabulary of the actors and the web frontend.
+//! - [`messages`]: the typed mailbox vocabulary of the actors and the web frontend, with the
+//!   queue's error its answers carry.
 //! - [`links`]: the link registry the web side reads (state, counters, restart handles).
 //! - [`metrics`]: the poster's counters and latency histogram.
 //! - [`serial`]: one supervised [`serial::SerialActor`] per `[[serial]]` link. Inside: `actor`
@@ -44,7 +45,6 @@
 
 pub mod backoff;
 pub mod changes;
-pub mod error;
 pub mod invalid;
 pub mod links;
 pub mod messages;

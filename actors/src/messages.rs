@@ -1,13 +1,54 @@
-//! The typed mailbox vocabulary: every message an actor accepts, and the views it answers with.
+//! The typed mailbox vocabulary: every message an actor accepts, the views it answers with, and
+//! the queue's error ([`QueueError`]) its answers carry.
 //!
 //! Stages send with `send().await` (or `try_send`) so a full mailbox pushes back; only
 //! [`WorkAvailable`] is a droppable notice (`do_send`).
 
-use crate::error::QueueError;
 use crate::record::{FilmData, NewItem};
 use actix::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
+
+// ---- the queue's error ------------------------------------------------------------------
+
+/// What can go wrong with the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The queue file could not be created or opened (path, directory, permissions, disk).
+    #[error("cannot open the queue at {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Another process holds the queue file (one filmgate per queue file).
+    #[error(
+        "queue {path} is in use by another filmgate{}; give each process its own queue.path",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    InUse { path: String, pid: Option<u32> },
+    /// The integrity check at open failed: the file is damaged.
+    #[error(
+        "queue {path} is damaged ({detail}). filmgate will not run on it: a damaged queue can \
+         re-send delivered records or lose pending ones. Stop filmgate, move {path} and its -wal \
+         and -shm files aside, recover what is readable with \
+         `sqlite3 DAMAGED.sqlite3 .recover | sqlite3 {path}`, and start again (the records \
+         service answers re-sent uids as replays); or start on a new empty queue file"
+    )]
+    Damaged { path: String, detail: String },
+    /// A SQLite operation failed (disk full, I/O error, corruption).
+    #[error("queue store failed: {0}")]
+    Store(#[from] rusqlite::Error),
+    /// No item with this id.
+    #[error("no queue item with id {0}")]
+    NotFound(i64),
+    /// The operation needs a dead item and this one is not dead.
+    #[error("queue item {id} is {state}, not dead")]
+    NotDead { id: i64, state: &'static str },
+    /// Accept takes a dead fragment; this dead item is a frame that did not parse (retry it).
+    #[error("queue item {0} is not a fragment; retry it instead")]
+    NotFragment(i64),
+}
 
 // ---- serial link -> queue ----------------------------------------------------------------
 
@@ -102,10 +143,17 @@ pub struct Ack {
 pub enum Outcome {
     /// A 2xx: moved to the posted history with the upstream's id (if it gave one).
     Delivered { upstream_id: Option<Value> },
-    /// Retryable failure: pending again, due after `delay_ms`.
+    /// Retryable failure (408, 429, 5xx, no answer): pending again, due after `delay_ms`.
     Retry { error: String, delay_ms: u64 },
     /// Permanent failure (a 4xx other than 408/429): dead until an operator acts.
     Dead { error: String },
+}
+
+impl Outcome {
+    /// A retryable failure of the request itself (connect error, timeout, reset).
+    pub fn transport(error: String) -> Outcome {
+        Outcome::Retry { error, delay_ms: 0 }
+    }
 }
 
 /// Stores the upstream id of a sequence so every later film and retry reuses it.

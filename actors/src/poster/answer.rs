@@ -1,8 +1,9 @@
 //! What an upstream's answer means for the items it answers (`docs/ARCHITECTURE.md`, delivery rules). Pure: a
-//! [`Reply`] (status, body, the headers that matter) in, an [`Attempt`] per item out.
+//! [`Reply`] (status, body, the headers that matter) in, an [`Outcome`] per item out.
 
 use super::body::created_id;
-use super::retry::{Verdict, body_excerpt, classify_status};
+use super::retry::{body_excerpt, status_outcome};
+use crate::messages::Outcome;
 use bytes::Bytes;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -27,47 +28,30 @@ pub struct Reply {
     pub location: Option<String>,
 }
 
-/// One item's result before it becomes an [`crate::messages::Outcome`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Attempt {
-    /// A 2xx, with the created id when the answer gave one.
-    Delivered(Option<Value>),
-    /// Try again later, not before `after` when the upstream said so.
-    Retry {
-        error: String,
-        after: Option<Duration>,
-    },
-    /// Dead until an operator acts.
-    Dead(String),
-}
-
-impl Attempt {
-    /// A retryable failure of the request itself (connect error, timeout, reset).
-    pub fn transport(error: String) -> Attempt {
-        Attempt::Retry { error, after: None }
-    }
-}
-
-/// The attempt one reply means for the single item (film or sequence) it answers.
-pub fn judge(reply: &Reply, id_field: &str) -> Attempt {
+/// The outcome one reply means for the single item (film or sequence) it answers.
+pub fn judge(reply: &Reply, id_field: &str) -> Outcome {
     let status = reply.status;
     let excerpt = || body_excerpt(&reply.body, ERROR_BODY_CHARS);
-    match classify_status(status) {
-        Verdict::Delivered => Attempt::Delivered(
-            serde_json::from_slice::<Value>(&reply.body)
+    let error = || format!("HTTP {status}: {}", excerpt());
+    match status_outcome(status, error) {
+        Outcome::Delivered { .. } => Outcome::Delivered {
+            upstream_id: serde_json::from_slice::<Value>(&reply.body)
                 .ok()
                 .and_then(|v| created_id(&v, id_field)),
-        ),
-        Verdict::Retry => Attempt::Retry {
-            error: format!("HTTP {status}: {}", excerpt()),
-            after: reply.retry_after,
         },
-        Verdict::Dead if matches!(status, 301..=303) => Attempt::Dead(redirect_error(reply)),
-        Verdict::Dead if matches!(status, 307 | 308) => Attempt::Dead(format!(
-            "HTTP {status}: redirected more than {} times or without a Location",
-            MAX_REDIRECTS
-        )),
-        Verdict::Dead => Attempt::Dead(format!("HTTP {status}: {}", excerpt())),
+        Outcome::Retry { error, .. } => Outcome::Retry {
+            error,
+            delay_ms: reply.retry_after.map_or(0, |d| d.as_millis() as u64),
+        },
+        Outcome::Dead { .. } if matches!(status, 301..=303) => Outcome::Dead {
+            error: redirect_error(reply),
+        },
+        Outcome::Dead { .. } if matches!(status, 307 | 308) => Outcome::Dead {
+            error: format!(
+                "HTTP {status}: redirected more than {MAX_REDIRECTS} times or without a Location"
+            ),
+        },
+        dead => dead,
     }
 }
 
@@ -130,12 +114,16 @@ pub fn redirect_error(reply: &Reply) -> String {
     )
 }
 
-/// The attempts a 2xx answer to a batch of `uids` means, item by item: a `{"results": [...]}`
+/// The outcomes a 2xx answer to a batch of `uids` means, item by item: a `{"results": [...]}`
 /// matched by uid (the embedded service); else a JSON array as long as the batch, by position
 /// (Django REST Framework's `many=True` create); else every item delivered, id unknown. An
 /// item the answer does not mention was answered 2xx with the rest: delivered.
-pub fn batch_delivered(body: &[u8], uids: &[&str], id_field: &str) -> Vec<Attempt> {
-    let unknown = || uids.iter().map(|_| Attempt::Delivered(None)).collect();
+pub fn batch_delivered(body: &[u8], uids: &[&str], id_field: &str) -> Vec<Outcome> {
+    let unknown = || {
+        uids.iter()
+            .map(|_| Outcome::Delivered { upstream_id: None })
+            .collect()
+    };
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(answer)) => match answer.get("results").and_then(Value::as_array) {
             Some(results) => {
@@ -146,7 +134,7 @@ pub fn batch_delivered(body: &[u8], uids: &[&str], id_field: &str) -> Vec<Attemp
                 uids.iter()
                     .map(|uid| match by_uid.get(uid) {
                         Some(result) => batch_result(result, id_field),
-                        None => Attempt::Delivered(None),
+                        None => Outcome::Delivered { upstream_id: None },
                     })
                     .collect()
             }
@@ -154,14 +142,16 @@ pub fn batch_delivered(body: &[u8], uids: &[&str], id_field: &str) -> Vec<Attemp
         },
         Ok(Value::Array(rows)) if rows.len() == uids.len() => rows
             .iter()
-            .map(|row| Attempt::Delivered(created_id(row, id_field)))
+            .map(|row| Outcome::Delivered {
+                upstream_id: created_id(row, id_field),
+            })
             .collect(),
         _ => unknown(),
     }
 }
 
 /// One entry of a `results` answer: `{uid, status, id?, error?}`; no status means 2xx.
-fn batch_result(result: &Value, id_field: &str) -> Attempt {
+fn batch_result(result: &Value, id_field: &str) -> Outcome {
     let status = result
         .get("status")
         .and_then(Value::as_u64)
@@ -174,13 +164,11 @@ fn batch_result(result: &Value, id_field: &str) -> Attempt {
         };
         format!("HTTP {status} in batch: {text}")
     };
-    match classify_status(status) {
-        Verdict::Delivered => Attempt::Delivered(created_id(result, id_field)),
-        Verdict::Retry => Attempt::Retry {
-            error: error(),
-            after: None,
+    match status_outcome(status, error) {
+        Outcome::Delivered { .. } => Outcome::Delivered {
+            upstream_id: created_id(result, id_field),
         },
-        Verdict::Dead => Attempt::Dead(error()),
+        failed => failed,
     }
 }
 
@@ -216,9 +204,14 @@ mod tests {
     fn a_2xx_delivers_with_the_id_if_the_answer_has_one() {
         assert_eq!(
             judge(&reply(201, r#"{"id": 7}"#), "id"),
-            Attempt::Delivered(Some(json!(7)))
+            Outcome::Delivered {
+                upstream_id: Some(json!(7))
+            }
         );
-        assert_eq!(judge(&reply(200, ""), "id"), Attempt::Delivered(None));
+        assert_eq!(
+            judge(&reply(200, ""), "id"),
+            Outcome::Delivered { upstream_id: None }
+        );
     }
 
     #[test]
@@ -229,13 +222,13 @@ mod tests {
         };
         assert!(matches!(
             judge(&throttled, "id"),
-            Attempt::Retry { after: Some(d), .. } if d == Duration::from_secs(3)
+            Outcome::Retry { delay_ms: 3000, .. }
         ));
         let moved = Reply {
             location: Some("https://records.plant/api/films/".into()),
             ..reply(301, "")
         };
-        let Attempt::Dead(error) = judge(&moved, "id") else {
+        let Outcome::Dead { error } = judge(&moved, "id") else {
             panic!()
         };
         assert!(
@@ -256,20 +249,26 @@ mod tests {
         assert_eq!(
             batch_delivered(results.as_bytes(), &uids, "id"),
             [
-                Attempt::Dead("HTTP 400 in batch: bad".into()),
-                Attempt::Delivered(None),
-                Attempt::Delivered(Some(json!(3))),
+                Outcome::Dead {
+                    error: "HTTP 400 in batch: bad".into()
+                },
+                Outcome::Delivered { upstream_id: None },
+                Outcome::Delivered {
+                    upstream_id: Some(json!(3))
+                },
             ]
         );
         let rows = json!([{"id": 1}, {"id": 2}, {"id": 3}]).to_string();
         assert_eq!(
             batch_delivered(rows.as_bytes(), &uids, "id"),
-            [1, 2, 3].map(|id| Attempt::Delivered(Some(json!(id))))
+            [1, 2, 3].map(|id| Outcome::Delivered {
+                upstream_id: Some(json!(id))
+            })
         );
         for other in ["", "created", "[1]", r#"{"ok": true}"#] {
             assert_eq!(
                 batch_delivered(other.as_bytes(), &uids, "id"),
-                [0, 1, 2].map(|_| Attempt::Delivered(None)),
+                [0, 1, 2].map(|_| Outcome::Delivered { upstream_id: None }),
                 "{other}"
             );
         }

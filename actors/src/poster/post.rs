@@ -6,7 +6,7 @@
 //! items. A sequence answered without an id makes its films dead with that reason, and is not
 //! posted again for each of them.
 
-use super::answer::{Attempt, Reply, batch_delivered, judge, row_by_uid, uid_already_exists};
+use super::answer::{Reply, batch_delivered, judge, row_by_uid, uid_already_exists};
 use super::body::{film_body, sequence_body};
 use super::http::Upstream;
 use crate::backoff::Backoff;
@@ -87,7 +87,7 @@ pub async fn post_items(
     };
 
     // Sequences first: each distinct one without an upstream id is posted once.
-    let mut sequence_results: HashMap<i64, Attempt> = HashMap::new();
+    let mut sequence_results: HashMap<i64, Outcome> = HashMap::new();
     for item in &items {
         let seq = &item.sequence;
         if seq.upstream_id.is_some() || sequence_results.contains_key(&seq.id) {
@@ -95,15 +95,27 @@ pub async fn post_items(
         }
         let _posting = sequences.post_lock.lock().await;
         if let Some(id) = sequences.id_of(seq.id) {
-            sequence_results.insert(seq.id, Attempt::Delivered(Some(id)));
+            sequence_results.insert(
+                seq.id,
+                Outcome::Delivered {
+                    upstream_id: Some(id),
+                },
+            );
             continue;
         }
         if let Some(error) = sequences.without_id.borrow().get(&seq.id) {
-            sequence_results.insert(seq.id, Attempt::Dead(error.clone()));
+            sequence_results.insert(
+                seq.id,
+                Outcome::Dead {
+                    error: error.clone(),
+                },
+            );
             continue;
         }
-        let attempt = match create_sequence(upstream, seq, &mut report).await {
-            Attempt::Delivered(Some(id)) => {
+        let outcome = match create_sequence(upstream, seq, &mut report).await {
+            Outcome::Delivered {
+                upstream_id: Some(id),
+            } => {
                 report.sequences_posted += 1;
                 sequences.remember(seq.id, id.clone());
                 let stored = sequence_posted
@@ -118,9 +130,11 @@ pub async fn post_items(
                         seq.uid
                     );
                 }
-                Attempt::Delivered(Some(id))
+                Outcome::Delivered {
+                    upstream_id: Some(id),
+                }
             }
-            Attempt::Delivered(None) => {
+            Outcome::Delivered { upstream_id: None } => {
                 let error = format!(
                     "the sequence was created but its answer has no `{}` field (check \
                      upstream.id_field)",
@@ -132,11 +146,11 @@ pub async fn post_items(
                     .without_id
                     .borrow_mut()
                     .insert(seq.id, error.clone());
-                Attempt::Dead(error)
+                Outcome::Dead { error }
             }
             other => other,
         };
-        sequence_results.insert(seq.id, attempt);
+        sequence_results.insert(seq.id, outcome);
     }
 
     let mut ready = Vec::with_capacity(items.len());
@@ -145,20 +159,30 @@ pub async fn post_items(
             &item.sequence.upstream_id,
             sequence_results.get(&item.sequence.id),
         ) {
-            (Some(id), _) | (None, Some(Attempt::Delivered(Some(id)))) => {
+            (Some(id), _)
+            | (
+                None,
+                Some(Outcome::Delivered {
+                    upstream_id: Some(id),
+                }),
+            ) => {
                 let id = id.clone();
                 ready.push((item, id));
             }
-            (None, Some(attempt)) => {
-                let attempt = match attempt {
-                    Attempt::Dead(e) => Attempt::Dead(format!("sequence: {e}")),
-                    Attempt::Retry { error, after } => Attempt::Retry {
-                        error: format!("sequence: {error}"),
-                        after: *after,
+            (None, Some(outcome)) => {
+                let outcome = match outcome {
+                    Outcome::Dead { error: e } => Outcome::Dead {
+                        error: format!("sequence: {e}"),
                     },
-                    Attempt::Delivered(_) => unreachable!("a delivered sequence has an id here"),
+                    Outcome::Retry { error, delay_ms } => Outcome::Retry {
+                        error: format!("sequence: {error}"),
+                        delay_ms: *delay_ms,
+                    },
+                    Outcome::Delivered { .. } => {
+                        unreachable!("a delivered sequence has an id here")
+                    }
                 };
-                report.push(&item, attempt);
+                report.push(&item, outcome);
             }
             (None, None) => unreachable!("every sequence without an id was posted above"),
         }
@@ -167,7 +191,7 @@ pub async fn post_items(
         return report;
     }
 
-    let attempts = if cfg.batch_size > 1 {
+    let outcomes = if cfg.batch_size > 1 {
         post_batch(upstream, &ready, &mut report).await
     } else {
         let (item, sequence_id) = &ready[0];
@@ -176,14 +200,16 @@ pub async fn post_items(
             .post(&cfg.films_url(), Some(&item.uid), &body)
             .await
         {
-            // An earlier attempt stored it and its answer was lost (stock DRF's replay answer).
-            Ok(reply) if uid_already_exists(&reply, &item.uid) => Attempt::Delivered(None),
+            // An earlier outcome stored it and its answer was lost (stock DRF's replay answer).
+            Ok(reply) if uid_already_exists(&reply, &item.uid) => {
+                Outcome::Delivered { upstream_id: None }
+            }
             Ok(reply) => report.judged(&reply, &cfg.id_field),
-            Err(e) => Attempt::transport(e),
+            Err(e) => Outcome::transport(e),
         }]
     };
-    for ((item, _), attempt) in ready.iter().zip(attempts) {
-        report.push(item, attempt);
+    for ((item, _), outcome) in ready.iter().zip(outcomes) {
+        report.push(item, outcome);
     }
     report
 }
@@ -203,14 +229,14 @@ async fn create_sequence(
     upstream: &Upstream,
     seq: &LeasedSequence,
     report: &mut PostReport,
-) -> Attempt {
+) -> Outcome {
     let cfg = &upstream.cfg;
     let mut uid = seq.uid.clone();
     for derived in 2..2 + DERIVED_UIDS_PER_TASK {
         let body = sequence_body(seq, &uid);
         let reply = match upstream.post(&cfg.sequences_url(), Some(&uid), &body).await {
             Ok(reply) => reply,
-            Err(e) => return Attempt::transport(e),
+            Err(e) => return Outcome::transport(e),
         };
         if !uid_already_exists(&reply, &uid) {
             return report.judged(&reply, &cfg.id_field);
@@ -221,10 +247,12 @@ async fn create_sequence(
                 row_by_uid(&answer.body, &uid, &cfg.id_field)
             }
             Ok(_) => None,
-            Err(e) => return Attempt::transport(e),
+            Err(e) => return Outcome::transport(e),
         };
         if let Some(id) = found {
-            return Attempt::Delivered(Some(id));
+            return Outcome::Delivered {
+                upstream_id: Some(id),
+            };
         }
         let next = format!("{}.{derived}", seq.uid);
         log::warn!(
@@ -235,7 +263,7 @@ async fn create_sequence(
         );
         uid = next;
     }
-    Attempt::transport(format!(
+    Outcome::transport(format!(
         "sequence {}: {DERIVED_UIDS_PER_TASK} uids derived from it already exist upstream",
         seq.uid
     ))
@@ -259,7 +287,7 @@ fn post_batch<'a>(
     upstream: &'a Upstream,
     ready: &'a [(LeasedItem, Value)],
     report: &'a mut PostReport,
-) -> LocalBoxFuture<'a, Vec<Attempt>> {
+) -> LocalBoxFuture<'a, Vec<Outcome>> {
     Box::pin(async move {
         let cfg = &upstream.cfg;
         let body = Value::Array(
@@ -273,62 +301,55 @@ fn post_batch<'a>(
             Err(e) => {
                 return ready
                     .iter()
-                    .map(|_| Attempt::transport(e.clone()))
+                    .map(|_| Outcome::transport(e.clone()))
                     .collect();
             }
         };
         if reply.status == 413 && ready.len() > 1 {
             let (first, second) = ready.split_at(ready.len() / 2);
-            let mut attempts = post_batch(upstream, first, report).await;
-            attempts.extend(post_batch(upstream, second, report).await);
-            return attempts;
+            let mut outcomes = post_batch(upstream, first, report).await;
+            outcomes.extend(post_batch(upstream, second, report).await);
+            return outcomes;
         }
         if (200..300).contains(&reply.status) {
             let uids: Vec<&str> = ready.iter().map(|(item, _)| item.uid.as_str()).collect();
             return batch_delivered(&reply.body, &uids, &cfg.id_field);
         }
-        let attempt = report.judged(&reply, &cfg.id_field);
-        ready.iter().map(|_| attempt.clone()).collect()
+        let outcome = report.judged(&reply, &cfg.id_field);
+        ready.iter().map(|_| outcome.clone()).collect()
     })
 }
 
 impl PostReport {
     /// [`judge`], noting a redirect the poster does not follow for the actor's warning.
-    fn judged(&mut self, reply: &Reply, id_field: &str) -> Attempt {
-        let attempt = judge(reply, id_field);
+    fn judged(&mut self, reply: &Reply, id_field: &str) -> Outcome {
+        let outcome = judge(reply, id_field);
         if matches!(reply.status, 301..=303)
-            && let Attempt::Dead(error) = &attempt
+            && let Outcome::Dead { error } = &outcome
         {
             self.redirect.get_or_insert_with(|| error.clone());
         }
-        attempt
+        outcome
     }
 
-    /// Turns one item's attempt into its outcome. Its error is kept with the item and shown
-    /// by the API, so the configuration's secrets (a transport error names the URL) are
-    /// redacted here, before it is stored.
-    fn push(&mut self, item: &LeasedItem, attempt: Attempt) {
-        let attempt = match attempt {
-            Attempt::Retry { error, after } => Attempt::Retry {
-                error: redact(&error).into_owned(),
-                after,
-            },
-            Attempt::Dead(error) => Attempt::Dead(redact(&error).into_owned()),
-            delivered => delivered,
-        };
-        let outcome = match attempt {
-            Attempt::Delivered(upstream_id) => {
+    /// Notes one item's outcome. Its error is kept with the item and shown by the API, so the
+    /// configuration's secrets (a transport error names the URL) are redacted here, before it
+    /// is stored.
+    fn push(&mut self, item: &LeasedItem, outcome: Outcome) {
+        let outcome = match outcome {
+            Outcome::Delivered { upstream_id } => {
                 self.delivered_received_at_ms.push(item.received_at_ms);
                 Outcome::Delivered { upstream_id }
             }
-            Attempt::Retry { error, after } => {
-                if let Some(after) = after {
-                    self.retry_delay = self.retry_delay.max(after);
-                }
+            Outcome::Retry { error, delay_ms } => {
+                let error = redact(&error).into_owned();
+                self.retry_delay = self.retry_delay.max(Duration::from_millis(delay_ms));
                 self.failure.get_or_insert_with(|| error.clone());
-                Outcome::Retry { error, delay_ms: 0 }
+                Outcome::Retry { error, delay_ms }
             }
-            Attempt::Dead(error) => Outcome::Dead { error },
+            Outcome::Dead { error } => Outcome::Dead {
+                error: redact(&error).into_owned(),
+            },
         };
         self.outcomes.push((item.id, outcome));
     }

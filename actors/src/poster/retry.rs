@@ -1,23 +1,19 @@
 //! Retry policy as data: which answers deliver, which retry and which kill an item (the delay
 //! between retries is [`crate::backoff`]). Pure; no I/O.
 
-/// What an upstream answer (or failure to get one) means for an item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Any 2xx: the upstream has it (201 created, 200 replay).
-    Delivered,
-    /// 408, 429, 5xx, connection errors, timeouts: try again later, forever.
-    Retry,
-    /// Any other status: the item is dead until an operator acts.
-    Dead,
-}
+use crate::messages::Outcome;
 
-/// The verdict for an HTTP status code.
-pub fn classify_status(status: u16) -> Verdict {
+/// The outcome an HTTP status means for an item: any 2xx delivers (201 created, 200 replay;
+/// the caller reads the id); 408, 429 and 5xx retry, forever (`error()` says why; the caller
+/// sets the delay a `Retry-After` asks for); any other status kills it until an operator acts.
+pub fn status_outcome(status: u16, error: impl FnOnce() -> String) -> Outcome {
     match status {
-        200..=299 => Verdict::Delivered,
-        408 | 429 | 500..=599 => Verdict::Retry,
-        _ => Verdict::Dead,
+        200..=299 => Outcome::Delivered { upstream_id: None },
+        408 | 429 | 500..=599 => Outcome::Retry {
+            error: error(),
+            delay_ms: 0,
+        },
+        _ => Outcome::Dead { error: error() },
     }
 }
 
@@ -38,13 +34,22 @@ mod tests {
     #[test]
     fn statuses_are_classified_per_spec() {
         for s in [200, 201, 204, 299] {
-            assert_eq!(classify_status(s), Verdict::Delivered, "{s}");
+            assert!(
+                matches!(status_outcome(s, String::new), Outcome::Delivered { .. }),
+                "{s}"
+            );
         }
         for s in [408, 429, 500, 502, 503, 599] {
-            assert_eq!(classify_status(s), Verdict::Retry, "{s}");
+            assert!(
+                matches!(status_outcome(s, String::new), Outcome::Retry { .. }),
+                "{s}"
+            );
         }
         for s in [301, 400, 401, 403, 404, 409, 413, 422] {
-            assert_eq!(classify_status(s), Verdict::Dead, "{s}");
+            assert!(
+                matches!(status_outcome(s, String::new), Outcome::Dead { .. }),
+                "{s}"
+            );
         }
     }
 

@@ -16,7 +16,7 @@ mod schema;
 mod space;
 mod store;
 
-pub use crate::error::QueueError;
+pub use crate::messages::QueueError;
 pub use actor::QueueActor;
 pub use client::QueueClient;
 pub use config::QueueConfig;

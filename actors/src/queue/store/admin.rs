@@ -3,7 +3,7 @@
 //! new frame meets (`max_frame_bytes` included).
 
 use super::{QueueStore, json_text};
-use crate::error::QueueError;
+use crate::messages::QueueError;
 use crate::messages::{ItemState, QueuedItem, RetryAllOutcome};
 use crate::queue::schema::{dead, pending};
 use crate::record::parse::sequence_key_value;

@@ -1,7 +1,7 @@
 //! Reading the queue for the inspection API: one item, a page by state, counts and rates.
 
 use super::{QueueStore, STATE_DEAD, STATE_PENDING, STATE_POSTED, film_data, json_value};
-use crate::error::QueueError;
+use crate::messages::QueueError;
 use crate::messages::{ItemPage, ItemState, QueueStats, QueuedItem};
 use crate::queue::schema::pending;
 use crate::record::{now_ms, steady_ms};

@@ -2,7 +2,7 @@
 
 use super::writes::WriteOp;
 use super::{LEASE_LIMIT_MARK, QueueStore, film_data, json_value};
-use crate::error::QueueError;
+use crate::messages::QueueError;
 use crate::messages::{LeasedItem, LeasedSequence};
 use crate::queue::schema::pending;
 use crate::record::FilmData;

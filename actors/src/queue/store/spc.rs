@@ -9,7 +9,7 @@
 
 use super::writes::WriteOp;
 use super::{QueueStore, json_value};
-use crate::error::QueueError;
+use crate::messages::QueueError;
 use crate::messages::{
     AlarmPage, AlarmView, ListAlarms, LotFilter, SpcChartView, SpcLot, SpcPointView, SpcPoints,
     SpcRangeView,

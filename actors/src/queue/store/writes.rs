@@ -4,8 +4,8 @@
 use super::{
     DeadNotice, OpenTx, QueueStore, SEQUENCE_CACHE_MAX, STATE_DEAD, STATE_PENDING, json_text,
 };
-use crate::error::QueueError;
 use crate::messages::Outcome;
+use crate::messages::QueueError;
 use crate::queue::schema::{dead, pending, posted};
 use crate::record::{ItemBody, NewItem, SequenceRef};
 use rusqlite::params;
