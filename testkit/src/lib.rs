@@ -1,6 +1,7 @@
 //! What the tests of every filmgate crate share, so each is written once.
 //!
 //! - [`wait_for`]: poll a condition with a deadline (never a fixed sleep as synchronisation).
+//! - [`api`]: the one HTTP client shape every test talks to a filmgate's API with.
 //! - [`textbook`]: a published control-chart data set and its published results.
 //! - [`films`]: the film fixtures — a record line as a machine prints it, and the queue item a
 //!   link makes of it.
@@ -10,10 +11,12 @@
 //! A unit test inside `filmgate-actors` cannot use these fixtures (it would get a second copy of
 //! the crate's types), so the queue store's unit tests keep their own.
 
+pub mod api;
 pub mod films;
 pub mod textbook;
 pub mod upstream;
 
+pub use api::Api;
 pub use films::{film_item, film_line, rejected_item};
 pub use upstream::{Script, Seen, TestUpstream, UpstreamState};
 

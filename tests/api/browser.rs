@@ -366,7 +366,7 @@ async fn hostile_data_cannot_widen_squeeze_or_reorder_the_dashboard() {
     let app = spawn_app(test_settings(dir.path(), None, None)).await;
     let post = async |path: &str, body: Value| -> Value {
         let mut res = app
-            .client
+            .client()
             .post(format!("{}{path}", app.address))
             .send_json(&body)
             .await
@@ -626,7 +626,7 @@ async fn the_quality_panel_draws_charts_shows_an_alarm_live_and_ack_removes_it_a
     assert!((1..=2).contains(&pages), "{pages} A4 pages");
 
     let mut res = app
-        .client
+        .client()
         .get(format!("{}/api/sequences/{id}/films.csv", app.address))
         .send()
         .await

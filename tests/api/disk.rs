@@ -225,7 +225,7 @@ async fn a_stop_on_a_full_disk_keeps_or_names_every_frame_the_link_held() {
     gateway.wait_link_up().await;
     let pty = write_lines(pty, 1, 100).join().unwrap();
     wait_for(Duration::from_secs(60), "the first films", async || {
-        let films = gateway.get_json("/api/films/?limit=1").await?;
+        let films = gateway.try_get_json("/api/films/?limit=1").await?;
         (films["count"].as_u64()? >= 100).then_some(())
     })
     .await;
@@ -256,7 +256,7 @@ async fn a_stop_on_a_full_disk_keeps_or_names_every_frame_the_link_held() {
     gateway.wait_link_up().await;
     // The `raw` of every row a list answers.
     let raws = async |path: &str| -> Vec<String> {
-        let page = gateway.get_json(path).await.unwrap();
+        let page = gateway.try_get_json(path).await.unwrap();
         let rows = page["results"].as_array().unwrap();
         rows.iter()
             .map(|r| r["raw"].as_str().unwrap().to_owned())

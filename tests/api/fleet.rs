@@ -88,15 +88,17 @@ async fn wait_settled(gateway: &Gateway, films: u64) {
         SETTLE * 2,
         "the line read and its queue drained",
         async || {
-            let links = gateway.get_json("/api/links/").await?;
-            let stats = gateway.get_json("/api/queue/stats").await?;
+            let links = gateway.try_get_json("/api/links/").await?;
+            let stats = gateway.try_get_json("/api/queue/stats").await?;
             *last_seen.borrow_mut() = format!("link {} queue {stats}", links[0]);
             let read = links[0]["frames_read"] == films;
             (read && stats["pending"] == 0 && stats["in_flight"] == 0).then_some(stats)
         },
     );
     let Ok(stats) = actix_rt::time::timeout(SETTLE, settled).await else {
-        let pending = gateway.get_json("/api/queue/?state=pending&limit=3").await;
+        let pending = gateway
+            .try_get_json("/api/queue/?state=pending&limit=3")
+            .await;
         panic!(
             "{} not settled within {SETTLE:?} ({films} films): {}; pending {pending:?}",
             gateway.address,
@@ -356,7 +358,7 @@ async fn the_database_restarted_while_a_line_posts() {
     let refused = wait_for(SETTLE, "a post refused with 503", async || {
         for state in ["pending", "in_flight"] {
             let page = gateway
-                .get_json(&format!("/api/queue/?state={state}&limit=1000"))
+                .try_get_json(&format!("/api/queue/?state={state}&limit=1000"))
                 .await?;
             let refused = page["results"]
                 .as_array()?
@@ -385,7 +387,7 @@ async fn the_database_restarted_while_a_line_posts() {
     assert!(stored == want, "stored raws differ from the emitted lines");
     // The node serves reads again without having been restarted.
     let page = node
-        .get_json("/api/films/?source=line-1&limit=1")
+        .try_get_json("/api/films/?source=line-1&limit=1")
         .await
         .unwrap();
     assert_eq!(page["count"], FILMS);

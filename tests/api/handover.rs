@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// Every film row of the embedded records service, as `raw -> rows with it`.
 async fn raws_stored(gateway: &Gateway) -> Option<HashMap<String, usize>> {
-    let page = gateway.get_json("/api/films/?limit=1000000").await?;
+    let page = gateway.try_get_json("/api/films/?limit=1000000").await?;
     let mut raws = HashMap::new();
     for film in page["results"].as_array()? {
         *raws.entry(film["raw"].as_str()?.to_owned()).or_insert(0) += 1;
@@ -26,7 +26,7 @@ async fn raws_stored(gateway: &Gateway) -> Option<HashMap<String, usize>> {
 /// The dead items of the gateway's queue.
 async fn dead(gateway: &Gateway) -> Vec<Value> {
     let page = gateway
-        .get_json("/api/queue/?state=dead&limit=1000")
+        .try_get_json("/api/queue/?state=dead&limit=1000")
         .await
         .expect("the queue answers");
     page["results"].as_array().unwrap().clone()
@@ -150,7 +150,7 @@ async fn a_whole_record_kept_as_a_fragment_can_be_accepted_by_hand_and_is_then_d
         },
     )
     .await;
-    let films = gateway.get_json("/api/films/").await.unwrap();
+    let films = gateway.try_get_json("/api/films/").await.unwrap();
     let sequences: Vec<&Value> = films["results"]
         .as_array()
         .unwrap()
@@ -162,7 +162,7 @@ async fn a_whole_record_kept_as_a_fragment_can_be_accepted_by_hand_and_is_then_d
         "the accepted film joins its lot"
     );
     let posted = gateway
-        .get_json(&format!("/api/queue/{whole}"))
+        .try_get_json(&format!("/api/queue/{whole}"))
         .await
         .unwrap();
     assert_eq!(
@@ -186,10 +186,10 @@ async fn a_break_in_front_of_a_record_is_counted_noise_and_the_record_arrives_wh
         (raws.len() == 2).then_some(raws)
     })
     .await;
-    let sequences = gateway.get_json("/api/sequences/").await.unwrap();
+    let sequences = gateway.try_get_json("/api/sequences/").await.unwrap();
     assert_eq!(sequences["count"], 1);
     assert_eq!(sequences["results"][0]["key"], "LOT-0001");
-    let links = gateway.get_json("/api/links/").await.unwrap();
+    let links = gateway.try_get_json("/api/links/").await.unwrap();
     assert_eq!(links[0]["noise_bytes"], 3, "{links}");
     assert!(dead(&gateway).await.is_empty());
 }
@@ -229,7 +229,7 @@ async fn a_wall_clock_stepped_back_an_hour_holds_no_retry_back() {
         pty.write_all(film_line("CLK", n).as_bytes()).unwrap();
     }
     wait_for(Duration::from_secs(30), "retries waiting", async || {
-        let page = gateway.get_json("/api/queue/?state=pending").await?;
+        let page = gateway.try_get_json("/api/queue/?state=pending").await?;
         let items = page["results"].as_array()?;
         let retried = items.iter().any(|i| i["attempts"].as_u64() >= Some(2));
         (items.len() == 10 && retried).then_some(())
@@ -269,7 +269,7 @@ async fn an_interim_100_continue_before_the_final_answer_is_skipped() {
         pty.write_all(film_line("CONT", n).as_bytes()).unwrap();
     }
     let stats = wait_for(Duration::from_secs(30), "every film answered", async || {
-        let stats = gateway.get_json("/api/queue/stats").await?;
+        let stats = gateway.try_get_json("/api/queue/stats").await?;
         let answered = stats["posted"].as_u64()? + stats["dead"].as_u64()?;
         (answered == 10).then_some(stats)
     })

@@ -4,7 +4,7 @@
 use filmgate::config::Settings;
 use filmgate::startup::Application;
 use filmgate_actors::serial::pty::Pty;
-pub use filmgate_testkit::{TestUpstream, UpstreamState, film_line, unclaimed_port, wait_for};
+pub use filmgate_testkit::{Api, TestUpstream, UpstreamState, film_line, unclaimed_port, wait_for};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -84,10 +84,9 @@ pub fn write_config(path: &Path, settings: &Settings) {
     std::fs::write(path, toml::to_string(settings).unwrap()).unwrap();
 }
 
-/// A filmgate running in this test's actix system.
+/// A filmgate running in this test's actix system; its API through [`Api`] (deref).
 pub struct TestApp {
-    pub address: String,
-    pub client: awc::Client,
+    api: Api,
     /// Ends the app (graceful shutdown) when sent.
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<actix_rt::task::JoinHandle<anyhow::Result<()>>>,
@@ -97,53 +96,27 @@ pub async fn spawn_app(settings: Settings) -> TestApp {
     let app = Application::build(settings.clone())
         .await
         .expect("app builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
+    let api = Api::new(format!("http://127.0.0.1:{}", app.port()));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let done = actix_rt::spawn(app.run_until(async move {
         let _ = rx.await;
     }));
     TestApp {
-        address,
-        client: awc::Client::default(),
+        api,
         shutdown: Some(tx),
         done: Some(done),
     }
 }
 
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
 impl TestApp {
-    pub async fn get_json(&self, path: &str) -> Value {
-        let mut res = self
-            .client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .unwrap();
-        assert!(res.status().is_success(), "GET {path}: {}", res.status());
-        res.json::<Value>().limit(64 << 20).await.unwrap()
-    }
-
-    /// The `/metrics` text.
-    pub async fn metrics(&self) -> String {
-        let mut res = self
-            .client
-            .get(format!("{}/metrics", self.address))
-            .send()
-            .await
-            .unwrap();
-        String::from_utf8_lossy(&res.body().await.unwrap()).into_owned()
-    }
-
-    pub async fn post(&self, path: &str) -> (u16, Value) {
-        let mut res = self
-            .client
-            .post(format!("{}{path}", self.address))
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        (status, res.json::<Value>().await.unwrap_or(Value::Null))
-    }
-
     /// The link's status from `/api/links/`.
     pub async fn link(&self, name: &str) -> Value {
         let links = self.get_json("/api/links/").await;
@@ -239,8 +212,16 @@ pub struct Gateway {
     config: PathBuf,
     /// The binary it runs (restarts run the same).
     binary: PathBuf,
-    pub address: String,
+    api: Api,
     pub child: Child,
+}
+
+impl std::ops::Deref for Gateway {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl Gateway {
@@ -331,7 +312,7 @@ impl Gateway {
                     return Gateway {
                         config: config.to_owned(),
                         binary: binary.to_owned(),
-                        address: format!("http://{bound}"),
+                        api: Api::new(format!("http://{bound}")),
                         child,
                     };
                 }
@@ -344,25 +325,12 @@ impl Gateway {
         }
     }
 
-    /// GETs `path` as JSON; `None` while the gateway does not answer (starting, restarting).
-    pub async fn get_json(&self, path: &str) -> Option<Value> {
-        let client = awc::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .finish();
-        let mut res = client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .ok()?;
-        res.json().limit(64 << 20).await.ok()
-    }
-
     /// Waits until the gateway answers HTTP.
     pub async fn wait_answering(&self) {
         wait_for(
             Duration::from_secs(20),
             "the gateway answering",
-            async || self.get_json("/healthz").await.map(|_| ()),
+            async || self.try_get_json("/healthz").await.map(|_| ()),
         )
         .await;
     }
@@ -370,7 +338,7 @@ impl Gateway {
     /// Waits until nothing is pending or in flight in its queue; the stats then.
     pub async fn wait_idle(&self, within: Duration) -> Value {
         wait_for(within, "the queue drained", async || {
-            let stats = self.get_json("/api/queue/stats").await?;
+            let stats = self.try_get_json("/api/queue/stats").await?;
             (stats["pending"] == 0 && stats["in_flight"] == 0).then_some(stats)
         })
         .await
@@ -378,7 +346,7 @@ impl Gateway {
 
     pub async fn wait_link_up(&self) {
         wait_for(Duration::from_secs(30), "link up", async || {
-            let links = self.get_json("/api/links/").await?;
+            let links = self.try_get_json("/api/links/").await?;
             (links[0]["state"] == "up").then_some(())
         })
         .await;

@@ -152,9 +152,9 @@ async fn one_run(seed: u64) {
     // Settled: nothing waits in the queue and the last line has arrived.
     let last_n = emitted.len().to_string();
     let settled = async || {
-        let stats = gateway.get_json("/api/queue/stats").await?;
+        let stats = gateway.try_get_json("/api/queue/stats").await?;
         let idle = stats["pending"] == 0 && stats["in_flight"] == 0;
-        let films = gateway.get_json("/api/films/?limit=1&offset=0").await?;
+        let films = gateway.try_get_json("/api/films/?limit=1&offset=0").await?;
         let newest = films["results"][0]["raw"].as_str().unwrap_or("");
         let last_arrived = newest.split(',').nth(1) == Some(last_n.as_str());
         (idle && last_arrived).then_some(())
@@ -168,11 +168,13 @@ async fn one_run(seed: u64) {
     .is_err()
     {
         // What the gateway shows, to tell a slow drain from a line that never arrived.
-        let stats = gateway.get_json("/api/queue/stats").await;
-        let links = gateway.get_json("/api/links/").await;
-        let newest = gateway.get_json("/api/films/?limit=3&offset=0").await;
-        let pending = gateway.get_json("/api/queue/?state=pending&limit=5").await;
-        let dead = gateway.get_json("/api/queue/?state=dead&limit=5").await;
+        let stats = gateway.try_get_json("/api/queue/stats").await;
+        let links = gateway.try_get_json("/api/links/").await;
+        let newest = gateway.try_get_json("/api/films/?limit=3&offset=0").await;
+        let pending = gateway
+            .try_get_json("/api/queue/?state=pending&limit=5")
+            .await;
+        let dead = gateway.try_get_json("/api/queue/?state=dead&limit=5").await;
         panic!(
             "seed {seed}: not settled within 120 s (disruptions {disruptions:?}); stats \
              {stats:?}; links {links:?}; newest films {newest:?}; pending {pending:?}; dead {dead:?}"

@@ -58,7 +58,7 @@ async fn the_service_manager_hears_ready_then_watchdogs_then_stopping() {
     assert_eq!(seen[0], "READY=1", "{seen:?}");
     assert!(seen[1..].iter().all(|m| m == "WATCHDOG=1"), "{seen:?}");
     // The gateway is up and answering when it says it is ready.
-    assert!(gateway.get_json("/healthz").await.is_some());
+    assert!(gateway.try_get_json("/healthz").await.is_some());
     let status = gateway.stop(Signal::SIGTERM);
     assert!(status.success(), "{status:?}");
     let after = actix_rt::task::spawn_blocking(move || {
@@ -123,14 +123,14 @@ async fn at_line_rate_the_default_log_says_only_what_changes() {
         })
     };
     wait_for(Duration::from_secs(30), "films delivered", async || {
-        let stats = gateway.get_json("/api/queue/stats").await?;
+        let stats = gateway.try_get_json("/api/queue/stats").await?;
         (stats["delivered_total"].as_u64()? >= 25).then_some(())
     })
     .await;
     let settled = std::fs::read_to_string(&log_path).unwrap();
     tokio::time::sleep(Duration::from_secs(20)).await;
     let after = std::fs::read_to_string(&log_path).unwrap();
-    let delivered = gateway.get_json("/api/queue/stats").await.unwrap()["delivered_total"]
+    let delivered = gateway.try_get_json("/api/queue/stats").await.unwrap()["delivered_total"]
         .as_u64()
         .unwrap();
     assert!(delivered >= 400, "the line ran ({delivered} films)");
@@ -143,7 +143,7 @@ async fn at_line_rate_the_default_log_says_only_what_changes() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(writer.join().unwrap());
     wait_for(Duration::from_secs(30), "the link down", async || {
-        let links = gateway.get_json("/api/links/").await?;
+        let links = gateway.try_get_json("/api/links/").await?;
         (links[0]["state"] == "down").then_some(())
     })
     .await;

@@ -50,17 +50,17 @@ fn lines(from: usize, to: usize) -> Vec<u8> {
 /// its judgement are committed), then returns the chart.
 async fn settled(gw: &Gateway, films: u64) -> Value {
     wait_for(Duration::from_secs(60), "the films stored", async || {
-        let stored = gw.get_json("/api/films/?limit=1").await?;
+        let stored = gw.try_get_json("/api/films/?limit=1").await?;
         (stored["count"] == films).then_some(())
     })
     .await;
-    gw.get_json(CHART).await.expect("the chart")
+    gw.try_get_json(CHART).await.expect("the chart")
 }
 
 /// The indexes each rule fired on, from the lot's points.
 async fn fired(gw: &Gateway) -> BTreeMap<String, Vec<u64>> {
     let points = gw
-        .get_json(&format!("{CHART}points/?lot=PR-1"))
+        .try_get_json(&format!("{CHART}points/?lot=PR-1"))
         .await
         .expect("points");
     let mut fired: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -139,7 +139,7 @@ async fn a_published_data_set_through_a_pty_gives_the_published_limits_and_signa
     assert_eq!(chart["skipped"], 0);
     assert_signals(&fired(&gw).await);
     let alarms = gw
-        .get_json("/api/alarms/?acknowledged=false")
+        .try_get_json("/api/alarms/?acknowledged=false")
         .await
         .unwrap();
     assert_eq!(alarms["count"], 11, "{alarms}");
@@ -170,20 +170,23 @@ async fn limits_indexes_run_windows_and_alarms_survive_sigterm_and_sigkill() {
     pty = write_off_thread(pty, lines(0, 34)).await;
     let before = settled(&gw, 170).await;
     gw.restart(Signal::SIGTERM).await;
-    let after = gw.get_json(CHART).await.unwrap();
+    let after = gw.try_get_json(CHART).await.unwrap();
     assert_eq!(before, after, "the chart across a graceful restart");
     pty = write_off_thread(pty, lines(34, 36)).await;
     let before = settled(&gw, 180).await;
-    let alarms_before = gw.get_json("/api/alarms/").await.unwrap();
+    let alarms_before = gw.try_get_json("/api/alarms/").await.unwrap();
     gw.restart(Signal::SIGKILL).await;
-    let after = gw.get_json(CHART).await.unwrap();
+    let after = gw.try_get_json(CHART).await.unwrap();
     // Counters since start are per process; every other figure is kept.
     let without_counts = |mut v: Value| {
         v.as_object_mut().unwrap().remove("alarms_total");
         v
     };
     assert_eq!(without_counts(before), without_counts(after.clone()));
-    assert_eq!(gw.get_json("/api/alarms/").await.unwrap(), alarms_before);
+    assert_eq!(
+        gw.try_get_json("/api/alarms/").await.unwrap(),
+        alarms_before
+    );
     let _pty = write_off_thread(pty, lines(36, 40)).await;
     let chart = settled(&gw, 200).await;
     assert_published(&chart);
@@ -204,7 +207,7 @@ async fn the_spc_api_answers_mistakes_with_json_errors_and_writes_need_the_token
     app.wait_link_up("line-1").await;
     let get = async |path: &str| {
         let mut res = app
-            .client
+            .client()
             .get(format!("{}{path}", app.address))
             .send()
             .await
@@ -237,7 +240,7 @@ async fn the_spc_api_answers_mistakes_with_json_errors_and_writes_need_the_token
     )
     .await;
     let authorized = |path: &str| {
-        app.client
+        app.client()
             .post(format!("{}{path}", app.address))
             .insert_header(("Authorization", "Bearer s3cret"))
     };
@@ -292,7 +295,7 @@ async fn every_alarm_is_pushed_once_on_the_event_stream_even_in_a_burst() {
     let app = spawn_app(s).await;
     app.wait_link_up("line-1").await;
     let mut events = app
-        .client
+        .client()
         .get(format!("{}/api/events/", app.address))
         .send()
         .await

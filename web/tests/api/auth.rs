@@ -46,7 +46,7 @@ async fn writes_without_a_valid_token_are_401_json() {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     let body = resp.body().await.unwrap();
     assert!(!String::from_utf8_lossy(&body).contains("s3cret"));
-    let (_, page) = app.get_json("/api/sequences/").await;
+    let (_, page) = app.get("/api/sequences/").await;
     assert_eq!(page["count"], 0, "a refused write must store nothing");
 }
 
@@ -69,7 +69,7 @@ async fn reads_stay_open_when_a_token_is_set() {
         "/api/queue/stats",
         "/api/refresh/",
     ] {
-        let (status, _) = app.get_json(path).await;
+        let (status, _) = app.get(path).await;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
     let (status, _, _) = app.get_text("/metrics").await;

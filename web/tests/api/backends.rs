@@ -101,7 +101,7 @@ fn request(rng: &mut fastrand::Rng) -> Request {
 async fn answer(app: &TestApp, request: &Request) -> (u16, Value) {
     let (status, body) = match request {
         Request::Post { path, body } => app.post_json(path, body).await,
-        Request::Get(path) => app.get_json(path).await,
+        Request::Get(path) => app.get(path).await,
     };
     let text = body.to_string().replace(&app.address, "");
     let mut body: Value = serde_json::from_str(&text).unwrap();

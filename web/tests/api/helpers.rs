@@ -14,7 +14,7 @@ use filmgate_actors::queue::{QueueActor, QueueClient, QueueConfig, QueueStore};
 use filmgate_actors::record::NewItem;
 use filmgate_actors::serial::RecordConfig;
 use filmgate_actors::token::Token;
-use filmgate_testkit::wait_for;
+use filmgate_testkit::{Api, wait_for};
 use filmgate_web::store::RecordsDb;
 use filmgate_web::{AppState, RecordsStore};
 use serde_json::{Value, json};
@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[allow(dead_code)] // shared with the gateway tests and the benchmark, which use all of it
 #[path = "../../../tests/support/postgres.rs"]
@@ -38,8 +38,8 @@ pub const SOURCE: &str = "line-1";
 
 /// A running server and what the tests need to drive and observe it.
 pub struct TestApp {
-    /// `http://127.0.0.1:<port>`.
-    pub address: String,
+    /// The server's API (the write helpers send the token, when set); deref.
+    api: Api,
     /// The store behind the server (for seeding many rows directly).
     pub records: RecordsStore,
     /// The registry the server reads links from.
@@ -53,8 +53,6 @@ pub struct TestApp {
     pub queue: Addr<QueueActor>,
     /// The queue's SQLite file.
     pub queue_path: PathBuf,
-    /// Sent as `Authorization: Bearer` by the write helpers, when set.
-    pub token: Option<String>,
     /// Keeps the databases alive for the test's duration.
     _dir: tempfile::TempDir,
     /// The PostgreSQL cluster of the PostgreSQL backend, stopped when the test ends.
@@ -152,16 +150,26 @@ async fn spawn(token: Option<String>, backend: Backend, protect_reads: bool) -> 
     let server = filmgate_web::server(listener, state).expect("server");
     actix_rt::spawn(server);
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        api: Api {
+            address: format!("http://127.0.0.1:{port}"),
+            token,
+        },
         records,
         db_path,
         links,
         post_metrics,
         queue,
         queue_path,
-        token,
         _dir: dir,
         postgres,
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
     }
 }
 
@@ -187,101 +195,6 @@ impl TestApp {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.address, path)
-    }
-
-    pub fn client(&self) -> awc::Client {
-        awc::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .finish()
-    }
-
-    /// POSTs JSON (with the app's token, if any) and returns the status and JSON body.
-    pub async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        self.post_json_with(path, body, &[]).await
-    }
-
-    pub async fn post_json_with(
-        &self,
-        path: &str,
-        body: &Value,
-        headers: &[(&str, &str)],
-    ) -> (StatusCode, Value) {
-        let mut req = self.client().post(self.url(path));
-        if let Some(token) = &self.token {
-            req = req.insert_header(("Authorization", format!("Bearer {token}")));
-        }
-        for (k, v) in headers {
-            req = req.insert_header((*k, *v));
-        }
-        let mut resp = req.send_json(body).await.expect("request");
-        let json = read_json(&mut resp).await;
-        (resp.status(), json)
-    }
-
-    /// Sends a raw body with the given content type; returns status and JSON body.
-    pub async fn post_raw(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: Vec<u8>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .client()
-            .post(self.url(path))
-            .insert_header(("Content-Type", content_type));
-        if let Some(token) = &self.token {
-            req = req.insert_header(("Authorization", format!("Bearer {token}")));
-        }
-        let mut resp = req.send_body(body).await.expect("request");
-        let json = read_json(&mut resp).await;
-        (resp.status(), json)
-    }
-
-    pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
-        let mut resp = self
-            .client()
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request");
-        let json = read_json(&mut resp).await;
-        (resp.status(), json)
-    }
-
-    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        let mut req = self.client().delete(self.url(path));
-        if let Some(token) = &self.token {
-            req = req.insert_header(("Authorization", format!("Bearer {token}")));
-        }
-        let mut resp = req.send().await.expect("request");
-        let json = read_json(&mut resp).await;
-        (resp.status(), json)
-    }
-
-    /// GET returning status, content type and body text.
-    pub async fn get_text(&self, path: &str) -> (StatusCode, String, String) {
-        let mut resp = self
-            .client()
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request");
-        let body = resp.body().limit(16 << 20).await.expect("body");
-        let ctype = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        (
-            resp.status(),
-            ctype,
-            String::from_utf8_lossy(&body).into_owned(),
-        )
-    }
-
     /// Writes `items` into the queue as a link does; asserts the queue took them all.
     pub async fn enqueue(&self, items: Vec<NewItem>) {
         let count = items.len();
@@ -303,14 +216,8 @@ impl TestApp {
     /// Leases `count` items as the poster does, oldest first. Only committed items are
     /// leased, so this polls until the group commit has run.
     pub async fn lease(&self, count: usize) -> Vec<LeasedItem> {
-        let deadline = Instant::now() + DEADLINE;
         let mut items = Vec::new();
-        while items.len() < count {
-            assert!(
-                Instant::now() < deadline,
-                "leased {} of {count} items",
-                items.len()
-            );
+        wait_for(DEADLINE, &format!("{count} items leased"), async || {
             let leased = self
                 .queue
                 .send(Lease {
@@ -319,11 +226,10 @@ impl TestApp {
                 .await
                 .expect("queue mailbox")
                 .expect("lease");
-            if leased.is_empty() {
-                actix_rt::time::sleep(Duration::from_millis(5)).await;
-            }
             items.extend(leased);
-        }
+            (items.len() == count).then_some(())
+        })
+        .await;
         items
     }
 
@@ -334,17 +240,6 @@ impl TestApp {
             .await
             .expect("queue mailbox")
             .expect("ack");
-    }
-
-    /// GETs `path` until its JSON body satisfies `check` (or the deadline passes, failing the
-    /// test); returns that body.
-    pub async fn wait_for_json(&self, path: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let what = format!("GET {path} to satisfy the check");
-        wait_for(DEADLINE, &what, async || {
-            let (status, body) = self.get_json(path).await;
-            (status == StatusCode::OK && check(&body)).then_some(body)
-        })
-        .await
     }
 
     /// Creates a sequence and returns its row (asserts 201).
@@ -376,16 +271,4 @@ pub fn film_body(sequence: i64, source: &str, uid: &str) -> Value {
         "raw": "A,1,12.5,300,0",
         "data": {"lot": "A", "film_no": 1, "thickness_um": 12.5},
     })
-}
-
-async fn read_json<S>(resp: &mut awc::ClientResponse<S>) -> Value
-where
-    S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
-{
-    let body = resp.body().limit(32 << 20).await.expect("body");
-    if body.is_empty() {
-        return Value::Null;
-    }
-    serde_json::from_slice(&body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&body)))
 }

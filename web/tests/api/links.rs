@@ -15,7 +15,7 @@ async fn links_list_shows_every_registered_link_with_its_status() {
         s.state = LinkState::Up;
         s.frames_read = 12;
     });
-    let (status, body) = app.get_json("/api/links/").await;
+    let (status, body) = app.get("/api/links/").await;
     assert_eq!(status, StatusCode::OK);
     let links = body.as_array().unwrap();
     assert_eq!(links.len(), 2);

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 #[actix_rt::test]
 async fn healthz_is_200_ok() {
     let app = spawn_app().await;
-    let (status, body) = app.get_json("/healthz").await;
+    let (status, body) = app.get("/healthz").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"status": "ok"}));
 }
@@ -17,7 +17,7 @@ async fn healthz_is_200_ok() {
 #[actix_rt::test]
 async fn readyz_is_200_when_the_queue_answers() {
     let app = spawn_app().await;
-    let (status, _) = app.get_json("/readyz").await;
+    let (status, _) = app.get("/readyz").await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -41,25 +41,25 @@ async fn readyz_is_503_while_the_queue_file_is_locked_by_another_process_and_200
     let err = refused.expect_err("a write under another's lock succeeded");
     assert!(err.to_string().contains("locked"), "{err}");
 
-    let (status, body) = app.get_json("/readyz").await;
+    let (status, body) = app.get("/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["status"], "unavailable");
     assert!(body["error"].as_str().unwrap().contains("failed"), "{body}");
     // Reads keep working and say why; writes are refused with 503 and the cause.
-    let (status, stats) = app.get_json("/api/queue/stats").await;
+    let (status, stats) = app.get("/api/queue/stats").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(stats["store_ok"], false);
     let (status, body) = app.post_json("/api/queue/retry", &Value::Null).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body["error"].as_str().unwrap().contains("locked"), "{body}");
-    let (status, _) = app.get_json("/api/films/").await;
+    let (status, _) = app.get("/api/films/").await;
     assert_eq!(status, StatusCode::OK);
 
     // The queue retries its commit on its own; once the lock is gone it is ready again and
     // takes frames.
     other.execute_batch("ROLLBACK").expect("release the lock");
     wait_for(DEADLINE, "readyz OK after the lock was freed", async || {
-        (app.get_json("/readyz").await.0 == StatusCode::OK).then_some(())
+        (app.get("/readyz").await.0 == StatusCode::OK).then_some(())
     })
     .await;
     app.enqueue(vec![film_item(1)]).await;

@@ -124,7 +124,7 @@ async fn unauthorised(app: &TestApp, method: &str, path: &str, auth: Option<&str
 #[actix_rt::test]
 async fn queue_list_of_an_empty_queue_is_an_empty_drf_page() {
     let app = spawn_app().await;
-    let (status, page) = app.get_json("/api/queue/?state=dead&limit=10").await;
+    let (status, page) = app.get("/api/queue/?state=dead&limit=10").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         page,
@@ -135,7 +135,7 @@ async fn queue_list_of_an_empty_queue_is_an_empty_drf_page() {
 #[actix_rt::test]
 async fn queue_list_rejects_an_unknown_state_with_400() {
     let app = spawn_app().await;
-    let (status, body) = app.get_json("/api/queue/?state=done").await;
+    let (status, body) = app.get("/api/queue/?state=done").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["error"].as_str().unwrap().contains("pending"));
 }
@@ -143,7 +143,7 @@ async fn queue_list_rejects_an_unknown_state_with_400() {
 #[actix_rt::test]
 async fn queue_stats_are_served_as_json() {
     let app = spawn_app().await;
-    let (status, stats) = app.get_json("/api/queue/stats").await;
+    let (status, stats) = app.get("/api/queue/stats").await;
     assert_eq!(status, StatusCode::OK);
     for key in [
         "pending",
@@ -165,7 +165,7 @@ async fn unknown_queue_items_are_404_json_for_get_retry_and_delete() {
     let app = spawn_app().await;
     app.enqueue(vec![rejected_item(b"x", "expected 5 fields")])
         .await;
-    let (status, body) = app.get_json("/api/queue/12345").await;
+    let (status, body) = app.get("/api/queue/12345").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["error"].as_str().unwrap().contains("12345"));
     let (status, body) = app.post_json("/api/queue/12345/retry", &Value::Null).await;
@@ -198,7 +198,7 @@ async fn queue_list_filters_items_by_each_state_newest_first() {
         ("posted", vec![q.posted]),
     ];
     for (state, want) in expected {
-        let (status, page) = app.get_json(&format!("/api/queue/?state={state}")).await;
+        let (status, page) = app.get(&format!("/api/queue/?state={state}")).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         assert_eq!(page["count"], want.len(), "{state}: {page}");
         assert_eq!(ids(&page), want, "{state}");
@@ -210,7 +210,7 @@ async fn queue_list_filters_items_by_each_state_newest_first() {
             assert_eq!(item["state"], state, "{item}");
         }
     }
-    let (_, all) = app.get_json("/api/queue/").await;
+    let (_, all) = app.get("/api/queue/").await;
     assert_eq!(all["count"], 11);
     let all_ids = ids(&all);
     assert!(all_ids.windows(2).all(|w| w[0] > w[1]), "{all_ids:?}");
@@ -222,14 +222,14 @@ async fn queue_list_pages_with_drf_next_and_previous_links_skipping_in_flight_it
     let q = fill_every_state(&app).await;
     let [f6, f7, f8, f9] = q.fresh;
 
-    let (_, page1) = app.get_json("/api/queue/?state=pending&limit=2").await;
+    let (_, page1) = app.get("/api/queue/?state=pending&limit=2").await;
     assert_eq!(page1["count"], 5);
     assert_eq!(ids(&page1), [f6, f7]);
     assert_eq!(page1["previous"], Value::Null);
     let next = page1["next"].as_str().unwrap();
     assert_eq!(next, app.url("/api/queue/?state=pending&limit=2&offset=2"));
 
-    let (_, page2) = app.get_json(next.strip_prefix(&app.address).unwrap()).await;
+    let (_, page2) = app.get(next.strip_prefix(&app.address).unwrap()).await;
     assert_eq!(ids(&page2), [f8, f9]);
     assert_eq!(
         page2["previous"],
@@ -239,7 +239,7 @@ async fn queue_list_pages_with_drf_next_and_previous_links_skipping_in_flight_it
     assert_eq!(next, app.url("/api/queue/?state=pending&limit=2&offset=4"));
 
     // The last page lies beyond the in-flight films, which a pending page must not count.
-    let (_, page3) = app.get_json(next.strip_prefix(&app.address).unwrap()).await;
+    let (_, page3) = app.get(next.strip_prefix(&app.address).unwrap()).await;
     assert_eq!(ids(&page3), [q.retry_later]);
     assert_eq!(page3["next"], Value::Null);
     assert_eq!(
@@ -247,9 +247,7 @@ async fn queue_list_pages_with_drf_next_and_previous_links_skipping_in_flight_it
         app.url("/api/queue/?state=pending&limit=2&offset=2")
     );
 
-    let (_, dead2) = app
-        .get_json("/api/queue/?state=dead&limit=2&offset=2")
-        .await;
+    let (_, dead2) = app.get("/api/queue/?state=dead&limit=2&offset=2").await;
     assert_eq!(dead2["count"], 3);
     assert_eq!(ids(&dead2), [q.dead_by_4xx]);
     assert_eq!(dead2["next"], Value::Null);
@@ -263,7 +261,7 @@ async fn queue_item_shows_every_field_with_raw_hex_sequence_and_upstream_id() {
     let app = spawn_app().await;
     let q = fill_every_state(&app).await;
 
-    let (status, posted) = app.get_json(&format!("/api/queue/{}", q.posted)).await;
+    let (status, posted) = app.get(&format!("/api/queue/{}", q.posted)).await;
     assert_eq!(status, StatusCode::OK);
     let received_at = posted["received_at"].as_str().unwrap().to_owned();
     assert!(
@@ -288,7 +286,7 @@ async fn queue_item_shows_every_field_with_raw_hex_sequence_and_upstream_id() {
         })
     );
 
-    let (_, bad) = app.get_json(&format!("/api/queue/{}", q.not_utf8)).await;
+    let (_, bad) = app.get(&format!("/api/queue/{}", q.not_utf8)).await;
     assert_eq!(bad["state"], "dead");
     assert_eq!(bad["raw"], "L1,\u{FFFD}\u{FFFD},25.4");
     assert_eq!(bad["raw_hex"], "4c312cfffe2c32352e34");
@@ -298,7 +296,7 @@ async fn queue_item_shows_every_field_with_raw_hex_sequence_and_upstream_id() {
     assert_eq!(bad["last_error"], "invalid UTF-8 at byte 3 of 10");
     assert_eq!(bad["attempts"], 0);
 
-    let (_, dead) = app.get_json(&format!("/api/queue/{}", q.dead_by_4xx)).await;
+    let (_, dead) = app.get(&format!("/api/queue/{}", q.dead_by_4xx)).await;
     assert_eq!(
         (&dead["state"], &dead["attempts"], &dead["last_error"]),
         (&json!("dead"), &json!(1), &json!(REASON_4XX))
@@ -308,7 +306,7 @@ async fn queue_item_shows_every_field_with_raw_hex_sequence_and_upstream_id() {
         "raw_hex only for invalid UTF-8"
     );
 
-    let (_, waiting) = app.get_json(&format!("/api/queue/{}", q.retry_later)).await;
+    let (_, waiting) = app.get(&format!("/api/queue/{}", q.retry_later)).await;
     assert_eq!(
         (
             &waiting["state"],
@@ -323,9 +321,7 @@ async fn queue_item_shows_every_field_with_raw_hex_sequence_and_upstream_id() {
         "due {due} not after {received_at}"
     );
 
-    let (_, leased) = app
-        .get_json(&format!("/api/queue/{}", q.in_flight[0]))
-        .await;
+    let (_, leased) = app.get(&format!("/api/queue/{}", q.in_flight[0])).await;
     assert_eq!(leased["state"], "in_flight");
     assert_eq!(leased["next_attempt_at"], Value::Null);
 }
@@ -389,7 +385,7 @@ async fn retrying_a_frame_that_still_does_not_parse_leaves_it_dead_with_the_new_
         "expected 5 fields separated by \",\", found 1"
     );
     assert_eq!(item["data"], Value::Null);
-    let (_, stats) = app.get_json("/api/queue/stats").await;
+    let (_, stats) = app.get("/api/queue/stats").await;
     assert_eq!((&stats["dead"], &stats["pending"]), (&json!(1), &json!(0)));
 }
 
@@ -402,15 +398,15 @@ async fn retry_all_makes_every_parsable_dead_item_pending_and_counts_the_rest() 
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"retried": 1, "still_dead": 2}));
 
-    let (_, revived) = app.get_json(&format!("/api/queue/{}", q.dead_by_4xx)).await;
+    let (_, revived) = app.get(&format!("/api/queue/{}", q.dead_by_4xx)).await;
     assert_eq!(revived["state"], "pending");
-    let (_, dead) = app.get_json("/api/queue/?state=dead").await;
+    let (_, dead) = app.get("/api/queue/?state=dead").await;
     assert_eq!(ids(&dead), [q.nonsense, q.not_utf8]);
     assert_eq!(
         dead["results"][1]["last_error"],
         "invalid UTF-8 at byte 3 of 10"
     );
-    let (_, stats) = app.get_json("/api/queue/stats").await;
+    let (_, stats) = app.get("/api/queue/stats").await;
     assert_eq!((&stats["pending"], &stats["dead"]), (&json!(6), &json!(2)));
 
     let (_, again) = app.post_json("/api/queue/retry", &Value::Null).await;
@@ -425,9 +421,9 @@ async fn deleting_a_dead_item_is_204_and_removes_it() {
     let (status, body) = app.delete(&format!("/api/queue/{}", q.not_utf8)).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(body, Value::Null);
-    let (status, _) = app.get_json(&format!("/api/queue/{}", q.not_utf8)).await;
+    let (status, _) = app.get(&format!("/api/queue/{}", q.not_utf8)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, dead) = app.get_json("/api/queue/?state=dead").await;
+    let (_, dead) = app.get("/api/queue/?state=dead").await;
     assert_eq!(dead["count"], 2);
     assert_eq!(ids(&dead), [q.nonsense, q.dead_by_4xx]);
     let (status, _) = app.delete(&format!("/api/queue/{}", q.not_utf8)).await;
@@ -455,10 +451,10 @@ async fn retrying_or_deleting_an_item_that_is_not_dead_is_409_and_changes_nothin
         );
         let (status, body) = app.delete(&format!("/api/queue/{id}")).await;
         assert_eq!(status, StatusCode::CONFLICT, "delete {state}: {body}");
-        let (_, item) = app.get_json(&format!("/api/queue/{id}")).await;
+        let (_, item) = app.get(&format!("/api/queue/{id}")).await;
         assert_eq!(item["state"], state);
     }
-    let (_, stats) = app.get_json("/api/queue/stats").await;
+    let (_, stats) = app.get("/api/queue/stats").await;
     assert_eq!(
         (
             &stats["pending"],
@@ -478,7 +474,7 @@ async fn metrics_refresh_and_stats_show_the_real_queue_counts() {
     let started = std::time::Instant::now();
     fill_every_state(&app).await;
 
-    let (_, stats) = app.get_json("/api/queue/stats").await;
+    let (_, stats) = app.get("/api/queue/stats").await;
     assert_eq!(stats["enqueued_total"], 11);
     assert_eq!(stats["delivered_total"], 1);
     // The oldest pending film was read during this test.
@@ -507,7 +503,7 @@ async fn metrics_refresh_and_stats_show_the_real_queue_counts() {
         "{text}"
     );
 
-    let (_, refresh) = app.get_json("/api/refresh/").await;
+    let (_, refresh) = app.get("/api/refresh/").await;
     let queue = &refresh["queue"];
     assert_eq!(
         (
@@ -547,7 +543,7 @@ async fn queue_writes_need_the_token_and_change_nothing_without_it() {
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} {auth:?}");
         }
     }
-    let (status, dead) = app.get_json("/api/queue/?state=dead").await;
+    let (status, dead) = app.get("/api/queue/?state=dead").await;
     assert_eq!(status, StatusCode::OK, "reads need no token");
     assert_eq!(
         ids(&dead),

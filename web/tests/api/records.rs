@@ -78,7 +78,7 @@ on_both_backends! {
             .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(replay, row);
-        let (_, list) = app.get_json("/api/films/").await;
+        let (_, list) = app.get("/api/films/").await;
         assert_eq!(list["count"], 1, "a replay must not store a second row");
     }
 }
@@ -124,7 +124,7 @@ on_both_backends! {
         let (status, row) = app.post_json("/api/films/", &flat).await;
         assert_eq!(status, StatusCode::CREATED, "{row}");
         assert_eq!(row["data"], json!({"lot": "A", "film_no": 7}));
-        let (_, stored) = app.get_json(&format!("/api/films/{}/", row["id"])).await;
+        let (_, stored) = app.get(&format!("/api/films/{}/", row["id"])).await;
         assert_eq!(stored["data"], json!({"lot": "A", "film_no": 7}));
     }
 }
@@ -159,7 +159,7 @@ on_both_backends! {
                 .contains("received_at")
         );
         assert!(results[3].get("id").is_none());
-        let (_, list) = app.get_json("/api/films/").await;
+        let (_, list) = app.get("/api/films/").await;
         assert_eq!(list["count"], 3);
     }
 }
@@ -206,17 +206,17 @@ fn ids(page: &Value) -> Vec<i64> {
 on_both_backends! {
     async fn list_films_paginates_newest_first_with_absolute_next_and_previous(app) {
         seed(&app, 5).await;
-        let (status, page) = app.get_json("/api/films/?limit=2").await;
+        let (status, page) = app.get("/api/films/?limit=2").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(page["count"], 5);
         assert_eq!(ids(&page), [5, 4]);
         assert_eq!(page["previous"], Value::Null);
         let next = page["next"].as_str().unwrap();
         assert_eq!(next, app.url("/api/films/?limit=2&offset=2"));
-        let (_, page2) = app.get_json(next.strip_prefix(&app.address).unwrap()).await;
+        let (_, page2) = app.get(next.strip_prefix(&app.address).unwrap()).await;
         assert_eq!(ids(&page2), [3, 2]);
         assert_eq!(page2["previous"], app.url("/api/films/?limit=2"));
-        let (_, last) = app.get_json("/api/films/?limit=2&offset=4").await;
+        let (_, last) = app.get("/api/films/?limit=2&offset=4").await;
         assert_eq!(ids(&last), [1]);
         assert_eq!(last["next"], Value::Null);
         assert_eq!(last["previous"], app.url("/api/films/?limit=2&offset=2"));
@@ -226,17 +226,17 @@ on_both_backends! {
 on_both_backends! {
     async fn list_films_filters_by_source_and_sequence_and_keeps_filters_in_links(app) {
         let (a, b) = seed(&app, 6).await;
-        let (_, page) = app.get_json("/api/films/?source=b&limit=2").await;
+        let (_, page) = app.get("/api/films/?source=b&limit=2").await;
         assert_eq!(page["count"], 3);
         assert_eq!(ids(&page), [6, 4]);
         assert_eq!(
             page["next"],
             app.url("/api/films/?source=b&limit=2&offset=2")
         );
-        let (_, page) = app.get_json(&format!("/api/films/?sequence={a}")).await;
+        let (_, page) = app.get(&format!("/api/films/?sequence={a}")).await;
         assert_eq!(ids(&page), [5, 3, 1]);
         let (_, page) = app
-            .get_json(&format!("/api/films/?sequence={b}&source=a"))
+            .get(&format!("/api/films/?sequence={b}&source=a"))
             .await;
         assert_eq!(page["count"], 0);
         assert_eq!(ids(&page), Vec::<i64>::new());
@@ -246,7 +246,7 @@ on_both_backends! {
 on_both_backends! {
     async fn list_films_since_id_is_ascending_from_that_id(app) {
         seed(&app, 6).await;
-        let (_, page) = app.get_json("/api/films/?since_id=3&limit=2").await;
+        let (_, page) = app.get("/api/films/?since_id=3&limit=2").await;
         assert_eq!(page["count"], 3);
         assert_eq!(ids(&page), [4, 5]);
         assert_eq!(
@@ -259,10 +259,10 @@ on_both_backends! {
 on_both_backends! {
     async fn list_sequences_is_newest_first_and_filters_by_source(app) {
         seed(&app, 2).await;
-        let (_, page) = app.get_json("/api/sequences/").await;
+        let (_, page) = app.get("/api/sequences/").await;
         assert_eq!(page["count"], 2);
         assert_eq!(ids(&page), [2, 1]);
-        let (_, page) = app.get_json("/api/sequences/?source=a").await;
+        let (_, page) = app.get("/api/sequences/?source=a").await;
         assert_eq!(page["count"], 1);
         assert_eq!(page["results"][0]["source"], "a");
     }
@@ -274,18 +274,18 @@ on_both_backends! {
         let film = app
             .create_film(seq["id"].as_i64().unwrap(), "line-1", "f-1")
             .await;
-        let (status, got) = app.get_json(&format!("/api/films/{}/", film["id"])).await;
+        let (status, got) = app.get(&format!("/api/films/{}/", film["id"])).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(got, film);
         let (status, got) = app
-            .get_json(&format!("/api/sequences/{}/", seq["id"]))
+            .get(&format!("/api/sequences/{}/", seq["id"]))
             .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(got, seq);
-        let (status, body) = app.get_json("/api/films/424242/").await;
+        let (status, body) = app.get("/api/films/424242/").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body["error"], "no film with id 424242");
-        let (status, body) = app.get_json("/api/sequences/77/").await;
+        let (status, body) = app.get("/api/sequences/77/").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(body["error"].is_string());
     }
@@ -301,7 +301,7 @@ on_both_backends! {
             "/api/sequences/?limit=-5",
             "/api/films/abc/",
         ] {
-            let (status, body) = app.get_json(path).await;
+            let (status, body) = app.get(path).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
             assert!(body["error"].is_string(), "{path}: {body}");
         }
@@ -353,7 +353,7 @@ on_both_backends! {
 
 on_both_backends! {
     async fn unknown_routes_and_methods_answer_json(app) {
-        let (status, body) = app.get_json("/api/nothing-here/").await;
+        let (status, body) = app.get("/api/nothing-here/").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(body["error"].is_string());
         let (status, body) = app.delete("/api/films/").await;
@@ -368,7 +368,7 @@ on_both_backends! {
             .post_json("/api/sequences", &json!({"source": "a"}))
             .await;
         assert_eq!(status, StatusCode::CREATED);
-        let (status, page) = app.get_json("/api/sequences").await;
+        let (status, page) = app.get("/api/sequences").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(page["count"], 1);
     }

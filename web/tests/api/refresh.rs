@@ -24,7 +24,7 @@ on_both_backends! {
             .collect();
         app.post_json("/api/films/batch/", &Value::from(films))
             .await;
-        let (status, body) = app.get_json("/api/refresh/").await;
+        let (status, body) = app.get("/api/refresh/").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["cursor"], "s1.f60");
         let film_ids = ids(&body["films"]);
@@ -40,11 +40,11 @@ on_both_backends! {
     async fn refresh_with_a_cursor_returns_only_newer_rows_ascending_and_catches_up_in_steps(app) {
         let seq = app.create_sequence("line-1").await["id"].as_i64().unwrap();
         app.create_film(seq, "line-1", "first").await;
-        let (_, body) = app.get_json("/api/refresh/").await;
+        let (_, body) = app.get("/api/refresh/").await;
         let cursor = body["cursor"].as_str().unwrap().to_owned();
         assert_eq!(cursor, "s1.f1");
         let (_, body) = app
-            .get_json(&format!("/api/refresh/?cursor={cursor}"))
+            .get(&format!("/api/refresh/?cursor={cursor}"))
             .await;
         assert_eq!(body["films"], json!([]));
         assert_eq!(body["cursor"], cursor, "nothing new keeps the cursor");
@@ -55,7 +55,7 @@ on_both_backends! {
         app.post_json("/api/films/batch/", &Value::from(films))
             .await;
         let (_, step1) = app
-            .get_json(&format!("/api/refresh/?cursor={cursor}"))
+            .get(&format!("/api/refresh/?cursor={cursor}"))
             .await;
         let step1_ids = ids(&step1["films"]);
         assert_eq!(step1_ids.len(), 500);
@@ -67,7 +67,7 @@ on_both_backends! {
         assert_eq!(step1["cursor"], "s1.f501");
         assert_eq!(step1["more"], true, "the page was cut");
         let (_, step2) = app
-            .get_json(&format!(
+            .get(&format!(
                 "/api/refresh/?cursor={}",
                 step1["cursor"].as_str().unwrap()
             ))
@@ -83,12 +83,12 @@ on_both_backends! {
     async fn refresh_with_a_bad_cursor_is_400_json(app) {
         for cursor in ["garbage", "s1", "s1.fx", "f1.s1"] {
             let (status, body) = app
-                .get_json(&format!("/api/refresh/?cursor={cursor}"))
+                .get(&format!("/api/refresh/?cursor={cursor}"))
                 .await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{cursor}");
             assert!(body["error"].as_str().unwrap().contains("cursor"));
         }
-        let (status, _) = app.get_json("/api/events/?cursor=garbage").await;
+        let (status, _) = app.get("/api/events/?cursor=garbage").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 }
