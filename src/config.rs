@@ -369,9 +369,9 @@ fn apply_override(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), C
     };
     // Walk the table, creating sections (and serial entries) as needed.
     let mut node = table;
-    let (last, parents) = path
-        .split_last()
-        .expect("at least one part after the prefix");
+    let Some((last, parents)) = path.split_last() else {
+        return Err(env_err("name a key after the prefix".into()));
+    };
     let mut parts = parents.iter().peekable();
     while let Some(part) = parts.next() {
         let entry = node.entry(part.clone()).or_insert_with(|| {

@@ -232,9 +232,17 @@ impl Application {
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler can be installed");
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => term.recv().await,
+            Err(e) => {
+                log::error!("cannot handle SIGTERM ({e}): only Ctrl-C stops filmgate gracefully");
+                std::future::pending().await
+            }
+        }
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+        _ = term => {}
     }
 }

@@ -61,20 +61,28 @@ pub fn check_url(url: &str) -> Result<(), String> {
 }
 
 /// The runtime the database work runs on; shut down without waiting when the last handle goes.
-struct DbRuntime(Option<tokio::runtime::Runtime>);
+struct DbRuntime {
+    /// Taken only by `drop`.
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+}
 
 impl DbRuntime {
+    fn new(runtime: tokio::runtime::Runtime) -> DbRuntime {
+        DbRuntime {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        }
+    }
+
     fn handle(&self) -> &tokio::runtime::Handle {
-        self.0
-            .as_ref()
-            .expect("runtime present until drop")
-            .handle()
+        &self.handle
     }
 }
 
 impl Drop for DbRuntime {
     fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
+        if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
     }
@@ -125,7 +133,7 @@ impl PgRecords {
             .enable_all()
             .build()
             .map_err(|e| open_err(e.into()))?;
-        let runtime = DbRuntime(Some(runtime));
+        let runtime = DbRuntime::new(runtime);
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,

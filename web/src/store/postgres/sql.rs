@@ -78,16 +78,20 @@ pub async fn write_group(
         .await?;
     tx.execute(&lock, &[&WRITE_LOCK]).await?;
     let mut added = TableCounts::default();
-    let mut sequences = Vec::new();
+    // Each op's answer in op order: the sequences' now, the films' after their insert.
+    let mut answers = Vec::with_capacity(ops.len());
     for op in ops {
-        if let RecordWrite::Sequence(new) = op {
-            let saved = insert_sequence(&tx, new).await?;
-            if let Saved::Created(row) = &saved {
-                added.sequences += 1;
-                added.max_sequence_id = added.max_sequence_id.max(row.id);
+        answers.push(match op {
+            RecordWrite::Sequence(new) => {
+                let saved = insert_sequence(&tx, new).await?;
+                if let Saved::Created(row) = &saved {
+                    added.sequences += 1;
+                    added.max_sequence_id = added.max_sequence_id.max(row.id);
+                }
+                Some(WriteAnswer::Sequence(saved))
             }
-            sequences.push(saved);
-        }
+            RecordWrite::Films(_) => None,
+        });
     }
     let films: Vec<&NewFilm> = ops
         .iter()
@@ -104,16 +108,18 @@ pub async fn write_group(
             added.max_film_id = added.max_film_id.max(row.id);
         }
     }
-    let (mut sequences, mut film_results) = (sequences.into_iter(), film_results.into_iter());
+    let mut film_results = film_results.into_iter();
     let answers = ops
         .iter()
-        .map(|op| match op {
-            RecordWrite::Sequence(_) => {
-                WriteAnswer::Sequence(sequences.next().expect("one per op"))
-            }
-            RecordWrite::Films(films) => {
-                WriteAnswer::Films(film_results.by_ref().take(films.len()).collect())
-            }
+        .zip(answers)
+        .map(|(op, answer)| {
+            answer.unwrap_or_else(|| {
+                let count = match op {
+                    RecordWrite::Films(films) => films.len(),
+                    RecordWrite::Sequence(_) => 0,
+                };
+                WriteAnswer::Films(film_results.by_ref().take(count).collect())
+            })
         })
         .collect();
     let update = tx
