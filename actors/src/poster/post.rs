@@ -86,8 +86,9 @@ pub async fn post_items(
         redirect: None,
     };
 
-    // Sequences first: each distinct one without an upstream id is posted once.
-    let mut sequence_results: HashMap<i64, Outcome> = HashMap::new();
+    // Sequences first: each distinct one without an upstream id is posted once. Its result:
+    // the upstream id, or the outcome its films share.
+    let mut sequence_results: HashMap<i64, Result<Value, Outcome>> = HashMap::new();
     for item in &items {
         let seq = &item.sequence;
         if seq.upstream_id.is_some() || sequence_results.contains_key(&seq.id) {
@@ -95,24 +96,15 @@ pub async fn post_items(
         }
         let _posting = sequences.post_lock.lock().await;
         if let Some(id) = sequences.id_of(seq.id) {
-            sequence_results.insert(
-                seq.id,
-                Outcome::Delivered {
-                    upstream_id: Some(id),
-                },
-            );
+            sequence_results.insert(seq.id, Ok(id));
             continue;
         }
         if let Some(error) = sequences.without_id.borrow().get(&seq.id) {
-            sequence_results.insert(
-                seq.id,
-                Outcome::Dead {
-                    error: error.clone(),
-                },
-            );
+            let error = error.clone();
+            sequence_results.insert(seq.id, Err(Outcome::Dead { error }));
             continue;
         }
-        let outcome = match create_sequence(upstream, seq, &mut report).await {
+        let result = match create_sequence(upstream, seq, &mut report).await {
             Outcome::Delivered {
                 upstream_id: Some(id),
             } => {
@@ -130,9 +122,7 @@ pub async fn post_items(
                         seq.uid
                     );
                 }
-                Outcome::Delivered {
-                    upstream_id: Some(id),
-                }
+                Ok(id)
             }
             Outcome::Delivered { upstream_id: None } => {
                 let error = format!(
@@ -146,11 +136,11 @@ pub async fn post_items(
                     .without_id
                     .borrow_mut()
                     .insert(seq.id, error.clone());
-                Outcome::Dead { error }
+                Err(Outcome::Dead { error })
             }
-            other => other,
+            failed => Err(failed),
         };
-        sequence_results.insert(seq.id, outcome);
+        sequence_results.insert(seq.id, result);
     }
 
     let mut ready = Vec::with_capacity(items.len());
@@ -159,32 +149,25 @@ pub async fn post_items(
             &item.sequence.upstream_id,
             sequence_results.get(&item.sequence.id),
         ) {
-            (Some(id), _)
-            | (
-                None,
-                Some(Outcome::Delivered {
-                    upstream_id: Some(id),
-                }),
-            ) => {
+            (Some(id), _) | (None, Some(Ok(id))) => {
                 let id = id.clone();
                 ready.push((item, id));
             }
-            (None, Some(outcome)) => {
-                let outcome = match outcome {
-                    Outcome::Dead { error: e } => Outcome::Dead {
-                        error: format!("sequence: {e}"),
+            (None, failed) => {
+                let outcome = match failed {
+                    Some(Err(Outcome::Dead { error })) => Outcome::Dead {
+                        error: format!("sequence: {error}"),
                     },
-                    Outcome::Retry { error, delay_ms } => Outcome::Retry {
+                    Some(Err(Outcome::Retry { error, delay_ms })) => Outcome::Retry {
                         error: format!("sequence: {error}"),
                         delay_ms: *delay_ms,
                     },
-                    Outcome::Delivered { .. } => {
-                        unreachable!("a delivered sequence has an id here")
-                    }
+                    // Not met: every sequence without an id was posted above, and a delivered
+                    // one has its id. Were it met, the film would wait for its sequence.
+                    _ => Outcome::transport("sequence: not posted yet".into()),
                 };
                 report.push(&item, outcome);
             }
-            (None, None) => unreachable!("every sequence without an id was posted above"),
         }
     }
     if ready.is_empty() {
