@@ -66,6 +66,8 @@ pub struct PosterActor {
     /// New work was announced since the last lease started (a lease that raced the commit
     /// and came back empty is repeated at once instead of waiting for the idle poll).
     work_announced: bool,
+    /// The last lease came back full: more may wait (leased again as soon as a slot frees).
+    lease_was_full: bool,
     /// Upstream ids of sequences learned this run, shared with the post tasks.
     sequences: Rc<SequenceCache>,
     /// Set by `Drain`: lease nothing more.
@@ -113,6 +115,7 @@ impl PosterActor {
             leasing: false,
             paused_until: None,
             work_announced: false,
+            lease_was_full: false,
             sequences: Rc::default(),
             draining: false,
             recheck_scheduled: false,
@@ -181,20 +184,21 @@ impl PosterActor {
         self.work_announced = false;
         // One lease fills every free slot: a lease is a round trip to the queue's thread.
         let free_slots = self.upstream.cfg.concurrency - *self.in_flight.borrow();
-        let lease = self.queue.lease.send(Lease {
-            max_items: self.upstream.cfg.batch_size * free_slots,
-        });
-        ctx.spawn(lease.into_actor(self).map(|answer, act, ctx| {
+        let max_items = self.upstream.cfg.batch_size * free_slots;
+        let lease = self.queue.lease.send(Lease { max_items });
+        ctx.spawn(lease.into_actor(self).map(move |answer, act, ctx| {
             act.leasing = false;
+            act.lease_was_full = false;
             match answer {
                 Ok(Ok(mut items)) if !items.is_empty() => {
                     act.lease_failure_logged_at = None;
+                    act.lease_was_full = items.len() == max_items;
                     while !items.is_empty() {
                         let rest = items.split_off(items.len().min(act.upstream.cfg.batch_size));
                         act.start_post(items, ctx);
                         items = rest;
                     }
-                    act.fill(ctx);
+                    act.fill_if_more(ctx);
                 }
                 Ok(Ok(_)) if act.work_announced => act.fill(ctx),
                 Ok(Ok(_)) => act.schedule_recheck(ctx, IDLE_RECHECK),
@@ -211,6 +215,17 @@ impl PosterActor {
                 Err(e) => log::error!("poster: queue unavailable, posting stops: {e}"),
             }
         }));
+    }
+
+    /// Leases again when more may wait (work announced since the last lease, or that lease
+    /// came back full); else only the idle re-check looks. At a line's rate this saves a
+    /// round trip to the queue per film: a lease that would come back empty.
+    fn fill_if_more(&mut self, ctx: &mut Context<Self>) {
+        if self.work_announced || self.lease_was_full {
+            self.fill(ctx);
+        } else {
+            self.schedule_recheck(ctx, IDLE_RECHECK);
+        }
     }
 
     fn schedule_recheck(&mut self, ctx: &mut Context<Self>, after: Duration) {
@@ -253,7 +268,7 @@ impl PosterActor {
                 in_flight.send_modify(|requests| *requests -= 1);
             }
             .into_actor(act)
-            .map(|_, act, ctx| act.fill(ctx))
+            .map(|_, act, ctx| act.fill_if_more(ctx))
         }));
     }
 

@@ -22,7 +22,9 @@ use tokio_serial::{SerialPortBuilderExt, SerialStream};
 /// Most frames in one [`Enqueue`]: one read burst, bounded.
 const MAX_FRAMES_PER_BATCH: usize = 1024;
 
-/// Bytes one read may bring (the buffer grows only for a frame longer than this).
+/// Bytes one read may bring. Reads go into one buffer, zeroed once per connection, and are
+/// copied behind the bytes held (`tokio-serial` zeroes whatever spare room a read is given, so
+/// reading into the growing frame buffer would clear 64 KiB per record).
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// How long a stop or restart that finds a record half read waits for the rest of it, so
@@ -141,6 +143,7 @@ pub(super) async fn read_loop(mut conn: Connection, port: SerialStream) -> Finis
 async fn read_until_end(conn: &mut Connection, mut port: SerialStream) -> (ReadEnd, bool) {
     let mut codec = FrameCodec::new(conn.cfg.delimiter.as_bytes(), conn.cfg.max_frame_bytes);
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+    let mut scratch = vec![0u8; READ_BUFFER_BYTES];
     let opened_at = Instant::now();
     let mut quiet_check_at = Some(opened_at + conn.cfg.start_quiet());
     let idle = conn.cfg.idle_timeout();
@@ -166,9 +169,6 @@ async fn read_until_end(conn: &mut Connection, mut port: SerialStream) -> (ReadE
             }
             finish_by.get_or_insert_with(|| Instant::now() + STOP_FINISH_RECORD);
         }
-        if buf.capacity() - buf.len() < READ_BUFFER_BYTES / 4 {
-            buf.reserve(READ_BUFFER_BYTES);
-        }
         let idle_deadline = last_byte_at + idle.unwrap_or(Duration::from_secs(86_400));
         let read = tokio::select! {
             biased;
@@ -181,7 +181,7 @@ async fn read_until_end(conn: &mut Connection, mut port: SerialStream) -> (ReadE
             _ = tokio::time::sleep_until(finish_by.unwrap_or(opened_at)), if finish_by.is_some() => {
                 break ReadEnd::Requested;
             }
-            read = port.read_buf(&mut buf) => read,
+            read = port.read(&mut scratch) => read,
             _ = tokio::time::sleep_until(quiet_check_at.unwrap_or(opened_at)), if quiet_check_at.is_some() => {
                 codec.line_was_quiet();
                 quiet_check_at = None;
@@ -196,20 +196,21 @@ async fn read_until_end(conn: &mut Connection, mut port: SerialStream) -> (ReadE
         };
         // A byte (or EOF, or an error) came before the line was proven quiet.
         quiet_check_at = None;
-        match read {
+        let mut read_bytes = match read {
             Ok(0) => break ReadEnd::Failed("end of file: device closed".into()),
             Err(e) => break ReadEnd::Failed(format!("read error: {e}")),
-            Ok(_) => {}
-        }
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&scratch[..read_bytes]);
         let mut frames: Vec<RawFrame> = std::iter::from_fn(|| codec.decode(&mut buf)).collect();
-        // Take what else the port has ready now, so that a flood goes to the queue in batches
-        // of up to MAX_FRAMES_PER_BATCH (one group commit each), not one small read at a time.
-        while frames.len() < MAX_FRAMES_PER_BATCH {
-            if buf.capacity() - buf.len() < READ_BUFFER_BYTES / 4 {
-                buf.reserve(READ_BUFFER_BYTES);
-            }
-            match port.read_buf(&mut buf).now_or_never() {
+        // A read that filled the buffer may have left more ready: take it now, so that a flood
+        // goes to the queue in batches of up to MAX_FRAMES_PER_BATCH (one group commit each),
+        // not one read at a time. A shorter read found the port empty.
+        while read_bytes == scratch.len() && frames.len() < MAX_FRAMES_PER_BATCH {
+            match port.read(&mut scratch).now_or_never() {
                 Some(Ok(n)) if n > 0 => {
+                    read_bytes = n;
+                    buf.extend_from_slice(&scratch[..n]);
                     frames.extend(std::iter::from_fn(|| codec.decode(&mut buf)))
                 }
                 // EOF and errors are met again by the next read.
