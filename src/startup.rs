@@ -97,7 +97,10 @@ impl Application {
             .collect::<Result<Vec<_>, filmgate_actors::invalid::InvalidConfig>>()?;
         store.watch_spc(charts.into_iter().flatten().collect())?;
         let queue_changes = store.change_signal();
-        let queue = QueueActor::start(store, settings.queue.clone(), parsers);
+        // The links run on the queue's thread: a frame reaches the queue without a wake-up
+        // of another thread (the link waits for its batch to be taken in any case).
+        let queue_thread = actix::Arbiter::new().handle();
+        let queue = QueueActor::start_on(&queue_thread, store, settings.queue.clone(), parsers);
 
         let metrics: SharedPostMetrics = Arc::new(PostMetrics::default());
         let queue_links = QueueLinks {
@@ -124,6 +127,7 @@ impl Application {
                 links.clone(),
                 last,
                 handover,
+                Some(&queue_thread),
             )
             .with_context(|| format!("cannot start link {}", link.name))?;
         }

@@ -81,8 +81,17 @@ impl QueueActor {
         cfg: QueueConfig,
         parsers: HashMap<String, LinkParser>,
     ) -> Addr<QueueActor> {
-        let arbiter = Arbiter::new();
-        QueueActor::start_in_arbiter(&arbiter.handle(), move |_| QueueActor {
+        QueueActor::start_on(&Arbiter::new().handle(), store, cfg, parsers)
+    }
+
+    /// [`QueueActor::start`] on `arbiter`, which then stops when the actor does.
+    pub fn start_on(
+        arbiter: &ArbiterHandle,
+        store: QueueStore,
+        cfg: QueueConfig,
+        parsers: HashMap<String, LinkParser>,
+    ) -> Addr<QueueActor> {
+        QueueActor::start_in_arbiter(arbiter, move |_| QueueActor {
             store,
             cfg,
             parsers,

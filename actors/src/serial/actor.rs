@@ -42,7 +42,7 @@ pub fn start_link(
     queue: Recipient<Enqueue>,
     links: LinkRegistry,
 ) -> io::Result<Addr<SerialActor>> {
-    start_link_resuming(cfg, queue, links, None, None)
+    start_link_resuming(cfg, queue, links, None, None, None)
 }
 
 /// [`start_link`] continuing `last_sequence`, the newest sequence the queue holds for this link
@@ -55,6 +55,7 @@ pub fn start_link_resuming(
     links: LinkRegistry,
     last_sequence: Option<SequenceRef>,
     handover: Option<String>,
+    arbiter: Option<&ArbiterHandle>,
 ) -> io::Result<Addr<SerialActor>> {
     let simulator = if cfg.is_sim() {
         Some(Simulator::start(cfg.sim_rate_hz)?)
@@ -87,7 +88,10 @@ pub fn start_link_resuming(
         last_logged_error: None,
         boundary_port: handover,
     };
-    let addr = Supervisor::start(move |_| actor);
+    let addr = match arbiter {
+        Some(arbiter) => Supervisor::start_in_arbiter(arbiter, move |_| actor),
+        None => Supervisor::start(move |_| actor),
+    };
     links.set_control(&name, addr.clone().recipient(), addr.clone().recipient());
     Ok(addr)
 }
