@@ -24,7 +24,8 @@
 //!   [`serial::pty`] and [`serial::sim`].
 //! - [`queue`]: the durable SQLite queue — [`queue::QueueStore`] (plain rusqlite, in a folder:
 //!   open and write path, write log, lease, admin, inspect, rates, SPC's rows) owned by
-//!   [`queue::QueueActor`] on a thread of its own, which decides when to commit.
+//!   [`queue::QueueActor`] on a thread of its own (the binary runs the links there too), which
+//!   decides when to commit.
 //! - [`poster`]: the [`poster::PosterActor`] (lease, post task, ack) and its pure parts (what an
 //!   answer means, retries, bodies), the awc client that reads every framing
 //!   ([`poster::connector`]) and speaks https ([`poster::tls`]).
