@@ -1,8 +1,9 @@
 //! The typed mailbox vocabulary: every message an actor accepts, the views it answers with, and
 //! the queue's error ([`QueueError`]) its answers carry.
 //!
-//! Stages send with `send().await` (or `try_send`) so a full mailbox pushes back; only
-//! [`WorkAvailable`] is a droppable notice (`do_send`).
+//! Stages send with `send().await` (or `try_send`) so a full mailbox pushes back; the poster
+//! sends its [`Ack`]s with `do_send` (bounded by its requests in flight, and the queue keeps
+//! every one, so there is nothing to wait for), and [`WorkAvailable`] is a droppable notice.
 
 use crate::record::{FilmData, NewItem};
 use actix::prelude::*;
@@ -130,7 +131,8 @@ pub struct LeasedSequence {
     pub upstream_id: Option<Value>,
 }
 
-/// The outcome of posting leased items; ends their lease.
+/// The outcome of posting leased items; ends their lease. Always taken (`Ok`): a failing
+/// store keeps it for the next commit that succeeds.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<(), QueueError>")]
 pub struct Ack {

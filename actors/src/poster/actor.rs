@@ -251,24 +251,20 @@ impl PosterActor {
         let sequence_posted = self.queue.sequence_posted.clone();
         let sequences = self.sequences.clone();
         let post = async move { post_items(&upstream, &sequence_posted, &sequences, items).await };
-        ctx.spawn(post.into_actor(self).then(|mut report, act, ctx| {
+        ctx.spawn(post.into_actor(self).map(|mut report, act, ctx| {
             act.record(&report, ctx);
-            let ack = act.queue.ack.send(Ack {
+            // Not awaited: the queue keeps every ack (even while its store fails, to apply at
+            // the next commit that succeeds), so its answer says nothing; awaiting it would
+            // wake this thread once more per post. Sent before the slot is freed, so a drain
+            // that sees no post in flight finds every ack in the queue's mailbox before its
+            // flush.
+            // `do_send`: past the mailbox's capacity too (an ack must never be dropped); only
+            // a queue already gone loses it, and then its items are re-sent after a restart.
+            act.queue.ack.do_send(Ack {
                 outcomes: report.take_outcomes(),
             });
-            let in_flight = act.in_flight.clone();
-            async move {
-                match ack.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        log::error!("poster: ack not stored ({e}); items will be re-sent")
-                    }
-                    Err(e) => log::error!("poster: queue gone before ack ({e})"),
-                }
-                in_flight.send_modify(|requests| *requests -= 1);
-            }
-            .into_actor(act)
-            .map(|_, act, ctx| act.fill_if_more(ctx))
+            act.in_flight.send_modify(|requests| *requests -= 1);
+            act.fill_if_more(ctx);
         }));
     }
 
