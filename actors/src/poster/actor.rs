@@ -255,11 +255,10 @@ impl PosterActor {
             act.record(&report, ctx);
             // Not awaited: the queue keeps every ack (even while its store fails, to apply at
             // the next commit that succeeds), so its answer says nothing; awaiting it would
-            // wake this thread once more per post. Sent before the slot is freed, so a drain
-            // that sees no post in flight finds every ack in the queue's mailbox before its
-            // flush.
-            // `do_send`: past the mailbox's capacity too (an ack must never be dropped); only
-            // a queue already gone loses it, and then its items are re-sent after a restart.
+            // wake this thread once more per post. `do_send` passes a full mailbox too (an ack
+            // is never dropped; only a queue already gone loses it, and its items are re-sent
+            // after a restart). Sent before the slot is freed, so a drain that sees no post in
+            // flight finds every ack in the queue's mailbox before its flush.
             act.queue.ack.do_send(Ack {
                 outcomes: report.take_outcomes(),
             });

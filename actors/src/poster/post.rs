@@ -183,7 +183,7 @@ pub async fn post_items(
             .post(&cfg.films_url(), Some(&item.uid), &body)
             .await
         {
-            // An earlier outcome stored it and its answer was lost (stock DRF's replay answer).
+            // An earlier attempt stored it and its answer was lost (stock DRF's replay answer).
             Ok(reply) if uid_already_exists(&reply, &item.uid) => {
                 Outcome::Delivered { upstream_id: None }
             }

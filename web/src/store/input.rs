@@ -67,16 +67,6 @@ impl FieldErrors {
         let names: Vec<&str> = self.fields.keys().map(String::as_str).collect();
         format!("invalid {what}: {}", names.join(", "))
     }
-
-    /// The DRF-shaped body: `{"error": summary, "<field>": ["..."], ..}`.
-    pub fn to_json(&self, what: &str) -> Value {
-        let mut body = Map::new();
-        body.insert("error".into(), Value::String(self.summary(what)));
-        for (field, messages) in &self.fields {
-            body.insert(field.clone(), Value::from(messages.clone()));
-        }
-        Value::Object(body)
-    }
 }
 
 /// Parses a `POST /api/sequences/` body `{uid?, source, key?}`.
