@@ -203,26 +203,48 @@ impl Settings {
 
     /// The keys that hold a secret, each with the secrets in it as they may appear in a text.
     fn secrets_by_key(&self) -> Vec<(&'static str, Vec<String>)> {
-        let text = |token: &Option<Token>| token.as_ref().map_or("", Token::as_str).to_owned();
-        let mut upstream_token = vec![text(&self.upstream.token)];
-        if let Some((_, password)) = upstream_token[0].split_once(':') {
-            upstream_token.push(password.to_owned());
-        }
-        let mut keys = vec![
-            ("web.token", vec![text(&self.web.token)]),
-            ("upstream.token", upstream_token),
-            ("upstream.base_url", url_secrets(&self.upstream.base_url)),
-            (
-                "web.records_db",
-                url_secrets(&self.web.records_db.to_string()),
-            ),
-        ];
-        for (_, secrets) in &mut keys {
-            secrets.retain(|s| !s.is_empty());
-        }
-        keys.retain(|(_, secrets)| !secrets.is_empty());
-        keys
+        let token = |token: &Option<Token>| token.as_ref().map_or("", Token::as_str).to_owned();
+        secrets_by_key([
+            token(&self.web.token),
+            token(&self.upstream.token),
+            self.upstream.base_url.clone(),
+            self.web.records_db.to_string(),
+        ])
     }
+}
+
+/// The keys that can hold a secret, in the order [`secrets_by_key`] takes their values.
+const SECRET_KEYS: [&str; 4] = [
+    "web.token",
+    "upstream.token",
+    "upstream.base_url",
+    "web.records_db",
+];
+
+/// The secrets in the values of [`SECRET_KEYS`] as they may appear in a text, by key (only
+/// the keys holding one): a token (and the password of upstream's Basic `user:password`), the
+/// secret parts of a URL.
+fn secrets_by_key(values: [String; 4]) -> Vec<(&'static str, Vec<String>)> {
+    let mut keys: Vec<(&'static str, Vec<String>)> = SECRET_KEYS
+        .into_iter()
+        .zip(values)
+        .map(|(key, value)| {
+            let secrets = if key == "upstream.token" {
+                let password = value.split_once(':').map(|(_, p)| p.to_owned());
+                std::iter::once(value).chain(password).collect()
+            } else if key == "web.token" {
+                vec![value]
+            } else {
+                url_secrets(&value)
+            };
+            (key, secrets)
+        })
+        .collect();
+    for (_, secrets) in &mut keys {
+        secrets.retain(|s| !s.is_empty());
+    }
+    keys.retain(|(_, secrets)| !secrets.is_empty());
+    keys
 }
 
 /// The TOML error `e` (met in `text`) with every secret written in `text` redacted: the
@@ -235,32 +257,25 @@ fn without_written_secrets(e: &toml::de::Error, text: &str) -> String {
     {
         let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
         let key = text[line_start..span.start].trim_start();
-        if ["token", "records_db", "base_url"]
+        if SECRET_KEYS
             .iter()
-            .any(|k| key.starts_with(k))
+            .filter_map(|k| k.split_once('.'))
+            .any(|(_, name)| key.starts_with(name))
         {
             secrets.push(value.to_owned());
         }
     }
     if let Ok(table) = text.parse::<toml::Table>() {
-        let written = |section: &str, key: &str| {
+        let written = SECRET_KEYS.map(|key| {
+            let (section, name) = key.split_once('.').unwrap_or(("", key));
             table
                 .get(section)
-                .and_then(|s| s.get(key))
+                .and_then(|s| s.get(name))
                 .and_then(toml::Value::as_str)
                 .unwrap_or_default()
                 .to_owned()
-        };
-        secrets.extend(url_secrets(&written("web", "records_db")));
-        secrets.extend(url_secrets(&written("upstream", "base_url")));
-        for token in [written("web", "token"), written("upstream", "token")] {
-            secrets.extend(
-                token
-                    .split_once(':')
-                    .map(|(_, password)| password.to_owned()),
-            );
-            secrets.push(token);
-        }
+        });
+        secrets.extend(secrets_by_key(written).into_iter().flat_map(|(_, s)| s));
     }
     secrets
         .iter()
