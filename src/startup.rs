@@ -103,12 +103,7 @@ impl Application {
         let queue = QueueActor::start_on(&queue_thread, store, settings.queue.clone(), parsers);
 
         let metrics: SharedPostMetrics = Arc::new(PostMetrics::default());
-        let queue_links = QueueLinks {
-            lease: queue.clone().recipient(),
-            ack: queue.clone().recipient(),
-            sequence_posted: queue.clone().recipient(),
-            stats: queue.clone().recipient(),
-        };
+        let queue_links = QueueLinks::to(&queue);
         // `base_url = ""` is the embedded service wherever the listener was bound.
         let upstream = settings.upstream.clone().with_embedded_default(local_addr);
         let posting_to = upstream.base_url.clone();

@@ -95,6 +95,22 @@ pub struct Lease {
     pub max_items: usize,
 }
 
+/// [`Lease`] for the poster: when nothing is leasable the queue keeps the request and answers
+/// it with the first commit (or due retry) that makes items leasable, so a waiting poster is
+/// neither told nor asks again. One is kept at a time: a second answers the first with nothing,
+/// as does [`CancelLease`].
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Vec<LeasedItem>, QueueError>")]
+pub struct AwaitLease {
+    /// The most items to return.
+    pub max_items: usize,
+}
+
+/// Answers a kept [`AwaitLease`] with nothing (the poster drains).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct CancelLease;
+
 /// A film handed to the poster.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeasedItem {

@@ -51,7 +51,10 @@ pub fn start_filmgate(
     config: &std::path::Path,
 ) -> std::process::Child {
     std::fs::write(config, toml::to_string(settings).unwrap()).unwrap();
-    std::process::Command::new(env!("CARGO_BIN_EXE_filmgate"))
+    // FILMGATE_BENCH_BIN: another build to compare with (A/B runs in one session).
+    let binary = std::env::var_os("FILMGATE_BENCH_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_filmgate").into());
+    std::process::Command::new(binary)
         .arg("--config")
         .arg(config)
         .env("RUST_LOG", "error")

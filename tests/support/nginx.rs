@@ -72,7 +72,15 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM, so the master ends its worker too (a SIGKILLed master leaves the worker
+    /// running, reparented to init); SIGKILL if it has not ended within 5 s.
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -7,14 +7,22 @@
 //! through the backlog; the failed items are due exactly when the pause ends, and are leased
 //! first (earliest due first), which keeps read order with `concurrency = 1`. The start of a
 //! failure and the recovery are each logged once.
+//!
+//! While it has a free slot the poster keeps one [`AwaitLease`] at the queue, which answers it
+//! with the commit that makes items leasable: at a line's rate a film costs no notice and no
+//! second round trip between the two threads. After a lease that did not come back full the
+//! next one is sent when a post ends, beside its ack; work committed meanwhile is announced
+//! ([`WorkAvailable`]).
 
 use super::config::UpstreamConfig;
 use super::http::Upstream;
 use super::post::{PostReport, SequenceCache, post_items};
 use crate::messages::{
-    Ack, GetStats, Lease, LeasedItem, Outcome, Ping, SequencePosted, WorkAvailable,
+    Ack, AwaitLease, CancelLease, GetStats, LeasedItem, Outcome, Ping, SequencePosted,
+    WorkAvailable,
 };
 use crate::metrics::SharedPostMetrics;
+use crate::queue::QueueActor;
 use crate::record::now_ms;
 use actix::prelude::*;
 use std::collections::HashSet;
@@ -25,11 +33,8 @@ use tokio::sync::watch;
 /// Least time between two log lines of a lease that keeps failing.
 const LEASE_FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
-/// How often an idle poster looks for work on its own: only a safety net, since the queue wakes
-/// it ([`WorkAvailable`]) when a commit makes items leasable and when a retry falls due. (A
-/// poll every 100 ms cost a lease round trip between two threads ten times a second, idle or
-/// between the films of a line.)
-const IDLE_RECHECK: Duration = Duration::from_secs(5);
+/// How soon a lease the queue could not answer (its store failing) is asked again.
+const LEASE_FAILURE_RECHECK: Duration = Duration::from_millis(500);
 
 /// Stops leasing and answers once every request in flight has been acked (or `timeout` passed).
 #[derive(Message, Debug)]
@@ -42,11 +47,26 @@ pub struct Drain {
 /// The queue mailboxes the poster uses.
 #[derive(Clone)]
 pub struct QueueLinks {
-    pub lease: Recipient<Lease>,
+    pub lease: Recipient<AwaitLease>,
+    /// Ends a kept lease when the poster drains.
+    pub cancel_lease: Recipient<CancelLease>,
     pub ack: Recipient<Ack>,
     pub sequence_posted: Recipient<SequencePosted>,
     /// For the number of items waiting, in the delivery-failing warning.
     pub stats: Recipient<GetStats>,
+}
+
+impl QueueLinks {
+    /// Every mailbox of `queue`'s actor.
+    pub fn to(queue: &Addr<QueueActor>) -> Self {
+        QueueLinks {
+            lease: queue.clone().recipient(),
+            cancel_lease: queue.clone().recipient(),
+            ack: queue.clone().recipient(),
+            sequence_posted: queue.clone().recipient(),
+            stats: queue.clone().recipient(),
+        }
+    }
 }
 
 /// Posts leased films upstream.
@@ -57,16 +77,11 @@ pub struct PosterActor {
     metrics: SharedPostMetrics,
     /// The HTTP side, made on this actor's thread (awc::Client is !Send; see [`start_poster`]).
     upstream: Rc<Upstream>,
-    /// Requests (lease + post + ack) under way; `Drain` waits for it to reach 0.
-    in_flight: watch::Sender<usize>,
-    /// A lease request is under way (one at a time keeps leases in order).
-    leasing: bool,
+    /// Posts and the lease under way; `Drain` waits for both to end.
+    busy: watch::Sender<Busy>,
     /// No leasing before this instant (upstream backoff).
     paused_until: Option<Instant>,
-    /// New work was announced since the last lease started (a lease that raced the commit
-    /// and came back empty is repeated at once instead of waiting for the idle poll).
-    work_announced: bool,
-    /// The last lease came back full: more may wait (leased again as soon as a slot frees).
+    /// The last lease came back full: more may wait (leased again while a slot is free).
     lease_was_full: bool,
     /// Upstream ids of sequences learned this run, shared with the post tasks.
     sequences: Rc<SequenceCache>,
@@ -111,10 +126,8 @@ impl PosterActor {
             queue,
             metrics,
             upstream: Rc::new(upstream),
-            in_flight: watch::Sender::new(0),
-            leasing: false,
+            busy: watch::Sender::new(Busy::default()),
             paused_until: None,
-            work_announced: false,
             lease_was_full: false,
             sequences: Rc::default(),
             draining: false,
@@ -138,7 +151,6 @@ impl Handler<WorkAvailable> for PosterActor {
     type Result = ();
 
     fn handle(&mut self, _: WorkAvailable, ctx: &mut Self::Context) {
-        self.work_announced = true;
         self.fill(ctx);
     }
 }
@@ -154,22 +166,39 @@ impl Handler<Drain> for PosterActor {
 
     fn handle(&mut self, msg: Drain, _: &mut Self::Context) -> Self::Result {
         self.draining = true;
-        let mut in_flight = self.in_flight.subscribe();
+        if self.busy.borrow().leasing {
+            // Items it brings back before the cancel arrives are posted; the drain waits.
+            self.queue.cancel_lease.do_send(CancelLease);
+        }
+        let mut busy = self.busy.subscribe();
         Box::pin(async move {
-            let drained = in_flight.wait_for(|&requests| requests == 0);
+            let drained = busy.wait_for(Busy::idle);
             matches!(tokio::time::timeout(msg.timeout, drained).await, Ok(Ok(_)))
         })
     }
 }
 
+/// What the poster has under way.
+#[derive(Debug, Default, Clone, Copy)]
+struct Busy {
+    /// Posts whose ack is not sent yet.
+    posts: usize,
+    /// A lease is out (one at a time keeps leases in order).
+    leasing: bool,
+}
+
+impl Busy {
+    fn idle(&self) -> bool {
+        self.posts == 0 && !self.leasing
+    }
+}
+
 impl PosterActor {
-    /// Leases work while a slot is free, the upstream is not in backoff and nothing else is
-    /// leasing; schedules a re-check when idle or paused.
+    /// Leases work while a slot is free, the upstream is not in backoff and no lease is out;
+    /// schedules a re-check when paused.
     fn fill(&mut self, ctx: &mut Context<Self>) {
-        if self.draining
-            || self.leasing
-            || *self.in_flight.borrow() >= self.upstream.cfg.concurrency
-        {
+        let busy = *self.busy.borrow();
+        if self.draining || busy.leasing || busy.posts >= self.upstream.cfg.concurrency {
             return;
         }
         if let Some(until) = self.paused_until {
@@ -180,14 +209,13 @@ impl PosterActor {
             }
             self.paused_until = None;
         }
-        self.leasing = true;
-        self.work_announced = false;
+        self.busy.send_modify(|busy| busy.leasing = true);
         // One lease fills every free slot: a lease is a round trip to the queue's thread.
-        let free_slots = self.upstream.cfg.concurrency - *self.in_flight.borrow();
+        let free_slots = self.upstream.cfg.concurrency - busy.posts;
         let max_items = self.upstream.cfg.batch_size * free_slots;
-        let lease = self.queue.lease.send(Lease { max_items });
+        let lease = self.queue.lease.send(AwaitLease { max_items });
         ctx.spawn(lease.into_actor(self).map(move |answer, act, ctx| {
-            act.leasing = false;
+            act.busy.send_modify(|busy| busy.leasing = false);
             act.lease_was_full = false;
             match answer {
                 Ok(Ok(mut items)) if !items.is_empty() => {
@@ -198,10 +226,12 @@ impl PosterActor {
                         act.start_post(items, ctx);
                         items = rest;
                     }
-                    act.fill_if_more(ctx);
+                    if act.lease_was_full {
+                        act.fill(ctx);
+                    }
                 }
-                Ok(Ok(_)) if act.work_announced => act.fill(ctx),
-                Ok(Ok(_)) => act.schedule_recheck(ctx, IDLE_RECHECK),
+                // Cancelled (draining), or the queue is stopping.
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     if act
                         .lease_failure_logged_at
@@ -210,22 +240,11 @@ impl PosterActor {
                         log::warn!("poster: cannot lease from the queue, posting waits: {e}");
                         act.lease_failure_logged_at = Some(Instant::now());
                     }
-                    act.schedule_recheck(ctx, Duration::from_millis(500));
+                    act.schedule_recheck(ctx, LEASE_FAILURE_RECHECK);
                 }
                 Err(e) => log::error!("poster: queue unavailable, posting stops: {e}"),
             }
         }));
-    }
-
-    /// Leases again when more may wait (work announced since the last lease, or that lease
-    /// came back full); else only the idle re-check looks. At a line's rate this saves a
-    /// round trip to the queue per film: a lease that would come back empty.
-    fn fill_if_more(&mut self, ctx: &mut Context<Self>) {
-        if self.work_announced || self.lease_was_full {
-            self.fill(ctx);
-        } else {
-            self.schedule_recheck(ctx, IDLE_RECHECK);
-        }
     }
 
     fn schedule_recheck(&mut self, ctx: &mut Context<Self>, after: Duration) {
@@ -246,7 +265,7 @@ impl PosterActor {
                 item.sequence.upstream_id = self.sequences.id_of(item.sequence.id);
             }
         }
-        self.in_flight.send_modify(|requests| *requests += 1);
+        self.busy.send_modify(|busy| busy.posts += 1);
         let upstream = self.upstream.clone();
         let sequence_posted = self.queue.sequence_posted.clone();
         let sequences = self.sequences.clone();
@@ -258,12 +277,13 @@ impl PosterActor {
             // wake this thread once more per post. `do_send` passes a full mailbox too (an ack
             // is never dropped; only a queue already gone loses it, and its items are re-sent
             // after a restart). Sent before the slot is freed, so a drain that sees no post in
-            // flight finds every ack in the queue's mailbox before its flush.
+            // flight finds every ack in the queue's mailbox before its flush. The next lease
+            // follows it at once: the queue's thread wakes once for both.
             act.queue.ack.do_send(Ack {
                 outcomes: report.take_outcomes(),
             });
-            act.in_flight.send_modify(|requests| *requests -= 1);
-            act.fill_if_more(ctx);
+            act.busy.send_modify(|busy| busy.posts -= 1);
+            act.fill(ctx);
         }));
     }
 

@@ -1,10 +1,11 @@
 //! [`QueueActor`]: owns the [`QueueStore`] on an arbiter (thread) of its own, so SQLite never
 //! blocks the web or poster threads, and decides when to commit.
 //!
-//! Messages in: [`Enqueue`] from the links; [`Subscribe`], [`Lease`], [`Ack`],
-//! [`SequencePosted`] from the poster; [`Flush`] at shutdown; the inspection messages from the
-//! web side. Out: answers, and the [`WorkAvailable`] notice to the subscriber after a commit
-//! that made items leasable or when a retry falls due.
+//! Messages in: [`Enqueue`] from the links; [`Subscribe`], [`AwaitLease`], [`CancelLease`],
+//! [`Ack`], [`SequencePosted`] from the poster; [`Flush`] at shutdown; the inspection messages
+//! (and a plain [`Lease`]) from the web side and tests. Out: answers. After a commit that made
+//! items leasable, or when a retry falls due, a kept [`AwaitLease`] is answered with them; a
+//! subscriber without one (busy posting) gets the [`WorkAvailable`] notice instead.
 //!
 //! Group commit, made explicit: the first write of a transaction sends the actor a
 //! [`CommitGroup`] through its own mailbox, behind every message already waiting there (the
@@ -17,17 +18,18 @@
 use super::dead_log::{DeadLog, WINDOW as DEAD_LOG_WINDOW};
 use super::{QueueConfig, QueueError, QueueStore};
 use crate::messages::{
-    AcceptItem, Ack, AckAlarm, AlarmPage, AlarmView, DeleteItem, Enqueue, EnqueueOutcome, Flush,
-    GetItem, GetSpc, GetSpcLots, GetSpcPoints, GetStats, ItemPage, Lease, LeasedItem, ListAlarms,
-    ListItems, MarkStop, Outcome, Ping, QueueStats, QueuedItem, ResetSpc, RetryAllDead,
-    RetryAllOutcome, RetryItem, SequencePosted, SpcChartView, SpcLot, SpcPoints, Subscribe,
-    WorkAvailable,
+    AcceptItem, Ack, AckAlarm, AlarmPage, AlarmView, AwaitLease, CancelLease, DeleteItem, Enqueue,
+    EnqueueOutcome, Flush, GetItem, GetSpc, GetSpcLots, GetSpcPoints, GetStats, ItemPage, Lease,
+    LeasedItem, ListAlarms, ListItems, MarkStop, Outcome, Ping, QueueStats, QueuedItem, ResetSpc,
+    RetryAllDead, RetryAllOutcome, RetryItem, SequencePosted, SpcChartView, SpcLot, SpcPoints,
+    Subscribe, WorkAvailable,
 };
 use crate::record::LinkParser;
 use crate::record::steady_ms;
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// How long a failing store waits before its next commit attempt.
 pub const STORE_RETRY_INTERVAL: Duration = Duration::from_millis(500);
@@ -53,6 +55,8 @@ pub struct QueueActor {
     parsers: HashMap<String, LinkParser>,
     /// Who hears [`WorkAvailable`] (the poster).
     subscriber: Option<Recipient<WorkAvailable>>,
+    /// The poster's [`AwaitLease`] that found nothing, answered when work comes.
+    kept_lease: Option<KeptLease>,
     /// A [`CommitGroup`] marker is in the mailbox.
     commit_scheduled: bool,
     /// A commit of outcomes is scheduled at the end of the commit window.
@@ -96,6 +100,7 @@ impl QueueActor {
             cfg,
             parsers,
             subscriber: None,
+            kept_lease: None,
             commit_scheduled: false,
             outcomes_commit_scheduled: false,
             store_retry_scheduled: false,
@@ -155,25 +160,56 @@ impl Handler<Enqueue> for QueueActor {
 impl Handler<Subscribe> for QueueActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) {
         self.subscriber = Some(msg.0);
         if self.store.has_leasable() {
-            self.notify();
+            self.offer_work(ctx);
         }
     }
+}
+
+/// An [`AwaitLease`] kept until items are leasable.
+struct KeptLease {
+    max_items: usize,
+    answer: oneshot::Sender<Result<Vec<LeasedItem>, QueueError>>,
 }
 
 impl Handler<Lease> for QueueActor {
     type Result = Result<Vec<LeasedItem>, QueueError>;
 
     fn handle(&mut self, msg: Lease, ctx: &mut Self::Context) -> Self::Result {
-        let leased = self.store.lease(msg.max_items, steady_ms());
-        // A lease that raised the lease limit has it committed at once (its commit wakes the
-        // poster); any other lease writes nothing and leaves the commits to the writes.
-        if self.store.raised_lease_limit_waits() {
-            self.settle(ctx);
+        self.lease(msg.max_items, ctx)
+    }
+}
+
+impl Handler<AwaitLease> for QueueActor {
+    type Result = ResponseActFuture<Self, Result<Vec<LeasedItem>, QueueError>>;
+
+    fn handle(&mut self, msg: AwaitLease, ctx: &mut Self::Context) -> Self::Result {
+        let leased = self.lease(msg.max_items, ctx);
+        if !matches!(&leased, Ok(items) if items.is_empty()) {
+            return Box::pin(fut::ready(leased));
         }
-        leased
+        let (answer, answered) = oneshot::channel();
+        let kept = KeptLease {
+            max_items: msg.max_items,
+            answer,
+        };
+        if let Some(earlier) = self.kept_lease.replace(kept) {
+            let _ = earlier.answer.send(Ok(Vec::new()));
+        }
+        // Dropped unanswered only when this actor stops: nothing was leased.
+        Box::pin(fut::wrap_future(answered).map(|answer, _, _| answer.unwrap_or(Ok(Vec::new()))))
+    }
+}
+
+impl Handler<CancelLease> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, _: CancelLease, _ctx: &mut Self::Context) {
+        if let Some(kept) = self.kept_lease.take() {
+            let _ = kept.answer.send(Ok(Vec::new()));
+        }
     }
 }
 
@@ -271,6 +307,9 @@ impl Handler<Flush> for QueueActor {
             // The process ends now; a new one (or a new app in the same process) may open
             // the file at once, and this actor takes no more writes.
             self.store.release_lock();
+            if let Some(kept) = self.kept_lease.take() {
+                let _ = kept.answer.send(Ok(Vec::new()));
+            }
             ctx.stop();
         }
         result
@@ -413,7 +452,7 @@ impl QueueActor {
             }
         }
         if self.store.take_new_work() {
-            self.notify();
+            self.offer_work(ctx);
         }
     }
 
@@ -435,7 +474,7 @@ impl QueueActor {
             });
         }
         if self.store.take_new_work() {
-            self.notify();
+            self.offer_work(ctx);
         }
     }
 
@@ -530,9 +569,39 @@ impl QueueActor {
         self.refusal_logged_at = Some(Instant::now());
     }
 
-    fn notify(&self) {
-        if let Some(subscriber) = &self.subscriber {
-            subscriber.do_send(WorkAvailable);
+    /// Up to `max_items` leasable items, marked in flight. A lease that raised the lease limit
+    /// has it committed at once (that commit offers the items beyond it); any other lease
+    /// writes nothing and leaves the commits to the writes.
+    fn lease(
+        &mut self,
+        max_items: usize,
+        ctx: &mut Context<Self>,
+    ) -> Result<Vec<LeasedItem>, QueueError> {
+        let leased = self.store.lease(max_items, steady_ms());
+        if self.store.raised_lease_limit_waits() {
+            self.settle(ctx);
+        }
+        leased
+    }
+
+    /// Items may be leasable: answers the kept [`AwaitLease`] with them, or, when none is
+    /// kept, tells the subscriber.
+    fn offer_work(&mut self, ctx: &mut Context<Self>) {
+        let Some(kept) = self.kept_lease.take() else {
+            if let Some(subscriber) = &self.subscriber {
+                subscriber.do_send(WorkAvailable);
+            }
+            return;
+        };
+        if kept.answer.is_closed() {
+            return;
+        }
+        match self.lease(kept.max_items, ctx) {
+            // All of it in flight already, or beyond a lease limit not yet committed.
+            Ok(items) if items.is_empty() => self.kept_lease = Some(kept),
+            answer => {
+                let _ = kept.answer.send(answer);
+            }
         }
     }
 
@@ -550,7 +619,7 @@ impl QueueActor {
                 return;
             }
             act.retry_wake_at_ms = None;
-            act.notify();
+            act.offer_work(ctx);
             act.schedule_next_wake(ctx);
         });
     }

@@ -39,12 +39,7 @@ async fn films_flow_from_a_pty_through_the_queue_to_the_upstream_in_order() {
         queue_cfg,
         HashMap::from([("l1".to_owned(), link_cfg.parser())]),
     );
-    let links = QueueLinks {
-        lease: queue.clone().recipient(),
-        ack: queue.clone().recipient(),
-        sequence_posted: queue.clone().recipient(),
-        stats: queue.clone().recipient(),
-    };
+    let links = QueueLinks::to(&queue);
     let poster = start_poster(upstream_cfg, links, Arc::new(PostMetrics::default()))
         .await
         .unwrap();
