@@ -37,7 +37,8 @@
 //! 2. Each frame is parsed into a [`record::NewItem`] (a film with its sequence, or a rejected
 //!    frame) and the read burst goes to the queue in one [`messages::Enqueue`].
 //! 3. The queue writes it into its open transaction; the group commit makes it safe.
-//! 4. The poster leases committed items ([`messages::Lease`]), posts each new sequence once and
+//! 4. The poster leases committed items ([`messages::AwaitLease`], answered by the commit that
+//!    makes them leasable), posts each new sequence once and
 //!    then the films (one per request or in batches), and acks the outcomes
 //!    ([`messages::Ack`]): delivered items move to the posted history, failed ones wait for a
 //!    retry, rejected ones are dead until an operator acts.

@@ -4,7 +4,7 @@
 //! record's last byte written to the upstream receiving it, and the gateway's peak RSS.
 //!
 //! `cargo bench --bench pipeline` runs every mode; `-- --smoke` runs each briefly (CI);
-//! `-- --mode flood|batch|steady|backlog|embedded|nginx|nginx-batch|line|line4|line-embedded|spc`
+//! `-- --mode flood|batch|steady|backlog|embedded|nginx|nginx-batch|line|line4|line-embedded|floor|spc`
 //! runs one; `-- --films N`
 //! sets the size. The nginx modes post to a real nginx answering a plain 201 to every film
 //! post and batch (and an id to sequence posts), as a reverse proxy in front of a records
@@ -15,7 +15,10 @@
 //! 40 ms: 25 films/s each), posting to nginx (`line-embedded`: one link posting to the
 //! gateway's own records service). After a warm-up they read the gateway's CPU time
 //! (utime + stime from `/proc/PID/stat`) over a window (60 s; `--seconds N`; 3 s in a smoke
-//! run) and print the % of one core and the µs of CPU per film.
+//! run) and print the % of one core and the µs of CPU per film. The `floor` mode measures,
+//! the same way, what the one thing per film no gateway may skip costs on this machine: a
+//! durable commit (SQLite, WAL, `synchronous=FULL`) of one film-sized row every 40 ms, on a
+//! thread of this program (the rest of a line's cost is reading, posting and waking).
 //!
 //! `--spc` makes every link watch `thickness_um` with SPC as the shipped config does (X̄-R,
 //! subgroups of 5), to compare a mode with and without it; the `spc` mode times the pure
@@ -73,6 +76,7 @@ fn main() {
             "line",
             "line4",
             "line-embedded",
+            "floor",
             "spc",
         ]
         .map(String::from)
@@ -85,6 +89,14 @@ fn main() {
     for mode in modes {
         if mode == "spc" {
             judging_cost(if smoke { 100_000 } else { 10_000_000 });
+            continue;
+        }
+        if mode == "floor" {
+            durable_commit_floor(Duration::from_secs(if smoke {
+                3
+            } else {
+                args.seconds(60)
+            }));
             continue;
         }
         if let Some(links) = line_links(&mode) {
@@ -225,13 +237,13 @@ async fn run_line(mode: &str, links: usize, window: Duration, spc: bool) {
     })
     .await;
     let (cpu_before, delivered_before, started) = (
-        cpu_ticks(gateway.id()),
+        cpu_ticks(&format!("/proc/{}/stat", gateway.id())),
         delivered().await.unwrap_or(0),
         Instant::now(),
     );
     actix_rt::time::sleep(window).await;
     let (cpu_after, delivered_after, seconds) = (
-        cpu_ticks(gateway.id()),
+        cpu_ticks(&format!("/proc/{}/stat", gateway.id())),
         delivered().await.unwrap_or(0),
         started.elapsed().as_secs_f64(),
     );
@@ -263,9 +275,47 @@ async fn run_line(mode: &str, links: usize, window: Duration, spc: bool) {
 /// Clock ticks per second of `/proc/PID/stat` (Linux reports them in USER_HZ, 100).
 const USER_HZ: f64 = 100.0;
 
-/// CPU time (utime + stime, in clock ticks) a process has used, from `/proc/PID/stat`.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+/// One durable commit of a film-sized row every 40 ms for `window` on this thread, in a fresh
+/// SQLite file set up as the queue's (WAL, `synchronous=FULL`): the thread's CPU per commit.
+fn durable_commit_floor(window: Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("floor.sqlite3")).unwrap();
+    db.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+         CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL UNIQUE,
+                             raw TEXT NOT NULL, state INTEGER NOT NULL);",
+    )
+    .unwrap();
+    let period = Duration::from_millis(1000 / LINE_RATE_HZ);
+    let raw = "L0-3,301,25.01,1200.5,0".repeat(4);
+    let (started, cpu_before) = (Instant::now(), cpu_ticks("/proc/thread-self/stat"));
+    let mut commits = 0u32;
+    while started.elapsed() < window {
+        let tx = db.unchecked_transaction().unwrap();
+        tx.execute(
+            "INSERT INTO items (uid, raw, state) VALUES (?1, ?2, 0)",
+            rusqlite::params![format!("floor-{commits}"), raw],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        commits += 1;
+        std::thread::sleep((period * commits).saturating_sub(started.elapsed()));
+    }
+    let cpu_s = (cpu_ticks("/proc/thread-self/stat") - cpu_before) as f64 / USER_HZ;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "floor     commits/s={:<5.1} cpu={:.2}% of a core  cpu_per_commit={:.0}us  (one durable \
+         commit per film, over {seconds:.0} s, {commits} commits)",
+        commits as f64 / seconds,
+        cpu_s / seconds * 100.0,
+        cpu_s * 1e6 / commits.max(1) as f64,
+    );
+}
+
+/// CPU time (utime + stime, in clock ticks) from a `/proc/…/stat` file (a process's, or
+/// `/proc/thread-self/stat` for the calling thread's).
+fn cpu_ticks(stat_path: &str) -> u64 {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
     // The fields after the command's closing parenthesis; utime and stime are 14th and 15th
     // of the whole line, so the 12th and 13th after it.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);

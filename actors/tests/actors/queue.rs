@@ -3,8 +3,9 @@
 
 use actix::prelude::*;
 use filmgate_actors::messages::{
-    Ack, DeleteItem, Enqueue, Flush, GetItem, GetStats, ItemState, Lease, LeasedItem, ListItems,
-    Outcome, RetryAllDead, RetryItem, SequencePosted, Subscribe, WorkAvailable,
+    Ack, AwaitLease, CancelLease, DeleteItem, Enqueue, Flush, GetItem, GetStats, ItemState, Lease,
+    LeasedItem, ListItems, Outcome, RetryAllDead, RetryItem, SequencePosted, Subscribe,
+    WorkAvailable,
 };
 use filmgate_actors::queue::{QueueActor, QueueConfig, QueueError, QueueStore};
 use filmgate_actors::record::now_ms;
@@ -182,6 +183,99 @@ async fn a_retry_wakes_the_subscriber_when_it_falls_due() {
         .unwrap()
         .unwrap();
     assert_eq!((leased.len(), leased[0].attempts), (1, 1));
+}
+
+#[actix_rt::test]
+async fn a_kept_lease_is_answered_by_the_commit_that_makes_items_leasable_and_no_notice_is_sent() {
+    let queue = spawn_queue();
+    let mut work = subscribe(&queue).await;
+    let kept = queue.addr.send(AwaitLease { max_items: 10 });
+    let kept = actix_rt::spawn(kept);
+    // The queue holds it: nothing to lease yet.
+    queue.addr.send(GetStats).await.unwrap().unwrap();
+    assert!(!kept.is_finished(), "answered with nothing to lease");
+    queue
+        .addr
+        .send(Enqueue {
+            items: vec![film_item(1), film_item(2)],
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let leased = tokio::time::timeout(DEADLINE, kept)
+        .await
+        .expect("the kept lease was not answered")
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let film_nos: Vec<_> = leased.iter().map(|i| i.data["film_no"].as_u64()).collect();
+    assert_eq!(film_nos, [Some(1), Some(2)]);
+    // The lease took the work: the subscriber was not told as well.
+    queue.addr.send(GetStats).await.unwrap().unwrap();
+    assert!(
+        work.try_recv().is_err(),
+        "a notice beside the answered lease"
+    );
+}
+
+#[actix_rt::test]
+async fn a_kept_lease_is_answered_when_a_retry_falls_due() {
+    let queue = spawn_queue();
+    queue
+        .addr
+        .send(Enqueue {
+            items: vec![film_item(1)],
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let id = lease_n(&queue, 1).await[0].id;
+    let retry = Outcome::Retry {
+        error: "HTTP 503".into(),
+        delay_ms: 150,
+    };
+    let acked_at = Instant::now();
+    queue.addr.do_send(Ack {
+        outcomes: vec![(id, retry)],
+    });
+    let leased = tokio::time::timeout(DEADLINE, queue.addr.send(AwaitLease { max_items: 10 }))
+        .await
+        .expect("the retry was not handed out")
+        .unwrap()
+        .unwrap();
+    assert!(
+        acked_at.elapsed() >= Duration::from_millis(150),
+        "leased before it was due"
+    );
+    assert_eq!((leased.len(), leased[0].id, leased[0].attempts), (1, id, 1));
+}
+
+#[actix_rt::test]
+async fn a_kept_lease_ends_empty_when_cancelled_or_replaced_and_leases_nothing() {
+    let queue = spawn_queue();
+    let first = actix_rt::spawn(queue.addr.send(AwaitLease { max_items: 10 }));
+    let second = actix_rt::spawn(queue.addr.send(AwaitLease { max_items: 10 }));
+    let answer = |lease: actix_rt::task::JoinHandle<_>| async move {
+        tokio::time::timeout(DEADLINE, lease)
+            .await
+            .expect("not answered")
+            .unwrap()
+    };
+    let first: Result<Result<Vec<LeasedItem>, QueueError>, _> = answer(first).await;
+    assert!(first.unwrap().unwrap().is_empty(), "the replaced lease");
+    queue.addr.send(CancelLease).await.unwrap();
+    let second: Result<Result<Vec<LeasedItem>, QueueError>, _> = answer(second).await;
+    assert!(second.unwrap().unwrap().is_empty(), "the cancelled lease");
+    // Work that comes after the cancel stays pending for whoever leases next.
+    queue
+        .addr
+        .send(Enqueue {
+            items: vec![film_item(1)],
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lease_n(&queue, 1).await.len(), 1);
 }
 
 #[actix_rt::test]
