@@ -2,7 +2,8 @@
 # Installs what the integration tests' peers need on a Debian 12 machine (run as root):
 # Chromium + chromedriver (dashboard), nginx (TLS / proxy peer), PostgreSQL (shared records db),
 # libfaketime (a wall-clock step), systemd's tools (the unit check) and a Python venv with
-# Django REST Framework + gunicorn (tests/django, a real DRF upstream).
+# Django REST Framework + gunicorn (tests/django, a real DRF upstream) and aiohttp +
+# pyserial-asyncio (tests/bench/seed.py, the benchmark's rebuilt seed script).
 # Idempotent, and quick when everything is already there.
 set -euo pipefail
 
@@ -32,11 +33,12 @@ else
     echo "peers: apt packages present (chromium, chromedriver, nginx, postgresql, faketime, systemd)"
 fi
 
-if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c 'import django, rest_framework, gunicorn' 2>/dev/null; then
+if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c 'import django, rest_framework, gunicorn, aiohttp, serial_asyncio' 2>/dev/null; then
     echo "peers: venv ready at $venv"
 else
-    echo "peers: creating venv at $venv (django, djangorestframework, gunicorn)"
+    echo "peers: creating venv at $venv (django, djangorestframework, gunicorn; aiohttp and"
+    echo "peers: pyserial-asyncio for the benchmark's rebuilt seed script)"
     mkdir -p "$(dirname "$venv")"
     python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install -q django djangorestframework gunicorn
+    "$venv/bin/python" -m pip install -q django djangorestframework gunicorn aiohttp pyserial-asyncio
 fi

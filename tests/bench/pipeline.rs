@@ -4,7 +4,7 @@
 //! record's last byte written to the upstream receiving it, and the gateway's peak RSS.
 //!
 //! `cargo bench --bench pipeline` runs every mode; `-- --smoke` runs each briefly (CI);
-//! `-- --mode flood|batch|steady|backlog|embedded|nginx|nginx-batch|line|line4|line-embedded|floor|spc`
+//! `-- --mode flood|batch|steady|backlog|embedded|nginx|nginx-batch|seed|line|line4|line-embedded|floor|spc`
 //! runs one; `-- --films N`
 //! sets the size. The nginx modes post to a real nginx answering a plain 201 to every film
 //! post and batch (and an id to sequence posts), as a reverse proxy in front of a records
@@ -19,6 +19,11 @@
 //! the same way, what the one thing per film no gateway may skip costs on this machine: a
 //! durable commit (SQLite, WAL, `synchronous=FULL`) of one film-sized row every 40 ms, on a
 //! thread of this program (the rest of a line's cost is reading, posting and waking).
+//!
+//! The `seed` mode runs the system filmgate replaced (`seed.py`, rebuilt from its description:
+//! pyserial-asyncio, a deque, aiohttp, one film per request; it needs `tests/peers.sh`'s venv)
+//! on the same pty writer into the same nginx, then filmgate's `nginx` and `nginx-batch` modes,
+//! and prints filmgate's films/s as a multiple of the seed's.
 //!
 //! `--spc` makes every link watch `thickness_um` with SPC as the shipped config does (X̄-R,
 //! subgroups of 5), to compare a mode with and without it; the `spc` mode times the pure
@@ -73,6 +78,7 @@ fn main() {
             "embedded",
             "nginx",
             "nginx-batch",
+            "seed",
             "line",
             "line4",
             "line-embedded",
@@ -89,6 +95,17 @@ fn main() {
     for mode in modes {
         if mode == "spc" {
             judging_cost(if smoke { 100_000 } else { 10_000_000 });
+            continue;
+        }
+        if mode == "seed" {
+            let seed = actix_rt::System::new().block_on(seed_films_per_s(films));
+            println!("seed         films={films:<7} films/s={seed:<9.0} (seed.py into nginx)");
+            for mode in ["nginx", "nginx-batch"] {
+                let run = actix_rt::System::new().block_on(run_mode(mode, films, smoke, false));
+                report(&run);
+                let ratio = run.films as f64 / run.seconds / seed;
+                println!("{mode:<12} = {ratio:.1}× the seed's films/s in this run");
+            }
             continue;
         }
         if mode == "floor" {
@@ -274,6 +291,48 @@ async fn run_line(mode: &str, links: usize, window: Duration, spc: bool) {
 
 /// Clock ticks per second of `/proc/PID/stat` (Linux reports them in USER_HZ, 100).
 const USER_HZ: f64 = 100.0;
+
+/// The rebuilt seed script's films/s: `films` written into a pty as fast as it reads them,
+/// posted to nginx answering 201, timed from the first byte written to the script's exit.
+async fn seed_films_per_s(films: u64) -> f64 {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let (_nginx, port) = nginx_answering_201(dir.path()).await;
+    let mut pty = Pty::open_raw().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("target/peers/venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run tests/peers.sh",
+        python.display()
+    );
+    let mut seed = std::process::Command::new(python)
+        .arg(root.join("tests/bench/seed.py"))
+        .arg(pty.slave_path())
+        .arg(format!("http://127.0.0.1:{port}/api/"))
+        .arg(films.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("seed.py starts");
+    let mut ready = String::new();
+    std::io::BufReader::new(seed.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready", "seed.py did not open the port");
+    let started = Instant::now();
+    let writer = std::thread::spawn(move || {
+        for first in (1..=films).step_by(100) {
+            let text: String = (first..=(first + 99).min(films)).map(film_line).collect();
+            pty.write_all(text.as_bytes()).unwrap();
+        }
+        pty
+    });
+    let status = seed.wait().unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(status.success(), "seed.py failed: {status}");
+    drop(writer.join());
+    films as f64 / seconds
+}
 
 /// One durable commit of a film-sized row every 40 ms for `window` on this thread, in a fresh
 /// SQLite file set up as the queue's (WAL, `synchronous=FULL`): the thread's CPU per commit.
