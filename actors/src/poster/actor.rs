@@ -81,6 +81,8 @@ pub struct PosterActor {
     busy: watch::Sender<Busy>,
     /// No leasing before this instant (upstream backoff).
     paused_until: Option<Instant>,
+    /// Work was announced while a lease was out: lease again when it is answered.
+    work_announced: bool,
     /// The last lease came back full: more may wait (leased again while a slot is free).
     lease_was_full: bool,
     /// Upstream ids of sequences learned this run, shared with the post tasks.
@@ -128,6 +130,7 @@ impl PosterActor {
             upstream: Rc::new(upstream),
             busy: watch::Sender::new(Busy::default()),
             paused_until: None,
+            work_announced: false,
             lease_was_full: false,
             sequences: Rc::default(),
             draining: false,
@@ -151,6 +154,7 @@ impl Handler<WorkAvailable> for PosterActor {
     type Result = ();
 
     fn handle(&mut self, _: WorkAvailable, ctx: &mut Self::Context) {
+        self.work_announced = true;
         self.fill(ctx);
     }
 }
@@ -210,6 +214,7 @@ impl PosterActor {
             self.paused_until = None;
         }
         self.busy.send_modify(|busy| busy.leasing = true);
+        self.work_announced = false;
         // One lease fills every free slot: a lease is a round trip to the queue's thread.
         let free_slots = self.upstream.cfg.concurrency - busy.posts;
         let max_items = self.upstream.cfg.batch_size * free_slots;
@@ -226,12 +231,13 @@ impl PosterActor {
                         act.start_post(items, ctx);
                         items = rest;
                     }
-                    if act.lease_was_full {
+                    if act.lease_was_full || act.work_announced {
                         act.fill(ctx);
                     }
                 }
-                // Cancelled (draining), or the queue is stopping.
-                Ok(Ok(_)) => {}
+                // Cancelled: by a drain (no lease follows) or a pause (the next follows when
+                // it ends); or the queue is stopping.
+                Ok(Ok(_)) => act.fill(ctx),
                 Ok(Err(e)) => {
                     if act
                         .lease_failure_logged_at
@@ -312,6 +318,10 @@ impl PosterActor {
                 // A longer pause (a Retry-After) is never cut short by another task's backoff.
                 let until = Instant::now() + report.retry_delay;
                 self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+                if self.busy.borrow().leasing {
+                    // A kept lease would be answered during the pause.
+                    self.queue.cancel_lease.do_send(CancelLease);
+                }
                 if self.failing_since.is_none() {
                     self.failing_since = Some(Instant::now());
                     self.warn_failing(error.clone(), report.retry_delay, ctx);

@@ -44,6 +44,9 @@ const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// How often the queue file is checked to be the one open (replaced or removed: `/readyz`
 /// answers 503 and an ERROR names it, within a minute).
 const FILE_CHECK_INTERVAL: Duration = Duration::from_secs(20);
+/// How often a kept [`AwaitLease`] is tried while items wait: a safety net only, since commits
+/// and due retries answer it.
+const KEPT_LEASE_RECHECK: Duration = Duration::from_secs(5);
 
 /// The durable queue's actor.
 pub struct QueueActor {
@@ -130,6 +133,11 @@ impl Actor for QueueActor {
         ctx.run_interval(FILE_CHECK_INTERVAL, |act, _| {
             if let Some(problem) = act.store.check_file() {
                 log::error!("queue: {problem}");
+            }
+        });
+        ctx.run_interval(KEPT_LEASE_RECHECK, |act, ctx| {
+            if act.kept_lease.is_some() && act.store.has_leasable() {
+                act.offer_work(ctx);
             }
         });
     }
@@ -446,6 +454,9 @@ impl QueueActor {
             if self.failure_logged {
                 self.failure_logged = false;
                 log::info!("queue: store {} is writable again", self.store.path());
+                // Retries acked while it failed are in the file only now: wake for the first.
+                self.retry_wake_at_ms = None;
+                self.schedule_next_wake(ctx);
             }
             if self.store.has_uncommitted() {
                 self.schedule_commit(ctx);
