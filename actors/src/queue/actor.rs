@@ -4,8 +4,9 @@
 //! Messages in: [`Enqueue`] from the links; [`Subscribe`], [`AwaitLease`], [`CancelLease`],
 //! [`Ack`], [`SequencePosted`] from the poster; [`Flush`] at shutdown; the inspection messages
 //! (and a plain [`Lease`]) from the web side and tests. Out: answers. After a commit that made
-//! items leasable, or when a retry falls due, a kept [`AwaitLease`] is answered with them; a
-//! subscriber without one (busy posting) gets the [`WorkAvailable`] notice instead.
+//! items leasable, or when a retry falls due, a kept [`AwaitLease`] is answered with them (and
+//! it is tried every 5 s while items wait, a safety net); a subscriber without one (busy
+//! posting) gets the [`WorkAvailable`] notice instead.
 //!
 //! Group commit, made explicit: the first write of a transaction sends the actor a
 //! [`CommitGroup`] through its own mailbox, behind every message already waiting there (the

@@ -8,7 +8,7 @@ use filmgate_actors::messages::{
     WorkAvailable,
 };
 use filmgate_actors::queue::{QueueActor, QueueConfig, QueueError, QueueStore};
-use filmgate_actors::record::now_ms;
+use filmgate_actors::record::{NewItem, now_ms};
 use filmgate_actors::serial::RecordConfig;
 use filmgate_testkit::{film_item, rejected_item, wait_for};
 use serde_json::json;
@@ -23,6 +23,13 @@ struct TestQueue {
     addr: Addr<QueueActor>,
     cfg: QueueConfig,
     _dir: TempDir,
+}
+
+impl TestQueue {
+    /// Writes `items` as a link does; they are safe after the group commit.
+    async fn enqueue(&self, items: Vec<NewItem>) {
+        self.addr.send(Enqueue { items }).await.unwrap().unwrap();
+    }
 }
 
 fn spawn_queue() -> TestQueue {
@@ -120,14 +127,7 @@ async fn enqueued_items_are_leased_after_the_group_commit() {
 async fn subscriber_hears_work_available_after_a_commit() {
     let queue = spawn_queue();
     let mut work = subscribe(&queue).await;
-    queue
-        .addr
-        .send(Enqueue {
-            items: vec![film_item(1)],
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    queue.enqueue(vec![film_item(1)]).await;
     tokio::time::timeout(DEADLINE, work.recv())
         .await
         .expect("no WorkAvailable")
@@ -145,14 +145,7 @@ async fn subscriber_hears_work_available_after_a_commit() {
 #[actix_rt::test]
 async fn a_retry_wakes_the_subscriber_when_it_falls_due() {
     let queue = spawn_queue();
-    queue
-        .addr
-        .send(Enqueue {
-            items: vec![film_item(1)],
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    queue.enqueue(vec![film_item(1)]).await;
     let id = lease_n(&queue, 1).await[0].id;
     let mut work = subscribe(&queue).await;
     let retry = Outcome::Retry {
@@ -194,14 +187,7 @@ async fn a_kept_lease_is_answered_by_the_commit_that_makes_items_leasable_and_no
     // The queue holds it: nothing to lease yet.
     queue.addr.send(GetStats).await.unwrap().unwrap();
     assert!(!kept.is_finished(), "answered with nothing to lease");
-    queue
-        .addr
-        .send(Enqueue {
-            items: vec![film_item(1), film_item(2)],
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    queue.enqueue(vec![film_item(1), film_item(2)]).await;
     let leased = tokio::time::timeout(DEADLINE, kept)
         .await
         .expect("the kept lease was not answered")
@@ -221,14 +207,7 @@ async fn a_kept_lease_is_answered_by_the_commit_that_makes_items_leasable_and_no
 #[actix_rt::test]
 async fn a_kept_lease_is_answered_when_a_retry_falls_due() {
     let queue = spawn_queue();
-    queue
-        .addr
-        .send(Enqueue {
-            items: vec![film_item(1)],
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    queue.enqueue(vec![film_item(1)]).await;
     let id = lease_n(&queue, 1).await[0].id;
     let retry = Outcome::Retry {
         error: "HTTP 503".into(),
@@ -267,14 +246,7 @@ async fn a_kept_lease_ends_empty_when_cancelled_or_replaced_and_leases_nothing()
     let second: Result<Result<Vec<LeasedItem>, QueueError>, _> = answer(second).await;
     assert!(second.unwrap().unwrap().is_empty(), "the cancelled lease");
     // Work that comes after the cancel stays pending for whoever leases next.
-    queue
-        .addr
-        .send(Enqueue {
-            items: vec![film_item(1)],
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    queue.enqueue(vec![film_item(1)]).await;
     assert_eq!(lease_n(&queue, 1).await.len(), 1);
 }
 
@@ -287,7 +259,7 @@ async fn stats_count_items_by_state() {
         film_item(3),
         rejected_item(b"L1,4", "expected 5 fields"),
     ];
-    queue.addr.send(Enqueue { items }).await.unwrap().unwrap();
+    queue.enqueue(items).await;
     let leased = lease_n(&queue, 2).await;
     let delivered = Outcome::Delivered {
         upstream_id: Some(json!(7)),
@@ -347,14 +319,7 @@ async fn stats_count_items_by_state() {
 #[actix_rt::test]
 async fn flushed_frames_and_sequence_ids_are_on_disk_for_another_connection() {
     let queue = spawn_queue();
-    queue
-        .addr
-        .send(Enqueue {
-            items: vec![film_item(1), film_item(2)],
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    queue.enqueue(vec![film_item(1), film_item(2)]).await;
     let first = lease_n(&queue, 1).await.remove(0);
     let posted = SequencePosted {
         sequence_id: first.sequence.id,
@@ -387,7 +352,7 @@ async fn dead_items_can_be_retried_and_deleted_through_the_actor() {
         rejected_item(b"L1,1,2,3,4", "expected 5 fields"),
         rejected_item(b"nonsense", "expected 5 fields"),
     ];
-    queue.addr.send(Enqueue { items }).await.unwrap().unwrap();
+    queue.enqueue(items).await;
     queue
         .addr
         .send(Flush { last: false })
