@@ -92,6 +92,8 @@ fn main() {
         "filmgate pipeline benchmark: {films} films per mode{}",
         if smoke { " (smoke)" } else { "" }
     );
+    // How long the line and floor modes read CPU time.
+    let cpu_window = Duration::from_secs(if smoke { 3 } else { args.seconds(60) });
     for mode in modes {
         if mode == "spc" {
             judging_cost(if smoke { 100_000 } else { 10_000_000 });
@@ -109,16 +111,11 @@ fn main() {
             continue;
         }
         if mode == "floor" {
-            durable_commit_floor(Duration::from_secs(if smoke {
-                3
-            } else {
-                args.seconds(60)
-            }));
+            durable_commit_floor(cpu_window);
             continue;
         }
         if let Some(links) = line_links(&mode) {
-            let window = Duration::from_secs(if smoke { 3 } else { args.seconds(60) });
-            actix_rt::System::new().block_on(run_line(&mode, links, window, args.spc));
+            actix_rt::System::new().block_on(run_line(&mode, links, cpu_window, args.spc));
             continue;
         }
         let run = actix_rt::System::new().block_on(run_mode(&mode, films, smoke, args.spc));

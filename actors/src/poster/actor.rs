@@ -48,7 +48,7 @@ pub struct Drain {
 #[derive(Clone)]
 pub struct QueueLinks {
     pub lease: Recipient<AwaitLease>,
-    /// Ends a kept lease when the poster drains.
+    /// Ends a kept lease when the poster drains or pauses.
     pub cancel_lease: Recipient<CancelLease>,
     pub ack: Recipient<Ack>,
     pub sequence_posted: Recipient<SequencePosted>,

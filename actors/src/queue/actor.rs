@@ -204,9 +204,8 @@ impl Handler<AwaitLease> for QueueActor {
             max_items: msg.max_items,
             answer,
         };
-        if let Some(earlier) = self.kept_lease.replace(kept) {
-            let _ = earlier.answer.send(Ok(Vec::new()));
-        }
+        self.cancel_kept_lease();
+        self.kept_lease = Some(kept);
         // Dropped unanswered only when this actor stops: nothing was leased.
         Box::pin(fut::wrap_future(answered).map(|answer, _, _| answer.unwrap_or(Ok(Vec::new()))))
     }
@@ -216,9 +215,7 @@ impl Handler<CancelLease> for QueueActor {
     type Result = ();
 
     fn handle(&mut self, _: CancelLease, _ctx: &mut Self::Context) {
-        if let Some(kept) = self.kept_lease.take() {
-            let _ = kept.answer.send(Ok(Vec::new()));
-        }
+        self.cancel_kept_lease();
     }
 }
 
@@ -316,9 +313,7 @@ impl Handler<Flush> for QueueActor {
             // The process ends now; a new one (or a new app in the same process) may open
             // the file at once, and this actor takes no more writes.
             self.store.release_lock();
-            if let Some(kept) = self.kept_lease.take() {
-                let _ = kept.answer.send(Ok(Vec::new()));
-            }
+            self.cancel_kept_lease();
             ctx.stop();
         }
         result
@@ -594,6 +589,13 @@ impl QueueActor {
             self.settle(ctx);
         }
         leased
+    }
+
+    /// Answers the kept [`AwaitLease`], if any, with nothing.
+    fn cancel_kept_lease(&mut self) {
+        if let Some(kept) = self.kept_lease.take() {
+            let _ = kept.answer.send(Ok(Vec::new()));
+        }
     }
 
     /// Items may be leasable: answers the kept [`AwaitLease`] with them, or, when none is
