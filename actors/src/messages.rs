@@ -9,6 +9,7 @@ use crate::record::{FilmData, NewItem};
 use actix::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 // ---- the queue's error ------------------------------------------------------------------
 
@@ -112,7 +113,7 @@ pub struct AwaitLease {
 pub struct CancelLease;
 
 /// A film handed to the poster.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct LeasedItem {
     /// Queue row id.
     pub id: i64,
@@ -124,12 +125,20 @@ pub struct LeasedItem {
     pub received_at_ms: i64,
     /// The frame as text (films are valid UTF-8 by construction).
     pub raw: String,
-    /// The parsed fields.
-    pub data: FilmData,
+    /// The parsed fields, as the JSON object text stored at enqueue: passed on to the body
+    /// as it is, not parsed again.
+    pub data: Box<RawValue>,
     /// Delivery attempts so far.
     pub attempts: u32,
     /// The film's sequence.
     pub sequence: LeasedSequence,
+}
+
+impl LeasedItem {
+    /// The data's fields as a map (parsed from the stored text; not a JSON object: none).
+    pub fn fields(&self) -> FilmData {
+        serde_json::from_str(self.data.get()).unwrap_or_default()
+    }
 }
 
 /// The sequence of a leased film, with its upstream id once known.

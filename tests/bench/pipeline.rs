@@ -63,6 +63,9 @@ struct Run {
     seconds: f64,
     latencies_us: Vec<u64>,
     peak_rss_kb: u64,
+    /// The gateway's CPU time (utime + stime) over the measured span, per film: steadier
+    /// than films/s on a machine whose speed drifts.
+    cpu_us_per_film: f64,
 }
 
 fn main() {
@@ -396,14 +399,16 @@ fn report(run: &Run) {
         }
     };
     println!(
-        "{:<12} films={:<7} films/s={:<9.0} p50={:.2}ms p99={:.2}ms max={:.2}ms peak_rss={:.1}MB",
+        "{:<12} films={:<7} films/s={:<9.0} p50={:.2}ms p99={:.2}ms max={:.2}ms peak_rss={:.1}MB \
+         cpu_per_film={:.1}us",
         run.mode,
         run.films,
         run.films as f64 / run.seconds,
         pct(0.5),
         pct(0.99),
         pct(1.0),
-        run.peak_rss_kb as f64 / 1024.0
+        run.peak_rss_kb as f64 / 1024.0,
+        run.cpu_us_per_film,
     );
 }
 
@@ -468,6 +473,8 @@ async fn run_mode(mode: &str, films: u64, smoke: bool, spc: bool) -> Run {
     // Write from a thread: flood, or paced at 1,000 films/s for steady.
     let written_at: Arc<Mutex<Vec<Option<Instant>>>> =
         Arc::new(Mutex::new(vec![None; films as usize + 1]));
+    let gateway_stat = format!("/proc/{}/stat", gateway.id());
+    let mut cpu_before = cpu_ticks(&gateway_stat);
     let start = Instant::now();
     let writer = {
         let written_at = written_at.clone();
@@ -505,7 +512,7 @@ async fn run_mode(mode: &str, films: u64, smoke: bool, spc: bool) -> Run {
             (stats["enqueued_total"].as_u64()? >= films).then_some(())
         })
         .await;
-        measure_from = Instant::now();
+        (measure_from, cpu_before) = (Instant::now(), cpu_ticks(&gateway_stat));
         arrivals.down.store(false, Ordering::SeqCst);
     }
     let limit = Duration::from_secs(if smoke { 120 } else { 900 });
@@ -520,6 +527,7 @@ async fn run_mode(mode: &str, films: u64, smoke: bool, spc: bool) -> Run {
     })
     .await;
     let seconds = measure_from.elapsed().as_secs_f64();
+    let cpu_s = (cpu_ticks(&gateway_stat) - cpu_before) as f64 / USER_HZ;
     let peak_rss_kb = peak_rss_kb(gateway.id());
     stop_gateway(&mut gateway);
 
@@ -538,6 +546,7 @@ async fn run_mode(mode: &str, films: u64, smoke: bool, spc: bool) -> Run {
         seconds,
         latencies_us,
         peak_rss_kb,
+        cpu_us_per_film: cpu_s * 1e6 / films.max(1) as f64,
     }
 }
 

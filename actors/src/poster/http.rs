@@ -10,7 +10,7 @@ use super::connector::FramingConnector;
 use awc::ClientRequest;
 use awc::http::Uri;
 use bytes::Bytes;
-use serde_json::Value;
+use serde::Serialize;
 use std::rc::Rc;
 use std::time::SystemTime;
 
@@ -54,9 +54,9 @@ impl Upstream {
         &self,
         url: &str,
         idempotency_key: Option<&str>,
-        body: &Value,
+        body: &(impl Serialize + ?Sized),
     ) -> Result<Reply, String> {
-        // Serialising JSON values cannot fail.
+        // Serialising JSON values and bodies made of them cannot fail.
         let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
         let mut url = url.to_owned();
         let origin = origin_of(&url);

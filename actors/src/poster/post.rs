@@ -273,12 +273,10 @@ fn post_batch<'a>(
 ) -> LocalBoxFuture<'a, Vec<Outcome>> {
     Box::pin(async move {
         let cfg = &upstream.cfg;
-        let body = Value::Array(
-            ready
-                .iter()
-                .map(|(item, seq)| film_body(item, seq, cfg.body))
-                .collect(),
-        );
+        let body: Vec<_> = ready
+            .iter()
+            .map(|(item, seq)| film_body(item, seq, cfg.body))
+            .collect();
         let reply = match upstream.post(&cfg.films_batch_url(), None, &body).await {
             Ok(reply) => reply,
             Err(e) => {

@@ -108,7 +108,7 @@ async fn enqueued_items_are_leased_after_the_group_commit() {
     let leased = lease_n(&queue, 3).await;
     let film_nos: Vec<_> = leased
         .iter()
-        .map(|i| i.data["film_no"].as_u64().unwrap())
+        .map(|i| i.fields()["film_no"].as_u64().unwrap())
         .collect();
     assert_eq!(film_nos, [1, 2, 3]);
     assert_eq!(leased[0].sequence.key.as_deref(), Some("L1"));
@@ -194,7 +194,10 @@ async fn a_kept_lease_is_answered_by_the_commit_that_makes_items_leasable_and_no
         .unwrap()
         .unwrap()
         .unwrap();
-    let film_nos: Vec<_> = leased.iter().map(|i| i.data["film_no"].as_u64()).collect();
+    let film_nos: Vec<_> = leased
+        .iter()
+        .map(|i| i.fields()["film_no"].as_u64())
+        .collect();
     assert_eq!(film_nos, [Some(1), Some(2)]);
     // The lease took the work: the subscriber was not told as well.
     queue.addr.send(GetStats).await.unwrap().unwrap();

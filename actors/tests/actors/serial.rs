@@ -164,7 +164,7 @@ fn record(lot: &str, film_no: u32) -> String {
 }
 
 fn film_no(film: &LeasedItem) -> i64 {
-    film.data["film_no"].as_i64().unwrap()
+    film.fields()["film_no"].as_i64().unwrap()
 }
 
 fn film_nos(films: &[LeasedItem]) -> Vec<i64> {
@@ -225,7 +225,7 @@ async fn records_written_to_a_pty_arrive_as_parsed_films_in_order_with_sequences
     assert_eq!(films[0].raw, "A,1,25.01,1200.5,0");
     assert!(films.iter().all(|f| f.source == "line-1"));
     assert_eq!(
-        serde_json::Value::Object(films[3].data.clone()),
+        serde_json::Value::Object(films[3].fields()),
         json!({"lot": "B", "film_no": 4, "thickness_um": 25.04, "width_mm": 1200.5, "defects": 0})
     );
     let seq = |i: usize| &films[i].sequence;
@@ -630,7 +630,8 @@ async fn a_sim_link_reads_films_from_the_simulated_machine() {
         first.iter().map(|i| i.id).collect::<Vec<_>>()
     );
     for film in &films {
-        let lot = film.data["lot"].as_str().unwrap();
+        let fields = film.fields();
+        let lot = fields["lot"].as_str().unwrap();
         assert!(lot.starts_with('L'), "{lot}");
         assert_eq!(film.sequence.key.as_deref(), Some(lot));
         assert_eq!(film.source, "sim-1");

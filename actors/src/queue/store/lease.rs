@@ -1,11 +1,10 @@
 //! Leases: which committed items go to the poster next, and when a waiting retry is due.
 
 use super::writes::WriteOp;
-use super::{LEASE_LIMIT_MARK, QueueStore, film_data, json_value};
+use super::{LEASE_LIMIT_MARK, QueueStore, json_value, leased_data};
 use crate::messages::QueueError;
 use crate::messages::{LeasedItem, LeasedSequence};
 use crate::queue::schema::pending;
-use crate::record::FilmData;
 use rusqlite::{Row, params};
 
 /// How far a raised lease limit reaches beyond the items leased: at most this many fresh
@@ -147,9 +146,7 @@ fn leased_item(row: &Row<'_>) -> rusqlite::Result<LeasedItem> {
         received_at_ms: row.get(3)?,
         raw: String::from_utf8(raw)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-        data: row
-            .get::<_, Option<String>>(5)?
-            .map_or_else(FilmData::new, |text| film_data(id, &text)),
+        data: leased_data(id, row.get(5)?),
         attempts: row.get(6)?,
         sequence: LeasedSequence {
             id: row.get(7)?,

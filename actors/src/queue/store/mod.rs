@@ -42,6 +42,7 @@ use crate::messages::{EnqueueOutcome, Outcome};
 use crate::record::{FilmData, NewItem, SequenceRef, now_ms};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -598,6 +599,26 @@ fn film_data(id: i64, text: &str) -> FilmData {
         Err(e) => {
             log::warn!("queue item {id}: stored data is not a JSON object ({e}); using no fields");
             FilmData::new()
+        }
+    }
+}
+
+/// A leased film's stored data as the JSON object text it is (checked, not parsed into a
+/// map): none, or text that is not a JSON object (written by hand), is an empty object.
+fn leased_data(id: i64, text: Option<String>) -> Box<RawValue> {
+    let empty = || RawValue::from_string("{}".to_owned()).unwrap_or_default();
+    let Some(text) = text else { return empty() };
+    match RawValue::from_string(text) {
+        Ok(data) if data.get().starts_with('{') => data,
+        Ok(data) => {
+            log::warn!(
+                "queue item {id}: stored data is not a JSON object ({data}); using no fields"
+            );
+            empty()
+        }
+        Err(e) => {
+            log::warn!("queue item {id}: stored data is not a JSON object ({e}); using no fields");
+            empty()
         }
     }
 }

@@ -71,7 +71,7 @@ fn films(from: i64, to: i64) -> Vec<NewItem> {
 fn film_nos(items: &[LeasedItem]) -> Vec<i64> {
     items
         .iter()
-        .map(|i| i.data["film_no"].as_i64().unwrap())
+        .map(|i| i.fields()["film_no"].as_i64().unwrap())
         .collect()
 }
 
@@ -1097,4 +1097,25 @@ fn the_lot_picker_lists_the_newest_lots_as_grouping_every_point_would() {
         assert_eq!(listed, grouped, "{field}");
     }
     assert_eq!(store.spc_lots("line-1", "defects").unwrap(), None);
+}
+
+#[test]
+fn a_film_leases_its_data_as_stored_and_hand_edited_data_as_no_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    store.enqueue(films(1, 4), NOW).unwrap();
+    store.commit().unwrap();
+    let edit = rusqlite::Connection::open(&config(&dir).path).unwrap();
+    for (id, text) in [(2, "not json"), (3, "[1, 2]"), (4, " {\"x\": 1}")] {
+        edit.execute(
+            "UPDATE items SET data = ?1 WHERE id = ?2",
+            params![text, id],
+        )
+        .unwrap();
+    }
+    let leased = store.lease(10, NOW).unwrap();
+    let stored = json_text(&parse_frame(&RecordConfig::default(), b"L1,1,25.4,1200,0").unwrap());
+    let data: Vec<&str> = leased.iter().map(|i| i.data.get()).collect();
+    assert_eq!(data, [stored.as_str(), "{}", "{}", "{\"x\": 1}"]);
+    assert_eq!(leased[3].fields()["x"], 1);
 }
