@@ -360,7 +360,7 @@ async fn retrying_a_dead_item_reparses_its_frame_and_makes_it_pending_for_the_po
     assert_eq!(stats["dead"], 0);
     let leased = app.lease(1).await;
     assert_eq!(leased[0].id, id);
-    assert_eq!(leased[0].data["film_no"], 42);
+    assert_eq!(leased[0].fields()["film_no"], 42);
     assert_eq!(leased[0].sequence.key.as_deref(), Some("L7"));
 }
 
