@@ -10,6 +10,7 @@ use actix::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::sync::Arc;
 
 // ---- the queue's error ------------------------------------------------------------------
 
@@ -130,8 +131,8 @@ pub struct LeasedItem {
     pub data: Box<RawValue>,
     /// Delivery attempts so far.
     pub attempts: u32,
-    /// The film's sequence.
-    pub sequence: LeasedSequence,
+    /// The film's sequence (one shared by the films of a lease that belong to it).
+    pub sequence: Arc<LeasedSequence>,
 }
 
 impl LeasedItem {

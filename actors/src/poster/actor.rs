@@ -18,8 +18,8 @@ use super::config::UpstreamConfig;
 use super::http::Upstream;
 use super::post::{PostReport, SequenceCache, post_items};
 use crate::messages::{
-    Ack, AwaitLease, CancelLease, GetStats, LeasedItem, Outcome, Ping, SequencePosted,
-    WorkAvailable,
+    Ack, AwaitLease, CancelLease, GetStats, LeasedItem, LeasedSequence, Outcome, Ping,
+    SequencePosted, WorkAvailable,
 };
 use crate::metrics::SharedPostMetrics;
 use crate::queue::QueueActor;
@@ -27,6 +27,7 @@ use crate::record::now_ms;
 use actix::prelude::*;
 use std::collections::HashSet;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -266,9 +267,20 @@ impl PosterActor {
 
     /// Posts one lease's items (sequences first), then acks their outcomes.
     fn start_post(&mut self, mut items: Vec<LeasedItem>, ctx: &mut Context<Self>) {
+        // The films of a sequence share it: the id learned for one goes to the next ones.
+        let mut learned: Option<Arc<LeasedSequence>> = None;
         for item in &mut items {
-            if item.sequence.upstream_id.is_none() {
-                item.sequence.upstream_id = self.sequences.id_of(item.sequence.id);
+            if item.sequence.upstream_id.is_some() {
+                continue;
+            }
+            match &learned {
+                Some(seq) if seq.id == item.sequence.id => item.sequence = seq.clone(),
+                _ => {
+                    if let Some(id) = self.sequences.id_of(item.sequence.id) {
+                        Arc::make_mut(&mut item.sequence).upstream_id = Some(id);
+                        learned = Some(item.sequence.clone());
+                    }
+                }
             }
         }
         self.busy.send_modify(|busy| busy.posts += 1);

@@ -83,13 +83,13 @@ mod tests {
             )
             .unwrap(),
             attempts: 0,
-            sequence: LeasedSequence {
+            sequence: std::sync::Arc::new(LeasedSequence {
                 id: 1,
                 uid: "s-1".into(),
                 source: "line-1".into(),
                 key: Some("L7".into()),
                 upstream_id: None,
-            },
+            }),
         }
     }
 

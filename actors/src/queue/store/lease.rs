@@ -6,6 +6,7 @@ use crate::messages::QueueError;
 use crate::messages::{LeasedItem, LeasedSequence};
 use crate::queue::schema::pending;
 use rusqlite::{Row, params};
+use std::sync::Arc;
 
 /// How far a raised lease limit reaches beyond the items leased: at most this many fresh
 /// items (and every item with a retry) count as uncertain after a crash, and the limit is
@@ -63,7 +64,8 @@ impl QueueStore {
             while leased.len() < max_items {
                 let Some(row) = rows.next()? else { break };
                 if !self.in_flight.contains(&row.get::<_, i64>(0)?) {
-                    leased.push(leased_item(row)?);
+                    let item = leased_item(row, leased.last())?;
+                    leased.push(item);
                 }
             }
         }
@@ -74,7 +76,8 @@ impl QueueStore {
             let limit = (max_items - leased.len()) as i64;
             let mut rows = stmt.query(params![self.fresh_cursor, fresh_up_to, limit])?;
             while let Some(row) = rows.next()? {
-                leased.push(leased_item(row)?);
+                let item = leased_item(row, leased.last())?;
+                leased.push(item);
             }
         }
         if let Some(last) = leased[retries..].last() {
@@ -136,9 +139,25 @@ impl QueueStore {
     }
 }
 
-fn leased_item(row: &Row<'_>) -> rusqlite::Result<LeasedItem> {
+/// A leased item from a row of [`DUE_RETRIES_SQL`] or [`FRESH_SQL`]; its sequence is the
+/// one of `previous` when both have the same (films of a lot come together), so a lease
+/// reads each sequence's columns once per run of its films.
+fn leased_item(row: &Row<'_>, previous: Option<&LeasedItem>) -> rusqlite::Result<LeasedItem> {
     let id: i64 = row.get(0)?;
     let raw: Vec<u8> = row.get(4)?;
+    let sequence_id: i64 = row.get(7)?;
+    let sequence = match previous {
+        Some(previous) if previous.sequence.id == sequence_id => previous.sequence.clone(),
+        _ => Arc::new(LeasedSequence {
+            id: sequence_id,
+            uid: row.get(8)?,
+            source: row.get(9)?,
+            key: row.get(10)?,
+            upstream_id: row
+                .get::<_, Option<String>>(11)?
+                .map(|text| json_value(&text)),
+        }),
+    };
     Ok(LeasedItem {
         id,
         uid: row.get(1)?,
@@ -148,14 +167,6 @@ fn leased_item(row: &Row<'_>) -> rusqlite::Result<LeasedItem> {
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         data: leased_data(id, row.get(5)?),
         attempts: row.get(6)?,
-        sequence: LeasedSequence {
-            id: row.get(7)?,
-            uid: row.get(8)?,
-            source: row.get(9)?,
-            key: row.get(10)?,
-            upstream_id: row
-                .get::<_, Option<String>>(11)?
-                .map(|text| json_value(&text)),
-        },
+        sequence,
     })
 }
