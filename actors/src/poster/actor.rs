@@ -273,14 +273,11 @@ impl PosterActor {
             if item.sequence.upstream_id.is_some() {
                 continue;
             }
-            match &learned {
-                Some(seq) if seq.id == item.sequence.id => item.sequence = seq.clone(),
-                _ => {
-                    if let Some(id) = self.sequences.id_of(item.sequence.id) {
-                        Arc::make_mut(&mut item.sequence).upstream_id = Some(id);
-                        learned = Some(item.sequence.clone());
-                    }
-                }
+            if let Some(seq) = learned.as_ref().filter(|seq| seq.id == item.sequence.id) {
+                item.sequence = seq.clone();
+            } else if let Some(id) = self.sequences.id_of(item.sequence.id) {
+                Arc::make_mut(&mut item.sequence).upstream_id = Some(id);
+                learned = Some(item.sequence.clone());
             }
         }
         self.busy.send_modify(|busy| busy.posts += 1);

@@ -608,19 +608,13 @@ fn film_data(id: i64, text: &str) -> FilmData {
 fn leased_data(id: i64, text: Option<String>) -> Box<RawValue> {
     let empty = || RawValue::from_string("{}".to_owned()).unwrap_or_default();
     let Some(text) = text else { return empty() };
-    match RawValue::from_string(text) {
-        Ok(data) if data.get().starts_with('{') => data,
-        Ok(data) => {
-            log::warn!(
-                "queue item {id}: stored data is not a JSON object ({data}); using no fields"
-            );
-            empty()
-        }
-        Err(e) => {
-            log::warn!("queue item {id}: stored data is not a JSON object ({e}); using no fields");
-            empty()
-        }
-    }
+    let problem = match RawValue::from_string(text) {
+        Ok(data) if data.get().starts_with('{') => return data,
+        Ok(data) => data.to_string(),
+        Err(e) => e.to_string(),
+    };
+    log::warn!("queue item {id}: stored data is not a JSON object ({problem}); using no fields");
+    empty()
 }
 
 #[cfg(test)]
